@@ -1,0 +1,309 @@
+"""The `pmemkit` command: parse, call one room, print. Expected failures become one line and an exit code.
+
+Exit codes: 0 ok · 2 bad input · 3 VM harness error · 4 host tool missing · 5 image build failed ·
+6 guest failed (timeout, panic, killed; partial results kept) · 7 refused by safety · 8 guest-side error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pmemkit import __version__
+from pmemkit.model_cli import model as model_group
+from pmemkit.scenario import FILESYSTEMS, PmemConfig, ScenarioError, parse_size
+
+EXIT_BAD_INPUT = 2
+EXIT_SAFETY = 7
+EXIT_GUEST_ERROR = 8
+DEFAULT_PMEM = ("memmap:512M",)
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"pmemkit: error: {message}", err=True)
+    sys.exit(code)
+
+
+class PmemkitGroup(click.Group):
+    """Turns every expected exception of every room into `pmemkit: error: …` and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pmemkit.guest import GuestError
+        from pmemkit.guest.experiments import UnknownExperiment
+        from pmemkit.guest.safety import SafetyError
+        from pmemkit.vm.errors import VmError
+
+        try:
+            return super().invoke(ctx)
+        except ScenarioError as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
+        except UnknownExperiment as exc:
+            fail(str(exc.args[0]), EXIT_BAD_INPUT)
+        except VmError as exc:
+            fail(str(exc), exc.exit_code)
+        except SafetyError as exc:
+            fail(str(exc), EXIT_SAFETY)
+        except GuestError as exc:
+            fail(str(exc), EXIT_GUEST_ERROR)
+        except KeyboardInterrupt:
+            fail("interrupted; no qemu was left running", 130)
+
+
+class Progress:
+    """Progress lines on stderr with elapsed time, so `--json` output on stdout stays clean."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        click.echo(f"[{time.monotonic() - self.start:6.1f}s] {message}", err=True)
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@click.group(cls=PmemkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pmemkit")
+def main() -> None:
+    """Does Linux pmem need `struct page`? Predict it with a model, then ask a real kernel.
+
+    pmemkit boots a QEMU guest with emulated persistent memory (memmap= ranges, NVDIMMs,
+    virtio-pmem), creates namespaces, mounts DAX filesystems, runs experiments on them and
+    writes a report that compares the kernel's answers with the model's predictions.
+    Emulated pmem is DRAM: outcomes are the kernel's, timings are not Optane/CXL numbers.
+
+    \b
+    Start here:
+      pmemkit run                          # default: one memmap:512M device, smoke suite
+      pmemkit run --pmem memmap:512M --pmem nvdimm:512M,mode=fsdax,map=dev
+      pmemkit model predict --kernel 6.1 --pmem nvdimm --mode raw --fs ext4 --op dax-mount
+    """
+
+
+@main.command()
+@click.option(
+    "--pmem",
+    "pmem_specs",
+    multiple=True,
+    default=DEFAULT_PMEM,
+    show_default=True,
+    metavar="SPEC",
+    help="A pmem device of the VM (repeatable): memmap:SIZE[@START], "
+    "nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev], virtio-pmem:SIZE.",
+)
+@click.option(
+    "--suite",
+    default="smoke",
+    show_default=True,
+    help="Comma-separated experiment suites to run on every prepared device.",
+)
+@click.option(
+    "--fs",
+    "filesystems",
+    default="ext4,xfs",
+    show_default=True,
+    help="Comma-separated filesystems to make and mount with -o dax=always on each block device.",
+)
+@click.option(
+    "--accel",
+    type=click.Choice(["auto", "kvm", "tcg"]),
+    default="auto",
+    show_default=True,
+    help="auto probes KVM with a watchdog and falls back to TCG.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    help="Seconds before the guest is killed [default: scaled to devices × filesystems × suites].",
+)
+@click.option(
+    "--memory",
+    default=None,
+    metavar="SIZE",
+    help="Guest RAM, e.g. 3G [default: 2G, more when memmap ranges need it].",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where runs/<timestamp>/ directories are created.",
+)
+@click.option("--inject-fault", type=click.Choice(["panic", "hang"]), default=None, hidden=True,
+              help="Testing failure handling: crash or hang the guest after its first device.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def run(
+    pmem_specs: tuple[str, ...],
+    suite: str,
+    filesystems: str,
+    accel: str,
+    timeout_s: float | None,
+    memory: str | None,
+    runs_dir: Path,
+    inject_fault: str | None,
+    as_json: bool,
+) -> None:
+    """Build the guest image if missing, boot the VM, run the suites, write the report.
+
+    Everything lands in runs/<timestamp>/: plan.json, observations.jsonl, environment.json,
+    guest-console.log, dmesg.txt and report.md — also when the guest times out or crashes.
+    """
+    from pmemkit.guest.experiments import get
+    from pmemkit.vm.errors import GuestFailure
+    from pmemkit.vm.run import RunOptions
+    from pmemkit.vm.run import run as run_vm
+
+    suites = _csv(suite)
+    for name in suites:
+        get(name)  # unknown suites fail here, before any boot
+    fs_list = _csv(filesystems)
+    for fs in fs_list:
+        if fs not in FILESYSTEMS:
+            raise ScenarioError(f"unknown filesystem {fs!r}: use {', '.join(FILESYSTEMS)}")
+    options = RunOptions(
+        pmem=[PmemConfig.parse(s) for s in pmem_specs],
+        suites=suites,
+        filesystems=fs_list,
+        accel=accel,
+        timeout_s=timeout_s,
+        memory=parse_size(memory) if memory else None,
+        runs_dir=runs_dir,
+        inject_fault=inject_fault,
+    )
+    try:
+        result = run_vm(options, Progress())
+    except GuestFailure as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": str(exc)}))
+        raise
+    summary = {
+        "ok": True,
+        "run_dir": str(result.run_dir),
+        "report": str(result.report),
+        "observations": result.observations,
+        "boot_phases_s": result.boot.phases,
+        "elapsed_s": round(result.boot.elapsed_s, 2),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        phases = " → ".join(f"{k} {v:.1f}s" for k, v in result.boot.phases.items())
+        click.echo(f"boot phases: {phases}")
+        click.echo(f"{result.observations} observations; report: {result.report}")
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="Rebuild even when a cached image of this recipe exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the image's manifest as JSON.")
+def image(rebuild: bool, as_json: bool) -> None:
+    """Build (or find) the guest image of the recipe in vm/, cached by the recipe's hash.
+
+    The cache is $PMEMKIT_CACHE or ~/.cache/pmemkit; a changed recipe gets a new image.
+    """
+    from pmemkit.vm.image import ensure_image
+
+    img = ensure_image(Progress(), rebuild=rebuild)
+    manifest = {**img.manifest(), "path": str(img.path)}
+    click.echo(json.dumps(manifest, indent=2) if as_json else f"guest image {img.image_id}: {img.path}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def probe(as_json: bool) -> None:
+    """Show this kernel's pmem: nd buses, namespaces, modes, devices, DAX flags (read-only)."""
+    from pmemkit.guest.probe import probe as do_probe
+
+    info = do_probe()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(f"kernel {info['kernel']}; pmemkit VM: {'yes' if info['pmemkit_vm'] else 'no'}")
+    click.echo(f"legacy (memmap=) ranges: {info['legacy_ranges'] or 'none'}")
+    if not info["namespaces"]:
+        click.echo("no pmem namespaces" + (f" ({info['error']})" if "error" in info else ""))
+    for ns in info["namespaces"]:
+        dev = ns["blockdev"] or ns["chardev"]
+        click.echo(
+            f"{ns['dev']:14} {ns['provider']:10} {ns['mode']:7} map={ns['map'] or '-':4} "
+            f"{ns['size'] >> 20:6} MiB  /dev/{dev}  queue/dax={ns['queue_dax']}"
+        )
+
+
+@main.command()
+@click.argument("device")
+@click.option("--fs", type=click.Choice(list(FILESYSTEMS)), default="ext4", show_default=True)
+@click.option(
+    "--destroy-data", is_flag=True, help="Outside pmemkit's VM: confirm that DEVICE may be overwritten."
+)
+@click.option("--force", is_flag=True, help="With --destroy-data: overwrite even an existing filesystem.")
+@click.option("--json", "as_json", is_flag=True)
+def prepare(device: str, fs: str, destroy_data: bool, force: bool, as_json: bool) -> None:
+    """Make a filesystem on a pmem DEVICE and mount it with -o dax=always, if safety allows.
+
+    Inside pmemkit's VM only emulated pmem qualifies; elsewhere only a DEVICE you name with
+    --destroy-data, never a mounted one, and never one with data on it unless --force too.
+    """
+    from pmemkit.guest.prepare import mkfs, mount_dax
+    from pmemkit.guest.safety import clear_for_destruction
+
+    clearance = clear_for_destruction(device, destroy_data=destroy_data, force=force)
+    mkfs(device, fs) if clearance.rule == "pmemkit-vm" else _mkfs_user_device(device, fs)
+    result = mount_dax(device, fs)
+    info = {
+        "device": device,
+        "fs": fs,
+        "clearance": clearance.rule,
+        "outcome": result.outcome,
+        "mountpoint": result.mountpoint,
+        "detail": result.detail,
+        "kernel_messages": result.messages,
+    }
+    click.echo(
+        json.dumps(info, indent=2) if as_json else f"{device}: dax-mount {result.outcome} — {result.detail}"
+    )
+
+
+def _mkfs_user_device(device: str, fs: str) -> None:
+    """mkfs on a device the user cleared explicitly (clearance already checked by the caller)."""
+    import subprocess
+
+    argv = (
+        ["mkfs.ext4", "-q", "-F", "-b", "4096", device] if fs == "ext4" else ["mkfs.xfs", "-q", "-f", device]
+    )
+    subprocess.run(argv, check=True)
+
+
+@main.command("guest-run", hidden=True)
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+def guest_run(plan_path: Path, out_dir: Path) -> None:
+    """Inside the VM: carry out plan.json and write observations into --out (used by `run`)."""
+    from pmemkit.guest.runner import guest_run as do_run
+
+    sys.exit(do_run(plan_path, out_dir))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the observations as JSON instead.")
+def report(run_dir: Path, as_json: bool) -> None:
+    """Re-render RUN_DIR/report.md from its files (e.g. after a model update)."""
+    from pmemkit.report.rundir import load_run, render_run_dir
+
+    if as_json:
+        contents = load_run(run_dir)
+        click.echo(json.dumps([o.to_dict() for o in contents.observations], indent=2))
+        return
+    path, count = render_run_dir(run_dir)
+    click.echo(f"{count} observations; report: {path}")
+
+
+main.add_command(model_group)

@@ -1,0 +1,80 @@
+"""Experiment registry: one module per experiment, registered at import, never named by the runner.
+
+Like fio's engines: each module exposes one entry point and registers it by name with
+`@register("name")`; `load_all()` imports every module of this package, so adding an experiment
+touches only its module and its tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pmemkit.scenario import Observation, Scenario
+
+
+@dataclass
+class Target:
+    """What an experiment runs on: a DAX-mounted filesystem or a device-dax character device.
+
+    `scratch_dir` is a directory on the ordinary (non-pmem) root disk, for the O_DIRECT partner
+    files; `provenance` travels into every observation.
+    """
+
+    kind: str  # "fs" | "devdax"
+    path: str  # mount point, or /dev/daxX.Y
+    device: str
+    scenario: Scenario
+    scratch_dir: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def observation(self, experiment: str, operation: str, outcome: str, **extra: Any) -> Observation:
+        """An Observation of this target with its full provenance."""
+        return Observation(
+            experiment=experiment,
+            operation=operation,
+            outcome=outcome,
+            scenario=self.scenario,
+            device=self.device,
+            provenance=dict(self.provenance),
+            **extra,
+        )
+
+
+Experiment = Callable[[Target, dict[str, Any]], Iterator[Observation]]
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+class UnknownExperiment(KeyError):
+    """A suite name no module registered."""
+
+
+def register(name: str) -> Callable[[Experiment], Experiment]:
+    """Decorator: make `fn` the entry point of experiment `name`."""
+
+    def wrap(fn: Experiment) -> Experiment:
+        if name in EXPERIMENTS and EXPERIMENTS[name] is not fn:
+            raise ValueError(f"experiment {name!r} registered twice")
+        EXPERIMENTS[name] = fn
+        return fn
+
+    return wrap
+
+
+def load_all() -> dict[str, Experiment]:
+    """Import every experiment module of this package (each registers itself)."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return EXPERIMENTS
+
+
+def get(name: str) -> Experiment:
+    load_all()
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        known = ", ".join(sorted(EXPERIMENTS)) or "none"
+        raise UnknownExperiment(f"unknown suite {name!r}: known suites are {known}") from None

@@ -1,0 +1,162 @@
+"""Turn the plan's pmem configs into devices: NVDIMM namespaces via ndctl, filesystems, DAX mounts.
+
+Every destructive step (labels, namespaces, mkfs) runs only after `safety` cleared its target.
+The DAX mount is itself an observation: the kernel may refuse it (EINVAL, "DAX unsupported by
+block device") or mount without DAX (XFS "Turning off DAX"), and the dmesg line is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+from pmemkit.guest import GuestError
+from pmemkit.guest.kmsg import KernelLog
+from pmemkit.guest.probe import Namespace, namespaces, run_ndctl
+from pmemkit.guest.safety import SafetyError, clear_for_destruction, vm_token
+from pmemkit.guest.syscalls import errno_name, mount, statx_dax, umount
+from pmemkit.scenario import PmemConfig
+
+MOUNT_ROOT = "/mnt/pmemkit"
+DAX_MOUNT_OPTIONS = "dax=always"
+
+
+@dataclass
+class PreparedDevice:
+    """A plan's pmem config matched to the namespace the kernel made of it."""
+
+    index: int
+    config: PmemConfig
+    namespace: Namespace
+
+
+def _run(argv: list[str]) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise GuestError(f"{' '.join(argv)} failed: {lines[-1] if lines else proc.returncode}")
+    return proc.stdout
+
+
+def _region_and_dimm(handle: int) -> tuple[str, str]:
+    """The region and nmem of the QEMU NVDIMM with this NFIT handle (QEMU: slot + 1)."""
+    topology = run_ndctl("list", "-B", "-R", "-D", "-i")
+    buses = topology if isinstance(topology, list) else [topology]
+    for bus in buses:
+        if not bus or bus.get("provider") != "ACPI.NFIT":
+            continue
+        dimms = {d["dev"]: d.get("handle") for d in bus.get("dimms", [])}
+        for region in bus.get("regions", []):
+            for mapping in region.get("mappings", []):
+                if dimms.get(mapping.get("dimm")) == handle:
+                    return region["dev"], mapping["dimm"]
+    raise GuestError(f"no NVDIMM with NFIT handle {handle}: is the VM's -device nvdimm present?")
+
+
+def setup_nvdimm(slot: int, cfg: PmemConfig) -> Namespace:
+    """Write fresh labels on the slot's NVDIMM and create one namespace of the config's mode."""
+    if not vm_token():
+        raise SafetyError(
+            "refused NVDIMM setup: rule 'pmemkit-vm' — labels and namespaces are only rewritten "
+            "inside pmemkit's VM"
+        )
+    region, dimm = _region_and_dimm(slot + 1)
+    _run(["ndctl", "disable-region", region])
+    _run(["ndctl", "init-labels", "-f", dimm])
+    _run(["ndctl", "enable-region", region])
+    argv = ["ndctl", "create-namespace", "-r", region, "-m", cfg.mode or "fsdax"]
+    if cfg.map:
+        argv += ["--map", cfg.map]
+    _run(argv)
+    for ns in namespaces():
+        if ns.region == region:
+            return ns
+    raise GuestError(f"ndctl created a namespace on {region} but no device appeared")
+
+
+def match_devices(configs: list[PmemConfig]) -> list[PreparedDevice]:
+    """Create NVDIMM namespaces, then match every config to its namespace.
+
+    memmap ranges match by start address; NVDIMMs by NFIT handle; virtio-pmem by order.
+    """
+    prepared: list[PreparedDevice] = []
+    slot = 0
+    for index, cfg in enumerate(configs):
+        if cfg.source == "nvdimm":
+            prepared.append(PreparedDevice(index, cfg, setup_nvdimm(slot, cfg)))
+        if cfg.source in ("nvdimm", "virtio-pmem"):
+            slot += 1
+    current = namespaces()
+    legacy = sorted((ns for ns in current if ns.provider == "e820"), key=lambda n: n.resource or 0)
+    virtio = [ns for ns in current if ns.provider not in ("e820", "ACPI.NFIT")]
+    memmaps = [(i, c) for i, c in enumerate(configs) if c.source == "memmap"]
+    for i, cfg in memmaps:
+        match = [ns for ns in legacy if cfg.start is not None and ns.resource == cfg.start]
+        if not match:
+            raise GuestError(
+                f"{cfg.spec()}: no legacy pmem namespace at {cfg.start!r}; kernel saw "
+                f"{[hex(n.resource or 0) for n in legacy]} (is nd_e820 loaded?)"
+            )
+        prepared.append(PreparedDevice(i, cfg, match[0]))
+    vconfigs = [(i, c) for i, c in enumerate(configs) if c.source == "virtio-pmem"]
+    if len(virtio) < len(vconfigs):
+        raise GuestError(f"{len(vconfigs)} virtio-pmem devices planned, {len(virtio)} found")
+    for (i, cfg), ns in zip(vconfigs, virtio, strict=False):
+        prepared.append(PreparedDevice(i, cfg, ns))
+    return sorted(prepared, key=lambda p: p.index)
+
+
+def mkfs(device: str, fs: str) -> None:
+    """Make a filesystem; ext4 with 4 KiB blocks (1 KiB blocks refuse DAX below 512 MiB)."""
+    clear_for_destruction(device)
+    if fs == "ext4":
+        _run(["mkfs.ext4", "-q", "-F", "-b", "4096", device])
+    elif fs == "xfs":
+        _run(["mkfs.xfs", "-q", "-f", device])
+    else:
+        raise GuestError(f"unknown filesystem {fs!r}: use ext4 or xfs")
+
+
+@dataclass
+class MountResult:
+    """The kernel's answer to `mount -o dax=always`: outcome name, where, and its messages."""
+
+    outcome: str  # ok | fallback | errno name
+    mountpoint: str | None
+    messages: list[str]
+    detail: str
+
+
+def mount_dax(device: str, fs: str) -> MountResult:
+    """Mount with dax=always; `fallback` when the kernel mounted but files are not DAX."""
+    mountpoint = os.path.join(MOUNT_ROOT, f"{os.path.basename(device)}-{fs}")
+    os.makedirs(mountpoint, exist_ok=True)
+    with KernelLog() as log:
+        try:
+            mount(device, mountpoint, fs, DAX_MOUNT_OPTIONS)
+        except OSError as exc:
+            messages = log.read()
+            return MountResult(errno_name(exc.errno), None, messages, _reason(messages, exc.strerror))
+        messages = log.read()
+    probe_file = os.path.join(mountpoint, ".pmemkit-dax-probe")
+    with open(probe_file, "w"):
+        pass
+    dax, _ = statx_dax(probe_file)
+    os.unlink(probe_file)
+    if dax:
+        return MountResult("ok", mountpoint, messages, "mounted with DAX (statx: STATX_ATTR_DAX)")
+    return MountResult("fallback", mountpoint, messages, _reason(messages, "mounted, but files are not DAX"))
+
+
+def _reason(messages: list[str], default: str) -> str:
+    """The kernel's own words where it gave any ("DAX unsupported by block device" …)."""
+    relevant = [m for m in messages if "dax" in m.lower() or "DAX" in m]
+    return relevant[0] if relevant else default
+
+
+def unmount(mountpoint: str) -> None:
+    try:
+        umount(mountpoint)
+    except OSError as exc:
+        raise GuestError(f"cannot unmount {mountpoint}: {exc.strerror}") from exc

@@ -1,0 +1,224 @@
+"""`pmemkit guest-run`: carry out a plan inside pmemkit's VM, one device and filesystem at a time.
+
+Nothing here names an experiment: suites come from the plan and the registry. A failure on one
+device or in one experiment is recorded as an observation (`skipped:<why>` with the error) and the
+run goes on with the next, so a partial run still leaves everything it learnt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pmemkit.guest import GuestError
+from pmemkit.guest import experiments as registry
+from pmemkit.guest.experiments import Target
+from pmemkit.guest.prepare import (
+    DAX_MOUNT_OPTIONS,
+    PreparedDevice,
+    match_devices,
+    mkfs,
+    mount_dax,
+    unmount,
+)
+from pmemkit.guest.probe import probe
+from pmemkit.guest.provenance import collect
+from pmemkit.guest.results import ObservationWriter
+from pmemkit.guest.safety import SafetyError, clear_for_destruction, vm_token
+from pmemkit.plan import Plan, write_atomic
+from pmemkit.scenario import Observation, Scenario
+
+SCRATCH_DIR = "/var/tmp/pmemkit"  # on the ordinary root disk: O_DIRECT partner files
+EXPECTED = (GuestError, SafetyError, OSError, ValueError)
+
+
+def step(text: str) -> None:
+    """A progress line on the serial console, shown by the host as it arrives."""
+    print(f"PMEMKIT-STEP {text}", flush=True)
+
+
+def guest_run(plan_path: Path, out_dir: Path) -> int:
+    """Run the plan; returns 0 when every step ran (whatever the kernel answered), 1 otherwise."""
+    plan = Plan.read(plan_path)
+    token = vm_token()
+    if not token or token != plan.vm_token:
+        raise SafetyError(
+            "refused guest-run: rule 'pmemkit-vm' — this is not the pmemkit VM the plan was made "
+            "for (marker and kernel command line differ); start it with `pmemkit run` on the host"
+        )
+    writer = ObservationWriter(out_dir / "observations.jsonl")
+    env = collect(plan.accel, plan.pmemkit_version)
+    experiments = [(name, registry.get(name)) for name in plan.suites]
+    os.makedirs(SCRATCH_DIR, exist_ok=True)
+    failures = 0
+    step(f"preparing {len(plan.pmem)} pmem device(s)")
+    try:
+        devices = match_devices(plan.pmem)
+    except EXPECTED as exc:
+        for cfg in plan.pmem:
+            writer.add(_failure(env, cfg.source, "prepare", "setup", exc, device=cfg.spec()))
+        devices = []
+        failures += 1
+    env["probe"] = probe()
+    write_atomic(out_dir / "guest-environment.json", json.dumps(env, indent=2, default=str) + "\n")
+    for device in devices:
+        failures += _run_device(device, plan, env, experiments, writer)
+        if plan.inject_fault:
+            inject_fault(plan.inject_fault)
+    step(f"finished: {len(writer)} observations, {failures} failed step(s)")
+    return 1 if failures else 0
+
+
+def inject_fault(kind: str) -> None:
+    """Fail on purpose after the first device, so tests can prove results survive a dead guest."""
+    step(f"injecting fault: {kind}")
+    if kind == "panic":
+        with open("/proc/sysrq-trigger", "w") as f:
+            f.write("c")
+    while kind == "hang":
+        time.sleep(3600)
+
+
+def _provenance(env: dict[str, Any], device: PreparedDevice) -> dict[str, Any]:
+    ns = device.namespace
+    keep = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
+    return {
+        **{k: env[k] for k in keep},
+        "pmem_source": device.config.source,
+        "pmem_spec": device.config.spec(),
+        "namespace": ns.dev,
+        "namespace_mode": ns.mode,
+        "namespace_map": ns.map,
+        "ndctl_mode": ns.ndctl_mode,
+        "queue_dax": ns.queue_dax,
+        "nd_provider": ns.provider,
+        "repetitions": 1,
+    }
+
+
+def _scenario(env: dict[str, Any], device: PreparedDevice, fs: str | None) -> Scenario:
+    ns = device.namespace
+    return Scenario(
+        kernel=env["kernel"],
+        source=device.config.source,
+        mode=ns.mode,
+        map=ns.map if ns.mode in ("fsdax", "devdax") else None,
+        fs=fs,
+    )
+
+
+def _run_device(
+    device: PreparedDevice,
+    plan: Plan,
+    env: dict[str, Any],
+    experiments: list[tuple[str, registry.Experiment]],
+    writer: ObservationWriter,
+) -> int:
+    ns = device.namespace
+    path = ns.path or "?"
+    base = _provenance(env, device)
+    failures = 0
+    if ns.blockdev is None:  # device-dax: no filesystem, the experiments map the char device
+        scenario = _scenario(env, device, None)
+        writer.add(
+            Observation(
+                "prepare",
+                "dax-mount",
+                "n/a",
+                scenario,
+                path,
+                detail="device-dax has no block device to mount",
+                provenance=base,
+            )
+        )
+        try:
+            clear_for_destruction(path)
+            target = Target("devdax", path, path, scenario, SCRATCH_DIR, base)
+            failures += _run_experiments(target, experiments, writer)
+        except EXPECTED as exc:
+            writer.add(
+                _failure(env, device.config.source, "prepare", "devdax", exc, scenario=scenario, device=path)
+            )
+            failures += 1
+        return failures
+    for fs in plan.filesystems:
+        scenario = _scenario(env, device, fs)
+        provenance = {**base, "fs": fs, "mount_options": DAX_MOUNT_OPTIONS}
+        step(f"{scenario.label()} on {path}: mkfs.{fs}, mount -o {DAX_MOUNT_OPTIONS}")
+        try:
+            mkfs(path, fs)
+            result = mount_dax(path, fs)
+        except EXPECTED as exc:
+            writer.add(
+                _failure(
+                    env, device.config.source, "prepare", "dax-mount", exc, scenario=scenario, device=path
+                )
+            )
+            failures += 1
+            continue
+        writer.add(
+            Observation(
+                "prepare",
+                "dax-mount",
+                result.outcome,
+                scenario,
+                path,
+                detail=result.detail,
+                metrics={"kernel_messages": result.messages},
+                provenance=provenance,
+            )
+        )
+        if result.mountpoint is None:
+            continue
+        try:
+            target = Target("fs", result.mountpoint, path, scenario, SCRATCH_DIR, provenance)
+            failures += _run_experiments(target, experiments, writer)
+        finally:
+            unmount(result.mountpoint)
+    return failures
+
+
+def _run_experiments(
+    target: Target, experiments: list[tuple[str, registry.Experiment]], writer: ObservationWriter
+) -> int:
+    failures = 0
+    for name, experiment in experiments:
+        step(f"{target.scenario.label()}: experiment {name}")
+        iterator: Iterator[Observation] = experiment(target, {})
+        try:
+            for observation in iterator:
+                writer.add(observation)
+        except Exception as exc:  # one experiment's crash must not end the run
+            traceback.print_exc()
+            writer.add(
+                target.observation(name, "experiment", "skipped:error", detail=f"{type(exc).__name__}: {exc}")
+            )
+            failures += 1
+    return failures
+
+
+def _failure(
+    env: dict[str, Any],
+    source: str,
+    experiment: str,
+    operation: str,
+    exc: BaseException,
+    scenario: Scenario | None = None,
+    device: str = "",
+) -> Observation:
+    """A step that could not run, as an observation: the report shows it, nothing is silent."""
+    scenario = scenario or Scenario(kernel=env["kernel"], source=source, mode="raw")
+    return Observation(
+        experiment,
+        operation,
+        "skipped:error",
+        scenario,
+        device,
+        detail=f"{type(exc).__name__}: {exc}",
+        provenance={"kernel": env["kernel"], "accel": env["accel"]},
+    )

@@ -1,0 +1,1 @@
+"""Pure statistics and timing: the clock, its overhead, percentiles, histograms, bandwidth."""

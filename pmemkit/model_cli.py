@@ -1,0 +1,387 @@
+"""`pmemkit model ...`: ask the page-backing model from the shell (thin: parse, call, print).
+
+Every expected error is ONE line on stderr, `pmemkit: error: <cause and fix>`, exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import textwrap
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from pmemkit.model import (
+    build_table,
+    explain,
+    memmap_size,
+    predict,
+    render_json,
+    render_markdown,
+    render_text,
+    rule_by_name,
+)
+from pmemkit.model.rules import SEED, Rule
+from pmemkit.scenario import MODES, OPERATIONS, SOURCES, Scenario, ScenarioError, parse_size
+
+EXIT_USAGE = 2
+
+
+def fail(message: str) -> NoReturn:
+    """Print one line and exit 2: the contract for every expected error."""
+    click.echo("pmemkit: error: " + " ".join(str(message).split()), err=True)
+    raise click.exceptions.Exit(EXIT_USAGE)
+
+
+class ModelCommand(click.Command):
+    """A command whose usage errors (missing/unknown option) are one line, not a usage dump."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            fail(f"{exc.format_message()} (see: pmemkit model {self.name} --help)")
+
+
+class ModelGroup(click.Group):
+    """The `model` group, with the same one-line usage errors for unknown subcommands."""
+
+    command_class = ModelCommand
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            fail(f"{exc.format_message()} (see: pmemkit model --help)")
+
+
+def one_line_errors(func: Callable[..., None]) -> Callable[..., None]:
+    """Turn the model's and the vocabulary's expected errors into the one-line contract."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except ScenarioError as exc:  # ModelError is a ScenarioError
+            fail(str(exc))
+
+    return wrapper
+
+
+def _size(text: str | None) -> int | None:
+    return None if text is None else parse_size(text)
+
+
+KERNEL_HELP = (
+    "Kernel version: 4.15, 6.1.5, 6.11-rc2, or a release string such as 6.1.0-50-amd64 "
+    "(read as the newest 6.1 stable). Versions between known points take the rule in force."
+)
+
+
+def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The scenario flags shared by predict and explain."""
+    options = [
+        click.option("--kernel", required=True, help=KERNEL_HELP),
+        click.option(
+            "--pmem",
+            "source",
+            required=True,
+            help=f"Where the pmem comes from: {', '.join(SOURCES)} (memmap = legacy "
+            "memmap=nn!ss e820 range; nvdimm = ACPI NFIT, QEMU -device nvdimm).",
+        ),
+        click.option(
+            "--mode",
+            required=True,
+            help=f"Namespace mode: {', '.join(MODES)}. raw = plain block device; fsdax = pfn "
+            "device (filesystem DAX); devdax = /dev/daxX.Y; sector = BTT.",
+        ),
+        click.option(
+            "--map",
+            "map_",
+            default=None,
+            help="fsdax/devdax only: where struct page lives, mem (DRAM, default) or dev "
+            "(reserved in the pmem itself).",
+        ),
+        click.option(
+            "--fs", default=None, help="Filesystem for mount/file operations: ext4 (default) or xfs."
+        ),
+        click.option(
+            "--force-raw",
+            is_flag=True,
+            help="raw only: set the namespace's force_raw "
+            "(no struct page even on memmap/virtio-pmem, kernel >= 5.1).",
+        ),
+        click.option(
+            "--align",
+            default=None,
+            help="Namespace/range alignment, e.g. 4K, 2M, "
+            "1G (default 2M). Below 2M: no PMD faults; memmap= below 2M: no /dev/pmem "
+            "on >= 5.3.",
+        ),
+        click.option("--op", "operation", required=True, help="Operation: " + ", ".join(OPERATIONS) + "."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _scenario(
+    kernel: str, source: str, mode: str, map_: str | None, fs: str | None, force_raw: bool, align: str | None
+) -> Scenario:
+    return Scenario(
+        kernel=kernel, source=source, mode=mode, map=map_, force_raw=force_raw, fs=fs, align=_size(align)
+    )
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _wrap(text: str, indent: str = "  ") -> str:
+    return textwrap.fill(text, width=96, initial_indent=indent, subsequent_indent=indent)
+
+
+@click.group(cls=ModelGroup, name="model")
+def model() -> None:
+    """Ask the page-backing model: which pmem pages get `struct page`, what it costs, what works.
+
+    The model encodes, per kernel version and with a citation for every rule, how Linux decides
+    whether persistent memory gets a `struct page` array — the rule from Ingo Molnar's 2015 mail:
+    a page visible to user space through the MMU needs struct page; a page hidden behind the
+    block layer does not. The VM experiments then confirm or refute each prediction.
+
+    \b
+    Examples:
+      pmemkit model predict --kernel 6.1 --pmem nvdimm --mode raw --fs ext4 --op dax-mount
+      pmemkit model explain --kernel 4.15 --pmem nvdimm --mode fsdax --map mem --op longterm-pin
+      pmemkit model table   --kernel 6.12 --markdown
+      pmemkit model size    --kernel 6.1.150 --mode fsdax --map dev --size 16GiB
+    """
+
+
+@model.command(name="predict")
+@scenario_options
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (outcome, "
+    "struct_page, memmap_location, rule, sources, kernel_range, status, ...).",
+)
+@one_line_errors
+def predict_cmd(
+    kernel: str,
+    source: str,
+    mode: str,
+    map_: str | None,
+    fs: str | None,
+    force_raw: bool,
+    align: str | None,
+    operation: str,
+    as_json: bool,
+) -> None:
+    """Predict what the kernel does for one scenario and operation.
+
+    Outcomes are names: ok, an errno name (EINVAL, EOPNOTSUPP, EFAULT, ...), fallback (the
+    kernel silently does something else, e.g. XFS turning DAX off) or n/a. The answer names the
+    rule that decided, the kernel range it holds for, and its sources; rules marked [I] are
+    inferred and wait for the VM to confirm them. Use `explain` for the full reasoning.
+    """
+    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation)
+    rule = rule_by_name(p.rule)
+    if as_json:
+        _emit_json(p.to_dict())
+        return
+    click.echo(f"{p.outcome}    {operation} on {p.scenario.label()}, kernel {kernel}")
+    where = f"in {p.memmap_location}" if p.struct_page else "none"
+    click.echo(f"struct page: {'yes' if p.struct_page else 'no'} (memmap {where})")
+    click.echo(f"rule: {p.rule} [{rule.status}], holds for kernel {p.kernel_range}")
+    click.echo("sources:")
+    for source_ in p.sources:
+        click.echo(f"  - {source_}")
+
+
+def _rule_block(title: str, rule: Rule, answer: str) -> list[str]:
+    lines = [
+        f"{title}: {answer}   [{rule.name}, {rule.status}, kernel {rule.range}, when {rule.condition()}]",
+        _wrap(rule.why),
+    ]
+    lines += [f"    source: {s}" for s in rule.sources]
+    return lines
+
+
+@model.command(name="explain")
+@scenario_options
+@click.option("--json", "as_json", is_flag=True, help="Print the chain of rules as JSON.")
+@one_line_errors
+def explain_cmd(
+    kernel: str,
+    source: str,
+    mode: str,
+    map_: str | None,
+    fs: str | None,
+    force_raw: bool,
+    align: str | None,
+    operation: str,
+    as_json: bool,
+) -> None:
+    """Explain a prediction step by step, back to the seed mail's rule.
+
+    The model answers four questions in order, each by the first matching rule of its table:
+    does the mode exist in this kernel; does the namespace get struct page and where (dram,
+    pmem, none); what a mapping of it is (DAX with pages, page-less DAX, page cache, device-DAX);
+    and finally the operation's outcome. Each step shows its rule, kernel range, condition,
+    status ([V] verified / [I] inferred) and sources.
+    """
+    chain, op_rule = explain(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation)
+    steps = [("exists in this kernel", chain.available)]
+    if chain.struct_page is not None and chain.fs_dax is not None:
+        steps += [("struct page", chain.struct_page), ("mapping", chain.fs_dax)]
+    outcome = "n/a" if op_rule is chain.available else op_rule.answer
+    if op_rule is not chain.available:
+        steps.append((operation, op_rule))
+    if as_json:
+        _emit_json(
+            {
+                "scenario": chain.scenario.to_dict(),
+                "operation": operation,
+                "outcome": outcome,
+                "seed": SEED,
+                "steps": [
+                    {
+                        "question": q,
+                        "rule": r.name,
+                        "answer": r.answer,
+                        "status": r.status,
+                        "kernel_range": str(r.range),
+                        "when": r.condition(),
+                        "why": r.why,
+                        "sources": list(r.sources),
+                    }
+                    for q, r in steps
+                ],
+            }
+        )
+        return
+    click.echo(f"{operation} on {chain.scenario.label()}, kernel {kernel}: {outcome}\n")
+    for n, (question, rule) in enumerate(steps, 1):
+        click.echo("\n".join(_rule_block(f"{n}. {question}", rule, rule.answer)))
+        click.echo()
+    click.echo("Root of it all:")
+    click.echo(_wrap(SEED))
+
+
+@model.command(name="table")
+@click.option("--kernel", required=True, help=KERNEL_HELP)
+@click.option(
+    "--fs",
+    default="ext4",
+    show_default=True,
+    help="Filesystem for the block modes' mount and file operations (ext4 or xfs).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: columns and, per operation, outcome, struct_page, rule, status, kernel_range.",
+)
+@click.option("--markdown", is_flag=True, help="Print a Markdown table like the reference's.")
+@one_line_errors
+def table_cmd(kernel: str, fs: str, as_json: bool, markdown: bool) -> None:
+    """Every mode x every operation for one kernel, as a decision table.
+
+    Columns are fsdax map=mem/dev, devdax map=mem/dev, raw NFIT (QEMU nvdimm), raw legacy
+    memmap=, raw virtio-pmem and sector/BTT; the first row says where each one's struct page
+    array lives. Cells marked [I] are inferred and wait for the VM.
+    """
+    if as_json and markdown:
+        fail("--json and --markdown exclude each other: pick one")
+    table = build_table(kernel, fs)
+    click.echo(render_json(table) if as_json else render_markdown(table) if markdown else render_text(table))
+
+
+def _human(n: int) -> str:
+    """Bytes with a binary unit, exact where possible: 18 MiB, 15.98 GiB (17163091968 B)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            value = n / (1 << shift)
+            text = f"{value:g} {unit}" if n % (1 << shift) == 0 else f"{value:.2f} {unit}"
+            return text if n % (1 << shift) == 0 else f"{text} ({n} B)"
+    return f"{n} B"
+
+
+@model.command(name="size")
+@click.option("--kernel", required=True, help=KERNEL_HELP)
+@click.option("--mode", required=True, help=f"Namespace mode: {', '.join(MODES)}.")
+@click.option(
+    "--map",
+    "map_",
+    default=None,
+    help="fsdax/devdax: mem (memmap in DRAM, default) "
+    "or dev (memmap reserved at the start of the namespace).",
+)
+@click.option(
+    "--size", "size_text", required=True, help="Namespace size: 512M, 16GiB, 1073741824 (binary units)."
+)
+@click.option(
+    "--align", default=None, help="Namespace alignment (default 2M); the size must be a multiple of it."
+)
+@click.option(
+    "--pmem",
+    "source",
+    default="nvdimm",
+    show_default=True,
+    help=f"pmem source ({', '.join(SOURCES)}); matters for raw mode.",
+)
+@click.option("--force-raw", is_flag=True, help="raw only: no struct page (kernel >= 5.1).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON with memmap_bytes, memmap_location, data_offset_bytes, usable_bytes, dram_bytes, ...",
+)
+@one_line_errors
+def size_cmd(
+    kernel: str,
+    mode: str,
+    map_: str | None,
+    size_text: str,
+    align: str | None,
+    source: str,
+    force_raw: bool,
+    as_json: bool,
+) -> None:
+    """What the struct page array of one namespace costs, and where.
+
+    struct page is 64 B per 4 KiB page: 1.5625 % of the namespace (16 GiB per TiB). map=mem
+    takes it from DRAM when the namespace is enabled (watch MemTotal drop); map=dev reserves
+    MAX_STRUCT_PAGE_SIZE per page (128 B on early 6.1) at the start of the namespace per
+    nd_pfn_init(), so the data starts later and less is usable. A raw memmap= namespace pays in
+    DRAM with no info block; devdax map=mem on >= 5.17 shares tail vmemmap pages.
+    """
+    report = memmap_size(kernel, mode, parse_size(size_text), map_, _size(align), source, force_raw)
+    if as_json:
+        _emit_json(report.to_dict())
+        return
+    label = " ".join(x for x in (source, mode, f"map={report.map}" if report.map else "") if x)
+    click.echo(
+        f"kernel {kernel}, {label}, size {_human(report.size_bytes)}, align {_human(report.align_bytes)}"
+    )
+    if report.memmap_location == "none":
+        click.echo("struct page: none (no memmap)")
+    else:
+        click.echo(
+            f"struct page: {report.struct_page_bytes} B per 4 KiB page, memmap in "
+            f"{report.memmap_location}: {_human(report.memmap_bytes)}"
+        )
+    click.echo(f"data offset: {_human(report.data_offset_bytes)}")
+    click.echo(f"usable:      {_human(report.usable_bytes)}")
+    click.echo(f"DRAM cost:   {_human(report.dram_bytes)}")
+    if report.vmemmap_dedup_saved_bytes:
+        click.echo(f"vmemmap dedup saves: {_human(report.vmemmap_dedup_saved_bytes)}")
+    for note in report.notes:
+        click.echo(f"note: {note}")

@@ -1,0 +1,1 @@
+"""Pure rendering: a run directory becomes report.md."""

@@ -1,0 +1,265 @@
+"""The shared vocabulary of pmemkit: pmem configurations, scenarios, outcomes, observations.
+
+Every room speaks these types, so the model's predictions and the guest's observations can be
+joined by the report. Stdlib only: this module must import on the host, in the guest (Debian's
+python3 3.11 without the venv) and in pure tests alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+SOURCES = ("memmap", "nvdimm", "virtio-pmem")
+MODES = ("raw", "fsdax", "devdax", "sector")
+MAPS = ("mem", "dev")
+FILESYSTEMS = ("ext4", "xfs")
+
+#: Operations the model predicts and the experiments observe (names are the contract).
+OPERATIONS = (
+    "dax-mount",
+    "pagecache-bypass",
+    "odirect-read-into-dax",
+    "odirect-write-from-dax",
+    "map-sync",
+    "map-private",
+    "pmd-fault",
+    "futex-shared",
+    "vmsplice",
+    "longterm-pin",
+    "iouring-fixed-buffer",
+    "fork-cow",
+    "splice",
+    "copy-file-range",
+    "sendfile",
+)
+
+#: Outcome names that are not errno names.
+PLAIN_OUTCOMES = ("ok", "fallback", "n/a")
+_ERRNO_RE = re.compile(r"^E[A-Z0-9]+$")
+
+
+class ScenarioError(ValueError):
+    """Bad input to the shared vocabulary (a size, a pmem spec, an outcome)."""
+
+
+def is_outcome(name: str) -> bool:
+    """True for `ok`, `fallback`, `n/a`, `skipped:<why>` or an errno name such as `EFAULT`."""
+    return (
+        name in PLAIN_OUTCOMES
+        or bool(_ERRNO_RE.match(name))
+        or (name.startswith("skipped:") and len(name) > len("skipped:"))
+    )
+
+
+def check_outcome(name: str) -> str:
+    """Return `name` if it is a valid outcome, else raise ScenarioError."""
+    if not is_outcome(name):
+        raise ScenarioError(
+            f"invalid outcome {name!r}: use ok, fallback, n/a, skipped:<why> or an errno name"
+        )
+    return name
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse `512M`, `1G`, `16GiB`, `4096` or `2MB` into bytes (binary units throughout)."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ScenarioError(f"size must not be negative: {text}")
+        return text
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise ScenarioError(
+            f"cannot read size {text!r}: write a number with an optional unit, e.g. 512M, 1G, 16GiB"
+        )
+    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+
+
+def format_size(n: int) -> str:
+    """Shortest exact binary-unit spelling: 536870912 -> '512M'."""
+    for unit in ("T", "G", "M", "K"):
+        if n and n % _UNITS[unit] == 0:
+            return f"{n // _UNITS[unit]}{unit}"
+    return str(n)
+
+
+@dataclass(frozen=True)
+class PmemConfig:
+    """One emulated pmem device of a VM: a `memmap=` range, a QEMU NVDIMM or a virtio-pmem device.
+
+    `start` only applies to memmap (None: the VM harness places it); `mode`/`map` only to nvdimm,
+    whose namespace the guest creates with ndctl.
+    """
+
+    source: str
+    size: int
+    start: int | None = None
+    mode: str | None = None
+    map: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ScenarioError(f"unknown pmem source {self.source!r}: use one of {', '.join(SOURCES)}")
+        if self.size <= 0:
+            raise ScenarioError("pmem size must be positive")
+        if self.source != "memmap" and self.start is not None:
+            raise ScenarioError(f"@START only applies to memmap, not {self.source}")
+        if self.source != "nvdimm" and (self.mode or self.map):
+            raise ScenarioError(f"mode= and map= only apply to nvdimm, not {self.source}")
+        if self.mode is not None and self.mode not in MODES:
+            raise ScenarioError(f"unknown namespace mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.map is not None and self.map not in MAPS:
+            raise ScenarioError(f"unknown map {self.map!r}: use mem or dev")
+        if self.map is not None and self.mode not in ("fsdax", "devdax"):
+            raise ScenarioError("map= only applies to mode=fsdax or mode=devdax")
+
+    @classmethod
+    def parse(cls, spec: str) -> PmemConfig:
+        """Read `memmap:SIZE[@START]`, `nvdimm:SIZE[,mode=M][,map=mem|dev]`, `virtio-pmem:SIZE`."""
+        source, sep, rest = spec.strip().partition(":")
+        if not sep or not rest:
+            raise ScenarioError(
+                f"cannot read --pmem {spec!r}: expected memmap:SIZE[@START], "
+                "nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev] or virtio-pmem:SIZE"
+            )
+        parts = rest.split(",")
+        size_text, _, start_text = parts[0].partition("@")
+        options: dict[str, str] = {}
+        for part in parts[1:]:
+            key, eq, value = part.partition("=")
+            if not eq or key not in ("mode", "map"):
+                raise ScenarioError(f"cannot read option {part!r} in --pmem {spec!r}: use mode= or map=")
+            options[key] = value
+        mode = options.get("mode")
+        if source == "nvdimm" and mode is None:
+            mode = "fsdax"
+        map_ = options.get("map")
+        if source == "nvdimm" and mode in ("fsdax", "devdax") and map_ is None:
+            map_ = "mem"
+        return cls(
+            source=source,
+            size=parse_size(size_text),
+            start=parse_size(start_text) if start_text else None,
+            mode=mode,
+            map=map_,
+        )
+
+    def spec(self) -> str:
+        """The `--pmem` spelling of this config (round-trips through parse)."""
+        text = f"{self.source}:{format_size(self.size)}"
+        if self.start is not None:
+            text += f"@{format_size(self.start)}"
+        if self.mode:
+            text += f",mode={self.mode}"
+        if self.map:
+            text += f",map={self.map}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PmemConfig:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the kernel decides about: a kernel, a pmem source, a namespace mode and its map, a fs."""
+
+    kernel: str
+    source: str
+    mode: str
+    map: str | None = None
+    force_raw: bool = False
+    fs: str | None = None  # None: the model assumes ext4
+    align: int | None = None  # ndctl --align for fsdax/devdax; range alignment for memmap
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def label(self) -> str:
+        """A short human label, e.g. `nvdimm fsdax map=dev ext4`."""
+        bits = [self.source, self.mode]
+        if self.map:
+            bits.append(f"map={self.map}")
+        if self.force_raw:
+            bits.append("force_raw")
+        if self.fs:
+            bits.append(self.fs)
+        return " ".join(bits)
+
+
+@dataclass
+class Observation:
+    """One thing the real kernel did, with the provenance that makes it a trustworthy number."""
+
+    experiment: str
+    operation: str
+    outcome: str
+    scenario: Scenario
+    device: str = ""
+    detail: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        check_outcome(self.outcome)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["scenario"] = self.scenario.to_dict()
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Observation:
+        if data.get("schema") != SCHEMA_VERSION:
+            raise ScenarioError(
+                f"observation schema {data.get('schema')!r} is not {SCHEMA_VERSION}: "
+                "re-run with this pmemkit version"
+            )
+        fields = dict(data)
+        fields["scenario"] = Scenario.from_dict(fields["scenario"])
+        return cls(**fields)
+
+
+@dataclass
+class Prediction:
+    """What the model says the kernel will do for a scenario and operation, and why."""
+
+    scenario: Scenario
+    operation: str
+    outcome: str
+    struct_page: bool
+    memmap_location: str
+    rule: str
+    sources: list[str]
+    kernel_range: str
+    explanation: str = ""
+    status: str = "V"  # V: read in source or commit text; I: inferred, for the VM to confirm
+
+    def __post_init__(self) -> None:
+        check_outcome(self.outcome)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["scenario"] = self.scenario.to_dict()
+        return data

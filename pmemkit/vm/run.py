@@ -1,0 +1,214 @@
+"""`pmemkit run` on the host: plan → image → boot → collect → report, keeping everything on failure.
+
+The run directory (`runs/<timestamp>/`) is the unit of truth: plan.json, observations.jsonl (the
+guest writes it through the 9p share as it goes), environment.json, guest-console.log, dmesg.txt
+and report.md. It is written even when the guest times out, panics or is killed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pmemkit import __version__
+from pmemkit.plan import Plan, write_atomic
+from pmemkit.scenario import PmemConfig
+from pmemkit.vm.accel import choose_accel
+from pmemkit.vm.boot import BootResult, boot
+from pmemkit.vm.errors import GuestFailure, HostToolMissing, VmConfigError
+from pmemkit.vm.image import cache_dir, ensure_image, repo_root
+from pmemkit.vm.layout import plan_layout
+from pmemkit.vm.qemu import QemuCommand, backing_size
+
+QEMU = "qemu-system-x86_64"
+BOOT_BUDGET_S = 60.0  # boot + python start-up under TCG, with room for a loaded machine
+PER_TARGET_S = 45.0  # one device × filesystem: mkfs, mount, smoke suite
+
+
+@dataclass
+class RunOptions:
+    """What the user asked for; validated before anything slow starts."""
+
+    pmem: list[PmemConfig]
+    suites: list[str]
+    filesystems: list[str] = field(default_factory=lambda: ["ext4", "xfs"])
+    accel: str = "auto"
+    timeout_s: float | None = None
+    memory: int | None = None
+    runs_dir: Path = Path("runs")
+    inject_fault: str | None = None
+
+    def default_timeout(self) -> float:
+        """Scaled to the work: a fixed boot budget plus a budget per device and filesystem."""
+        targets = sum(len(self.filesystems) if p.mode != "devdax" else 1 for p in self.pmem)
+        return BOOT_BUDGET_S + PER_TARGET_S * max(targets, 1) * max(len(self.suites), 1)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    boot: BootResult
+    observations: int
+    report: Path
+
+
+def make_run_dir(runs_dir: Path) -> Path:
+    """`runs/<YYYYmmdd-HHMMSS>`, with a suffix when two runs start in the same second."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in ["", *[f"-{i}" for i in range(1, 100)]]:
+        path = runs_dir / f"{stamp}{suffix}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise VmConfigError(f"cannot create a run directory under {runs_dir}")
+
+
+def _qemu_version(qemu: str) -> str:
+    try:
+        out = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.splitlines()[0] if out.stdout else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _resolved_pmem(options: RunOptions) -> tuple[list[PmemConfig], Any]:
+    """Configs with every memmap start made explicit, so the guest can match ranges exactly."""
+    layout = plan_layout(options.pmem, options.memory)
+    starts = iter(layout.memmaps)
+    resolved = [
+        dataclasses.replace(c, start=next(starts).start) if c.source == "memmap" else c for c in options.pmem
+    ]
+    return resolved, layout
+
+
+def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResult:
+    """Carry out one run in one VM boot; raises GuestFailure (after writing the report) on failure."""
+    from pmemkit.report.rundir import render_run_dir
+
+    qemu = shutil.which(QEMU)
+    if qemu is None:
+        raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
+    if options.timeout_s is not None and options.timeout_s <= 0:
+        raise VmConfigError("--timeout must be a positive number of seconds")
+    pmem, layout = _resolved_pmem(options)
+    timeout = options.timeout_s or options.default_timeout()
+    image = ensure_image(progress)
+    choice = choose_accel(options.accel, qemu, image.vmlinux)
+    run_dir = make_run_dir(options.runs_dir)
+    progress(f"run directory: {run_dir}")
+    plan = Plan(
+        suites=options.suites,
+        pmem=pmem,
+        filesystems=options.filesystems,
+        accel=choice.accel,
+        vm_token=image.image_id,
+        pmemkit_version=__version__,
+        inject_fault=options.inject_fault,
+    )
+    plan.write(run_dir / "plan.json")
+    scratch_root = cache_dir() / "scratch"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="run-", dir=scratch_root))
+    try:
+        backing = []
+        for index, cfg in enumerate(layout.dimms):
+            path = scratch / f"{cfg.source}{index}.img"
+            with open(path, "wb") as f:
+                f.truncate(backing_size(cfg))  # sparse, fresh each run: no stale labels
+            backing.append(path)
+        command = QemuCommand(
+            qemu=qemu,
+            accel=choice.accel,
+            layout=layout,
+            vmlinux=image.vmlinux,
+            initrd=image.initrd,
+            rootfs=image.rootfs,
+            source_dir=repo_root(),
+            results_dir=run_dir.resolve(),
+            vm_token=image.image_id,
+            backing_files=backing,
+        )
+        environment = {
+            "pmemkit_version": __version__,
+            "host": {
+                "kernel": platform.release(),
+                "machine": platform.machine(),
+                "python": platform.python_version(),
+            },
+            "qemu": _qemu_version(qemu),
+            "accel": choice.accel,
+            "accel_reason": choice.reason,
+            "image": image.manifest(),
+            "guest_ram_bytes": layout.ram,
+            "memmap": [r.kernel_arg() for r in layout.memmaps],
+            "qemu_argv": command.argv(),
+            "timeout_s": timeout,
+        }
+        write_atomic(run_dir / "environment.json", json.dumps(environment, indent=2) + "\n")
+        progress(f"booting the guest ({choice.accel}; {choice.reason}); timeout {timeout:.0f} s")
+        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    environment["boot"] = {
+        "phases_s": result.phases,
+        "elapsed_s": round(result.elapsed_s, 2),
+        "timed_out": result.timed_out,
+        "qemu_returncode": result.returncode,
+        "guest_rc": result.guest_rc,
+        "panic": result.panic,
+        "qemu_stderr": result.stderr[-2000:],
+    }
+    failure = failure_message(result, timeout)
+    environment["failure"] = failure
+    write_atomic(run_dir / "environment.json", json.dumps(environment, indent=2) + "\n")
+    _ensure_dmesg(run_dir)
+    report, count = render_run_dir(run_dir, failure)
+    progress(f"report: {report}")
+    if failure:
+        raise GuestFailure(f"{failure}; {count} observation(s) kept in {run_dir}")
+    return RunResult(run_dir, result, count, report)
+
+
+def _ensure_dmesg(run_dir: Path) -> None:
+    """A guest that died before saving dmesg still left its kernel lines on the console."""
+    dmesg = run_dir / "dmesg.txt"
+    if dmesg.exists():
+        return
+    console = run_dir / "guest-console.log"
+    lines = console.read_text(errors="replace").splitlines() if console.exists() else []
+    kernel = [line for line in lines if line.startswith("[")]
+    header = "# reconstructed from guest-console.log: the guest ended before saving dmesg\n"
+    write_atomic(dmesg, header + "\n".join(kernel) + "\n")
+
+
+def failure_message(result: BootResult, timeout: float) -> str | None:
+    """None for a clean run; else one line naming the cause (and the fix where there is one)."""
+    if result.timed_out:
+        return (
+            f"the guest did not finish within {timeout:.0f} s and was killed "
+            "(raise --timeout if the machine is loaded)"
+        )
+    if result.panic:
+        return f"the guest kernel panicked: {result.panic}"
+    if result.fatal:
+        return f"the guest could not start the run: {result.fatal}"
+    if not result.finished:
+        why = f"qemu exited with status {result.returncode}"
+        if result.stderr:
+            why += f": {result.stderr.strip().splitlines()[-1]}"
+        return f"the guest ended before finishing its plan ({why})"
+    if result.guest_rc not in (0, None):
+        return f"the guest run reported failed steps (exit {result.guest_rc}); see report.md"
+    return None

@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import pytest
+
+from pmemkit.scenario import PmemConfig
+from pmemkit.vm.errors import VmConfigError
+from pmemkit.vm.layout import GiB, MiB, plan_layout
+from pmemkit.vm.qemu import (
+    LABEL_SIZE,
+    QemuCommand,
+    accel_args,
+    backing_size,
+    kernel_cmdline,
+    machine_args,
+    memory_args,
+    pmem_device_args,
+    share_args,
+)
+
+
+def cfgs(*specs):
+    return [PmemConfig.parse(s) for s in specs]
+
+
+def test_default_memmap_placement_and_gap():
+    layout = plan_layout(cfgs("memmap:512M", "memmap:256M"))
+    first, second = layout.memmaps
+    assert first.start == 1 * GiB and first.kernel_arg() == "memmap=512M!1G"
+    assert second.start >= first.end + 128 * MiB  # not adjacent: e820 would merge them
+    assert second.start % (2 * MiB) == 0
+    assert layout.ram >= second.end
+
+
+def test_memmap_that_does_not_fit_is_refused():
+    with pytest.raises(VmConfigError, match="above the 3G"):
+        plan_layout(cfgs("memmap:3G@1G"))
+    with pytest.raises(VmConfigError, match="does not fit in guest RAM"):
+        plan_layout(cfgs("memmap:512M@1G"), ram=1 * GiB)
+    with pytest.raises(VmConfigError, match="2M"):
+        plan_layout(cfgs("memmap:3M"))
+    with pytest.raises(VmConfigError, match="overlaps"):
+        plan_layout(cfgs("memmap:512M@1G", "memmap:512M@1280M"))
+    with pytest.raises(VmConfigError, match="kernel's own memory"):
+        plan_layout(cfgs("memmap:64M@16M"))
+
+
+def test_system_ram_floor():
+    with pytest.raises(VmConfigError, match="raise --memory"):
+        plan_layout(cfgs("memmap:1G@256M", "memmap:512M@1408M"), ram=2 * GiB)
+
+
+def test_dimm_sizes_validated():
+    with pytest.raises(VmConfigError, match="16M"):
+        plan_layout(cfgs("nvdimm:100M"))
+    layout = plan_layout(cfgs("nvdimm:512M", "virtio-pmem:256M"))
+    assert layout.slots == 2 and layout.has_nvdimm
+
+
+def test_pieces():
+    assert accel_args("tcg") == ["-accel", "tcg", "-cpu", "max"]
+    assert accel_args("kvm")[-1] == "host"
+    with pytest.raises(ValueError):
+        accel_args("hvf")
+    plain = plan_layout(cfgs("memmap:512M"))
+    assert machine_args(plain)[1] == "pc"
+    assert memory_args(plain) == ["-m", f"{plain.ram // MiB}M"]
+    nv = plan_layout(cfgs("nvdimm:512M"))
+    assert machine_args(nv)[1] == "pc,nvdimm=on"
+    m = memory_args(nv)[1]
+    assert "slots=1" in m and "maxmem=" in m
+    maxmem = int(m.split("maxmem=")[1].rstrip("M")) * MiB
+    assert maxmem >= nv.ram + 512 * MiB + LABEL_SIZE
+    assert share_args("t", Path("/x"), True)[1].endswith("readonly=on")
+    assert "readonly" not in share_args("t", Path("/x"), False)[1]
+
+
+def test_nvdimm_backing_includes_label_area():
+    cfg = PmemConfig.parse("nvdimm:512M")
+    assert backing_size(cfg) == 512 * MiB + LABEL_SIZE
+    args = pmem_device_args(0, cfg, Path("/tmp/b"))
+    assert f"size={512 * MiB + LABEL_SIZE}" in args[1]
+    assert "label-size=" in args[3]
+    vp = pmem_device_args(1, PmemConfig.parse("virtio-pmem:256M"), Path("/tmp/c"))
+    assert vp[3].startswith("virtio-pmem-pci") and f"size={256 * MiB}" in vp[1]
+
+
+def test_cmdline_has_memmap_nokaslr_and_marker():
+    layout = plan_layout(cfgs("memmap:512M"))
+    line = kernel_cmdline(layout, "abc123")
+    assert "memmap=512M!1G" in line and "nokaslr" in line and "pmemkit.vm=abc123" in line
+    assert "panic=-1" in line and "console=ttyS0" in line
+    assert "nokaslr" not in kernel_cmdline(plan_layout(cfgs("nvdimm:512M")), "t")
+
+
+def test_full_argv():
+    layout = plan_layout(cfgs("memmap:512M", "nvdimm:512M,mode=raw"))
+    cmd = QemuCommand(
+        "qemu",
+        "tcg",
+        layout,
+        Path("/i/vmlinux"),
+        Path("/i/initrd"),
+        Path("/i/root.raw"),
+        Path("/src"),
+        Path("/out"),
+        "tok",
+        [Path("/s/nv0.img")],
+    )
+    argv = cmd.argv()
+    assert argv[0] == "qemu" and "-no-reboot" in argv and "-nodefaults" in argv
+    assert any("snapshot=on" in a for a in argv)
+    assert sum(a == "-virtfs" for a in argv) == 2
+    cmd.backing_files = []
+    with pytest.raises(ValueError):
+        cmd.argv()

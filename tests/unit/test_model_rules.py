@@ -1,0 +1,304 @@
+"""Each rule of the table, at both sides of its version boundaries, plus table integrity."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pmemkit.model import RULES, ModelError, backing, predict, rule_by_name
+from pmemkit.model.kernel import parse_kernel
+from pmemkit.model.rules import ANSWERS, FACTS, QUESTIONS, SEED
+from pmemkit.scenario import OPERATIONS, Scenario, is_outcome
+
+# (kernel, source, mode, map, op, extra scenario fields, outcome, deciding rule)
+CASES = [
+    # available
+    ("4.0", "memmap", "raw", None, "dax-mount", {}, "n/a", "no-pmem-driver"),
+    ("4.1", "memmap", "raw", None, "dax-mount", {}, "ok", "mount-dax"),
+    ("4.1", "nvdimm", "raw", None, "dax-mount", {}, "n/a", "nfit-needs-libnvdimm"),
+    ("4.2", "nvdimm", "raw", None, "dax-mount", {}, "ok", "mount-dax"),
+    ("4.1", "memmap", "sector", None, "dax-mount", {}, "n/a", "btt-needs-libnvdimm"),
+    ("4.2", "memmap", "sector", None, "dax-mount", {}, "EINVAL", "mount-ext4-refused-early"),
+    ("4.2", "nvdimm", "fsdax", "mem", "dax-mount", {}, "n/a", "pfn-device-4.3"),
+    ("4.3", "nvdimm", "fsdax", "mem", "dax-mount", {}, "ok", "mount-dax"),
+    ("4.4", "nvdimm", "fsdax", "dev", "dax-mount", {}, "n/a", "map-dev-needs-altmap"),
+    ("4.5", "nvdimm", "fsdax", "dev", "dax-mount", {}, "ok", "mount-dax"),
+    ("4.6", "nvdimm", "devdax", "mem", "map-private", {}, "n/a", "devdax-4.7"),
+    ("4.7", "nvdimm", "devdax", "mem", "map-private", {}, "EINVAL", "private-devdax"),
+    ("5.2", "virtio-pmem", "raw", None, "dax-mount", {}, "n/a", "virtio-pmem-5.3"),
+    ("5.3", "virtio-pmem", "raw", None, "dax-mount", {}, "ok", "mount-dax"),
+    ("5.2", "memmap", "raw", None, "dax-mount", {"align": 4096}, "ok", "mount-dax"),
+    ("5.3", "memmap", "raw", None, "dax-mount", {"align": 4096}, "n/a", "memmap-needs-2m-alignment"),
+    # fs-dax: 4.16 requires struct page; 6.11-rc regression
+    ("4.15", "nvdimm", "raw", None, "dax-mount", {}, "ok", "mount-dax"),
+    ("4.16", "nvdimm", "raw", None, "dax-mount", {}, "EINVAL", "mount-ext4-refused"),
+    ("4.16", "nvdimm", "raw", None, "dax-mount", {"fs": "xfs"}, "fallback", "mount-xfs-fallback"),
+    ("5.0", "memmap", "raw", None, "dax-mount", {"force_raw": True}, "ok", "mount-dax"),
+    ("5.1", "memmap", "raw", None, "dax-mount", {"force_raw": True}, "EINVAL", "mount-ext4-refused"),
+    ("6.10", "memmap", "raw", None, "dax-mount", {}, "ok", "mount-dax"),
+    ("6.11-rc1", "memmap", "raw", None, "dax-mount", {}, "EINVAL", "mount-ext4-refused"),
+    ("6.11-rc3", "memmap", "raw", None, "dax-mount", {"fs": "xfs"}, "fallback", "mount-xfs-fallback"),
+    ("6.11-rc4", "memmap", "raw", None, "dax-mount", {}, "ok", "mount-dax"),
+    ("6.11-rc2", "virtio-pmem", "raw", None, "pagecache-bypass", {}, "fallback", "bypass-none"),
+    ("6.11", "virtio-pmem", "raw", None, "pagecache-bypass", {}, "ok", "bypass-dax"),
+    ("6.1", "nvdimm", "sector", None, "dax-mount", {}, "EINVAL", "mount-ext4-refused"),
+    ("6.1", "nvdimm", "sector", None, "dax-mount", {"fs": "xfs"}, "fallback", "mount-xfs-fallback"),
+    ("6.1", "nvdimm", "devdax", "mem", "dax-mount", {}, "n/a", "mount-chardev"),
+    # O_DIRECT (GUP)
+    ("4.4", "nvdimm", "fsdax", "mem", "odirect-read-into-dax", {}, "EFAULT", "odirect-before-gup-dax"),
+    ("4.5", "nvdimm", "fsdax", "mem", "odirect-read-into-dax", {}, "ok", "odirect-pages"),
+    ("4.15", "nvdimm", "raw", None, "odirect-write-from-dax", {}, "EFAULT", "odirect-pageless"),
+    ("4.16", "nvdimm", "raw", None, "odirect-write-from-dax", {}, "n/a", "odirect-no-dax"),
+    # MAP_SYNC
+    ("4.14", "nvdimm", "fsdax", "mem", "map-sync", {}, "EINVAL", "mapsync-unknown-flag"),
+    ("4.15", "nvdimm", "fsdax", "mem", "map-sync", {}, "ok", "mapsync-dax"),
+    ("4.15", "nvdimm", "raw", None, "map-sync", {}, "ok", "mapsync-pageless"),
+    ("6.1", "virtio-pmem", "raw", None, "map-sync", {}, "EOPNOTSUPP", "mapsync-async-region"),
+    ("6.1", "virtio-pmem", "devdax", "mem", "map-sync", {}, "ok", "mapsync-devdax"),
+    ("6.1", "nvdimm", "raw", None, "map-sync", {}, "EOPNOTSUPP", "mapsync-no-dax"),
+    # MAP_PRIVATE
+    ("6.1", "nvdimm", "fsdax", "dev", "map-private", {}, "ok", "private-file"),
+    # PMD faults
+    ("4.4", "nvdimm", "fsdax", "mem", "pmd-fault", {}, "fallback", "pmd-before-4.5"),
+    ("4.15", "nvdimm", "raw", None, "pmd-fault", {}, "fallback", "pmd-pageless"),
+    ("6.1", "nvdimm", "fsdax", "mem", "pmd-fault", {"align": 4096}, "fallback", "pmd-misaligned"),
+    ("6.1", "nvdimm", "devdax", "mem", "pmd-fault", {"align": 4096}, "fallback", "pmd-misaligned"),
+    ("6.1", "nvdimm", "devdax", "mem", "pmd-fault", {"align": 1 << 30}, "ok", "pmd-ok"),
+    ("6.1", "memmap", "raw", None, "pmd-fault", {}, "ok", "pmd-ok"),
+    ("6.1", "nvdimm", "raw", None, "pmd-fault", {}, "fallback", "pmd-no-dax"),
+    # futex / vmsplice
+    ("4.4", "nvdimm", "fsdax", "mem", "futex-shared", {}, "EFAULT", "futex-vmsplice-before-gup-dax"),
+    ("4.15", "nvdimm", "raw", None, "vmsplice", {}, "EFAULT", "futex-vmsplice-pageless"),
+    ("6.1", "nvdimm", "fsdax", "mem", "vmsplice", {}, "ok", "futex-vmsplice-pages"),
+    ("6.1", "nvdimm", "raw", None, "futex-shared", {}, "n/a", "futex-vmsplice-no-dax"),
+    # FOLL_LONGTERM
+    ("4.4", "nvdimm", "fsdax", "mem", "longterm-pin", {}, "EFAULT", "longterm-before-gup-dax"),
+    ("4.14", "nvdimm", "fsdax", "mem", "longterm-pin", {}, "ok", "longterm-unguarded"),
+    ("4.14", "nvdimm", "raw", None, "longterm-pin", {}, "EFAULT", "longterm-pageless"),
+    ("4.15", "nvdimm", "fsdax", "mem", "longterm-pin", {}, "EOPNOTSUPP", "longterm-fsdax-gup-longterm"),
+    ("4.15", "nvdimm", "raw", None, "longterm-pin", {}, "EOPNOTSUPP", "longterm-fsdax-gup-longterm"),
+    ("5.1", "nvdimm", "fsdax", "dev", "longterm-pin", {}, "EOPNOTSUPP", "longterm-fsdax-gup-longterm"),
+    ("5.2", "nvdimm", "fsdax", "dev", "longterm-pin", {}, "EOPNOTSUPP", "longterm-fsdax-foll-longterm"),
+    ("6.14", "memmap", "raw", None, "longterm-pin", {}, "EOPNOTSUPP", "longterm-fsdax-foll-longterm"),
+    ("6.15", "memmap", "raw", None, "longterm-pin", {}, "EOPNOTSUPP", "longterm-fsdax-gup-fast"),
+    ("4.7", "nvdimm", "devdax", "mem", "longterm-pin", {}, "ok", "longterm-devdax"),
+    ("6.17", "nvdimm", "devdax", "dev", "longterm-pin", {}, "ok", "longterm-devdax"),
+    ("6.1", "nvdimm", "raw", None, "longterm-pin", {}, "n/a", "longterm-no-dax"),
+    # io_uring fixed buffers
+    ("5.0", "nvdimm", "fsdax", "mem", "iouring-fixed-buffer", {}, "ENOSYS", "iouring-absent"),
+    (
+        "5.1",
+        "nvdimm",
+        "fsdax",
+        "mem",
+        "iouring-fixed-buffer",
+        {},
+        "EOPNOTSUPP",
+        "iouring-file-backed-refused",
+    ),
+    (
+        "6.4",
+        "nvdimm",
+        "devdax",
+        "mem",
+        "iouring-fixed-buffer",
+        {},
+        "EOPNOTSUPP",
+        "iouring-file-backed-refused",
+    ),
+    ("6.5", "nvdimm", "devdax", "mem", "iouring-fixed-buffer", {}, "ok", "iouring-devdax"),
+    ("6.5", "nvdimm", "fsdax", "mem", "iouring-fixed-buffer", {}, "EOPNOTSUPP", "iouring-fsdax-longterm"),
+    ("6.1", "nvdimm", "raw", None, "iouring-fixed-buffer", {}, "n/a", "iouring-no-dax"),
+    # fork
+    ("6.1", "nvdimm", "fsdax", "mem", "fork-cow", {}, "ok", "fork-pages"),
+    ("6.1", "nvdimm", "devdax", "mem", "fork-cow", {}, "n/a", "fork-devdax"),
+    ("4.15", "nvdimm", "raw", None, "fork-cow", {}, "EFAULT", "fork-pageless"),
+    ("6.1", "nvdimm", "raw", None, "fork-cow", {}, "n/a", "fork-no-dax"),
+    # splice / sendfile / copy_file_range
+    ("6.1", "nvdimm", "devdax", "mem", "sendfile", {}, "EINVAL", "io-devdax-no-read"),
+    ("6.1", "nvdimm", "devdax", "dev", "copy-file-range", {}, "EINVAL", "io-devdax-no-read"),
+    ("4.4", "nvdimm", "fsdax", "mem", "copy-file-range", {}, "ENOSYS", "cfr-absent"),
+    ("4.5", "nvdimm", "fsdax", "mem", "copy-file-range", {}, "ok", "io-pages"),
+    ("4.15", "nvdimm", "raw", None, "splice", {}, "EFAULT", "splice-sendfile-pageless"),
+    ("4.15", "nvdimm", "raw", None, "copy-file-range", {}, "EFAULT", "cfr-pageless"),
+    ("6.1", "nvdimm", "raw", None, "sendfile", {}, "n/a", "io-no-dax"),
+    ("6.12", "memmap", "raw", None, "splice", {}, "ok", "io-pages"),
+]
+
+
+@pytest.mark.parametrize(("kernel", "source", "mode", "map_", "op", "extra", "outcome", "rule"), CASES)
+def test_rule_and_boundary(
+    kernel: str, source: str, mode: str, map_: str | None, op: str, extra: dict, outcome: str, rule: str
+) -> None:
+    p = predict(Scenario(kernel, source, mode, map_, **extra), op)
+    assert (p.outcome, p.rule) == (outcome, rule)
+    assert parse_kernel(kernel) in rule_by_name(rule).range
+
+
+# (kernel, source, mode, map, extra, memmap location, deciding struct-page rule, fs-dax answer)
+BACKING = [
+    ("4.2", "memmap", "raw", None, {}, "none", "before-zone-device", "pageless"),
+    ("4.3", "memmap", "raw", None, {}, "dram", "raw-pagemap-region", "pages"),
+    ("6.1", "nvdimm", "sector", None, {}, "none", "btt-no-pages", "none"),
+    ("6.1", "nvdimm", "fsdax", "dev", {}, "pmem", "pfn-map-dev", "pages"),
+    ("6.1", "nvdimm", "devdax", "dev", {}, "pmem", "pfn-map-dev", "chardev"),
+    ("6.1", "nvdimm", "fsdax", "mem", {}, "dram", "pfn-map-mem", "pages"),
+    ("5.0", "memmap", "raw", None, {"force_raw": True}, "dram", "raw-pagemap-region", "pages"),
+    ("5.1", "memmap", "raw", None, {"force_raw": True}, "none", "force-raw-legacy", "none"),
+    ("6.1", "virtio-pmem", "raw", None, {}, "dram", "raw-pagemap-region", "pages"),
+    ("6.1", "nvdimm", "raw", None, {}, "none", "raw-nfit-no-pages", "none"),
+    ("4.15", "nvdimm", "raw", None, {}, "none", "raw-nfit-no-pages", "pageless"),
+    ("6.11-rc1", "memmap", "raw", None, {}, "dram", "raw-pagemap-region", "none"),
+]
+
+
+@pytest.mark.parametrize(("kernel", "source", "mode", "map_", "extra", "memmap", "rule", "dax"), BACKING)
+def test_struct_page_rules(
+    kernel: str, source: str, mode: str, map_: str | None, extra: dict, memmap: str, rule: str, dax: str
+) -> None:
+    chain = backing(Scenario(kernel, source, mode, map_, **extra))
+    assert chain.memmap_location == memmap
+    assert chain.struct_page is not None and chain.struct_page.name == rule
+    assert chain.fs_dax is not None and chain.fs_dax.answer == dax
+
+
+def test_rule_names_unique_and_records_valid() -> None:
+    names = [r.name for r in RULES]
+    assert len(names) == len(set(names))
+    for rule in RULES:
+        assert rule.sources, rule.name
+        assert rule.why, rule.name
+        assert rule.status in ("V", "I"), rule.name
+        for ask in rule.asks:
+            assert ask in QUESTIONS or ask in OPERATIONS, (rule.name, ask)
+            if ask in QUESTIONS:
+                assert rule.answer in ANSWERS[ask], rule.name
+            else:
+                assert is_outcome(rule.answer), rule.name
+        for key, allowed in rule.when.items():
+            assert key in FACTS, (rule.name, key)
+            assert set(allowed) <= set(FACTS[key]), (rule.name, key)
+        for bound in (rule.since, rule.before):
+            if bound:
+                parse_kernel(bound)
+
+
+def test_inferred_rules_say_so() -> None:
+    for rule in RULES:
+        if rule.status == "I":
+            assert "inferred" in rule.why.lower() or "to be confirmed" in rule.why.lower(), rule.name
+
+
+def test_6_17_keeps_behaviour_with_its_own_rule() -> None:
+    assert backing(Scenario("6.16", "nvdimm", "fsdax", "mem")).fs_dax.name == "dax-with-pages"
+    chain = backing(Scenario("6.17", "nvdimm", "fsdax", "mem"))
+    assert chain.fs_dax.name == "dax-with-pages-no-pfn-t" and chain.fs_dax.answer == "pages"
+
+
+KERNELS = [
+    "4.0",
+    "4.1",
+    "4.2",
+    "4.3",
+    "4.4",
+    "4.5",
+    "4.7",
+    "4.14",
+    "4.15",
+    "4.16",
+    "5.0",
+    "5.1",
+    "5.2",
+    "5.3",
+    "5.17",
+    "6.1",
+    "6.4",
+    "6.5",
+    "6.10",
+    "6.11-rc1",
+    "6.11-rc4",
+    "6.14",
+    "6.15",
+    "6.17",
+]
+
+
+def _grid() -> list[Scenario]:
+    out = []
+    for k, src, mode, fs, force_raw, align in itertools.product(
+        KERNELS,
+        ("memmap", "nvdimm", "virtio-pmem"),
+        ("raw", "fsdax", "devdax", "sector"),
+        ("ext4", "xfs"),
+        (False, True),
+        (None, 4096),
+    ):
+        maps = ("mem", "dev") if mode in ("fsdax", "devdax") else (None,)
+        if force_raw and mode != "raw":
+            continue
+        out += [Scenario(k, src, mode, m, force_raw, fs, align) for m in maps]
+    return out
+
+
+def test_every_rule_decides_somewhere_and_every_cell_is_answered() -> None:
+    used: set[str] = set()
+    for scenario in _grid():
+        chain = backing(scenario)
+        used.update(r.name for r in chain.rules())
+        for op in OPERATIONS:
+            p = predict(scenario, op)
+            used.add(p.rule)
+            assert is_outcome(p.outcome)
+            assert SEED in p.explanation
+    assert used == {r.name for r in RULES}
+
+
+def test_kernels_between_known_points_take_the_rule_in_force() -> None:
+    assert predict(Scenario("5.10", "nvdimm", "fsdax", "mem"), "longterm-pin").rule == (
+        "longterm-fsdax-foll-longterm"
+    )
+    assert predict(Scenario("4.19.300", "nvdimm", "raw"), "dax-mount").outcome == "EINVAL"
+    assert predict(Scenario("6.13", "nvdimm", "devdax", "mem"), "iouring-fixed-buffer").outcome == "ok"
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        Scenario("6.1", "nvdimm", "raw", "mem"),
+        Scenario("6.1", "nvdimm", "sector", "dev"),
+        Scenario("6.1", "nvdimm", "fsdax", "mem", force_raw=True),
+        Scenario("6.1", "floppy", "raw"),
+        Scenario("6.1", "nvdimm", "blk"),
+        Scenario("6.1", "nvdimm", "fsdax", "disk"),
+        Scenario("6.1", "nvdimm", "raw", fs="btrfs"),
+        Scenario("6.1", "nvdimm", "raw", align=3 << 20),
+        Scenario("3.10", "nvdimm", "raw"),
+    ],
+)
+def test_nonsense_scenarios_are_errors(scenario: Scenario) -> None:
+    with pytest.raises(ModelError):
+        predict(scenario, "dax-mount")
+
+
+def test_unknown_operation_is_an_error() -> None:
+    with pytest.raises(ModelError):
+        predict(Scenario("6.1", "nvdimm", "raw"), "teleport")
+
+
+def test_fsdax_map_defaults_to_mem() -> None:
+    p = predict(Scenario("6.1", "nvdimm", "fsdax"), "dax-mount")
+    assert p.scenario.map == "mem" and p.memmap_location == "dram"
+
+
+def test_prediction_cites_every_deciding_rule() -> None:
+    p = predict(Scenario("6.1", "nvdimm", "raw", fs="ext4"), "dax-mount")
+    for name in ("mount-ext4-refused", "raw-nfit-no-pages", "dax-requires-struct-page"):
+        for source in rule_by_name(name).sources:
+            assert source in p.sources
+    assert p.kernel_range == ">=4.16"
+
+
+def test_inferred_rule_is_flagged_in_explanation() -> None:
+    p = predict(Scenario("6.1", "nvdimm", "fsdax", "mem"), "futex-shared")
+    assert "inferred; to be confirmed by the VM" in p.explanation

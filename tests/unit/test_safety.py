@@ -1,0 +1,118 @@
+"""safety against a fake /proc, /sys and /etc tree: every rule refuses with its name."""
+
+import pytest
+
+from pmemkit.guest.safety import (
+    SafetyError,
+    clear_for_destruction,
+    legacy_pmem_ranges,
+    mounted_at,
+    vm_token,
+)
+
+
+def make_root(
+    tmp_path,
+    *,
+    marker="tok",
+    cmdline_token="tok",
+    mounted=False,
+    provider="e820",
+    resource="0x40000000",
+    held=False,
+):
+    root = tmp_path
+    (root / "etc").mkdir()
+    if marker is not None:
+        (root / "etc/pmemkit-vm").write_text(marker + "\n")
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/cmdline").write_text(f"console=ttyS0 pmemkit.vm={cmdline_token} memmap=512M!1G\n")
+    (root / "proc/iomem").write_text(
+        "00100000-3fffffff : System RAM\n40000000-5fffffff : Persistent Memory (legacy)\n"
+    )
+    mountinfo = "22 1 254:0 / / rw - ext4 /dev/vda rw\n"
+    if mounted:
+        mountinfo += "40 22 259:3 / /mnt/x rw - ext4 /dev/pmem3 rw,dax=always\n"
+    (root / "proc/self/mountinfo").write_text(mountinfo)
+    bus = root / "sys/devices/platform/e820_pmem/ndbus1"
+    bus.mkdir(parents=True)
+    (bus / "provider").write_text(provider + "\n")
+    ns = bus / "region3/namespace3.0"
+    (ns / "block/pmem3/holders").mkdir(parents=True)
+    (ns / "resource").write_text(resource + "\n")
+    (ns / "block/pmem3/dev").write_text("259:3\n")
+    if held:
+        (ns / "block/pmem3/holders/md0").mkdir()
+    (root / "sys/class/block").mkdir(parents=True)
+    (root / "sys/class/block/pmem3").symlink_to(ns / "block/pmem3")
+    (root / "sys/class/block/vda").mkdir()
+    (root / "sys/class/block/vda/dev").write_text("254:0\n")
+    (root / "sys/class/block/sdb").mkdir()
+    (root / "sys/class/block/sdb/dev").write_text("8:16\n")
+    return root
+
+
+def test_vm_token_needs_marker_and_cmdline(tmp_path):
+    assert vm_token(make_root(tmp_path)) == "tok"
+
+
+def test_vm_token_mismatch(tmp_path):
+    assert vm_token(make_root(tmp_path, cmdline_token="other")) is None
+
+
+def test_no_marker(tmp_path):
+    assert vm_token(make_root(tmp_path, marker=None)) is None
+
+
+def test_legacy_range_clears(tmp_path):
+    root = make_root(tmp_path)
+    assert legacy_pmem_ranges(root) == [(0x40000000, 0x5FFFFFFF)]
+    clearance = clear_for_destruction("/dev/pmem3", root=root)
+    assert clearance.rule == "pmemkit-vm" and "legacy" in clearance.reason
+
+
+def test_mounted_refused(tmp_path):
+    root = make_root(tmp_path, mounted=True)
+    assert mounted_at("/dev/pmem3", root) == ["/mnt/x"]
+    with pytest.raises(SafetyError, match="not-mounted"):
+        clear_for_destruction("/dev/pmem3", root=root)
+
+
+def test_held_refused(tmp_path):
+    with pytest.raises(SafetyError, match="not-held.*md0"):
+        clear_for_destruction("/dev/pmem3", root=make_root(tmp_path, held=True))
+
+
+def test_range_outside_legacy_refused(tmp_path):
+    with pytest.raises(SafetyError, match="legacy-range"):
+        clear_for_destruction("/dev/pmem3", root=make_root(tmp_path, resource="0x80000000"))
+
+
+def test_not_pmem_refused(tmp_path):
+    root = make_root(tmp_path)
+    with pytest.raises(SafetyError, match="pmem-only"):
+        clear_for_destruction("/dev/sdb", root=root)
+    with pytest.raises(SafetyError, match="not-mounted"):  # the root disk: refused twice over
+        clear_for_destruction("/dev/vda", root=root)
+
+
+def test_outside_vm_needs_destroy_data(tmp_path):
+    root = make_root(tmp_path, marker=None)
+    with pytest.raises(SafetyError, match="outside-vm.*--destroy-data"):
+        clear_for_destruction("/dev/pmem3", root=root)
+
+
+def test_outside_vm_mounted_refused_even_with_flags(tmp_path):
+    root = make_root(tmp_path, marker=None, mounted=True)
+    with pytest.raises(SafetyError, match="not-mounted"):
+        clear_for_destruction("/dev/pmem3", root=root, destroy_data=True, force=True)
+
+
+def test_outside_vm_foreign_data_needs_force(tmp_path, monkeypatch):
+    import pmemkit.guest.safety as safety
+
+    root = make_root(tmp_path, marker=None)
+    monkeypatch.setattr(safety, "existing_signature", lambda dev: "a ext4 filesystem")
+    with pytest.raises(SafetyError, match="foreign-data.*--force"):
+        clear_for_destruction("/dev/pmem3", root=root, destroy_data=True)
+    assert clear_for_destruction("/dev/pmem3", root=root, destroy_data=True, force=True).rule == "user-named"

@@ -1,0 +1,186 @@
+"""Boot the real guest (TCG) and check what the real kernel did — outcomes, data, provenance.
+
+One boot per configuration group (module-scoped fixtures), never one per test: a boot costs tens
+of seconds under TCG. No timing is asserted anywhere: this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pmemkit.report.rundir import default_predictor
+from pmemkit.scenario import Observation
+
+pytestmark = pytest.mark.vm
+
+ALL_SOURCES = [
+    "memmap:512M",
+    "nvdimm:512M,mode=fsdax,map=mem",
+    "nvdimm:512M,mode=fsdax,map=dev",
+    "nvdimm:512M,mode=devdax",
+    "nvdimm:512M,mode=raw",
+]
+PROVENANCE_KEYS = ("kernel", "accel", "pmem_source", "namespace_mode", "pmemkit_version", "repetitions",
+                   "timer_overhead_ns", "emulation")
+
+
+def pmemkit(*args: str, runs_dir: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs_dir), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def only_run_dir(runs_dir: Path) -> Path:
+    dirs = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def observations(run_dir: Path) -> list[Observation]:
+    lines = (run_dir / "observations.jsonl").read_text().splitlines()
+    return [Observation.from_dict(json.loads(line)) for line in lines if line.strip()]
+
+
+def qemu_processes_for(run_dir: Path) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(run_dir.resolve()) in line]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    runs = tmp_path_factory.mktemp("runs")
+    args = [a for spec in ALL_SOURCES for a in ("--pmem", spec)]
+    result = pmemkit(*args, "--json", runs_dir=runs)
+    return result, only_run_dir(runs)
+
+
+def find(obs: list[Observation], *, source: str, mode: str, op: str, fs: str | None = None,
+         map_: str | None = None) -> Observation:
+    hits = [o for o in obs if o.scenario.source == source and o.scenario.mode == mode and o.operation == op
+            and (fs is None or o.scenario.fs == fs) and (map_ is None or o.scenario.map == map_)]
+    assert len(hits) == 1, (source, mode, op, fs, map_, [o.to_dict() for o in hits])
+    return hits[0]
+
+
+def test_run_succeeds_and_writes_the_run_directory(full_run):
+    result, run_dir = full_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["ok"] and Path(summary["run_dir"]).name == run_dir.name
+    for name in ("plan.json", "observations.jsonl", "environment.json", "guest-console.log", "dmesg.txt",
+                 "report.md"):
+        assert (run_dir / name).stat().st_size > 0, name
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["accel"] == "tcg" and {"qemu", "kernel", "init", "done"} <= set(env["boot"]["phases_s"])
+    assert "Emulated pmem" in (run_dir / "report.md").read_text()
+
+
+def test_dax_mounts_where_pages_exist(full_run):
+    obs = observations(full_run[1])
+    for fs in ("ext4", "xfs"):
+        assert find(obs, source="memmap", mode="raw", op="dax-mount", fs=fs).outcome == "ok"
+        for map_ in ("mem", "dev"):
+            assert find(obs, source="nvdimm", mode="fsdax", map_=map_, op="dax-mount", fs=fs).outcome == "ok"
+
+
+def test_raw_nvdimm_refuses_dax_with_the_kernels_reason(full_run):
+    obs = observations(full_run[1])
+    ext4 = find(obs, source="nvdimm", mode="raw", op="dax-mount", fs="ext4")
+    assert ext4.outcome == "EINVAL" and "DAX unsupported by block device" in ext4.detail
+    xfs = find(obs, source="nvdimm", mode="raw", op="dax-mount", fs="xfs")
+    assert xfs.outcome == "fallback" and "Turning off DAX" in xfs.detail
+
+
+def test_odirect_into_and_from_dax_buffers_is_ok_and_verified(full_run):
+    obs = observations(full_run[1])
+    dax_targets = [o for o in obs if o.operation in ("odirect-read-into-dax", "odirect-write-from-dax")]
+    # memmap, fsdax mem, fsdax dev on two filesystems each, plus devdax: 7 targets × 2 directions
+    assert len(dax_targets) == 14
+    for o in dax_targets:
+        assert o.outcome == "ok" and o.metrics["verified"] is True, o.to_dict()
+
+
+def test_devdax_refuses_private_mappings(full_run):
+    obs = observations(full_run[1])
+    assert find(obs, source="nvdimm", mode="devdax", op="map-private").outcome == "EINVAL"
+    assert find(obs, source="nvdimm", mode="devdax", op="dax-mount").outcome == "n/a"
+
+
+def test_every_observation_carries_provenance(full_run):
+    for o in observations(full_run[1]):
+        assert not o.outcome.startswith("skipped"), o.to_dict()
+        for key in PROVENANCE_KEYS:
+            assert o.provenance.get(key) not in (None, ""), (key, o.to_dict())
+        assert o.provenance["accel"] == "tcg"
+        if o.scenario.fs:
+            assert o.provenance["fs"] == o.scenario.fs and o.provenance["mount_options"] == "dax=always"
+
+
+def test_model_agrees_with_every_predicted_observation(full_run):
+    predictor = default_predictor()
+    compared = 0
+    for o in observations(full_run[1]):
+        prediction = predictor(o)
+        if prediction is None:
+            continue
+        compared += 1
+        assert prediction.outcome == o.outcome, (o.to_dict(), prediction.rule)
+    assert compared >= 30
+
+
+@pytest.fixture(scope="module")
+def panic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    runs = tmp_path_factory.mktemp("runs")
+    result = pmemkit("--pmem", "memmap:256M", "--fs", "ext4", "--inject-fault", "panic", runs_dir=runs)
+    return result, only_run_dir(runs)
+
+
+def test_guest_panic_ends_with_a_clear_error_and_keeps_results(panic_run):
+    result, run_dir = panic_run
+    assert result.returncode == 6
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pmemkit: error: the guest kernel panicked") and "Traceback" not in result.stderr
+    assert len(observations(run_dir)) >= 1  # what the guest saw before the crash is kept
+    assert "FAILED" in (run_dir / "report.md").read_text()
+    assert not qemu_processes_for(run_dir)
+
+
+def test_killed_qemu_ends_with_a_clear_error_and_keeps_results(tmp_path):
+    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(tmp_path),
+            "--pmem", "memmap:256M", "--fs", "ext4", "--inject-fault", "hang"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    run_dir = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
+        if dirs and (dirs[0] / "observations.jsonl").exists():
+            run_dir = dirs[0]
+            if qemu_processes_for(run_dir):
+                break
+        time.sleep(0.5)
+    assert run_dir is not None, proc.communicate()
+    for line in qemu_processes_for(run_dir):
+        os.kill(int(line.split()[0]), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 6
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("pmemkit: error: the guest ended before finishing") and "Traceback" not in stderr
+    assert len(observations(run_dir)) >= 1
+    assert not qemu_processes_for(run_dir)
+
+
+def test_hung_guest_is_killed_after_the_timeout(tmp_path):
+    result = pmemkit("--pmem", "memmap:256M", "--fs", "ext4", "--inject-fault", "hang", "--timeout", "90",
+                     runs_dir=tmp_path)
+    assert result.returncode == 6
+    assert "did not finish within 90 s" in result.stderr.strip().splitlines()[-1]
+    run_dir = only_run_dir(tmp_path)
+    assert len(observations(run_dir)) >= 1
+    assert not qemu_processes_for(run_dir)
