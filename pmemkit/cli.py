@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from pmemkit import __version__
-from pmemkit.model_cli import model as model_group
 from pmemkit.scenario import FILESYSTEMS, PmemConfig, ScenarioError, parse_size
 
 EXIT_BAD_INPUT = 2
@@ -30,7 +29,24 @@ def fail(message: str, code: int) -> None:
 
 
 class PmemkitGroup(click.Group):
-    """Turns every expected exception of every room into `pmemkit: error: …` and its exit code."""
+    """Turns every expected exception of every room into `pmemkit: error: …` and its exit code.
+
+    `model` is loaded only when asked for: the guest starts `pmemkit guest-run` under TCG, where
+    importing the whole model costs seconds of every boot.
+    """
+
+    lazy_commands = {"model": ("pmemkit.model_cli", "model")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy_commands:
+            import importlib
+
+            module, attr = self.lazy_commands[name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         from pmemkit.guest import GuestError
@@ -137,8 +153,13 @@ def main() -> None:
     show_default=True,
     help="Where runs/<timestamp>/ directories are created.",
 )
-@click.option("--inject-fault", type=click.Choice(["panic", "hang"]), default=None, hidden=True,
-              help="Testing failure handling: crash or hang the guest after its first device.")
+@click.option(
+    "--inject-fault",
+    type=click.Choice(["panic", "hang"]),
+    default=None,
+    hidden=True,
+    help="Testing failure handling: crash or hang the guest after its first device.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def run(
     pmem_specs: tuple[str, ...],
@@ -304,6 +325,3 @@ def report(run_dir: Path, as_json: bool) -> None:
         return
     path, count = render_run_dir(run_dir)
     click.echo(f"{count} observations; report: {path}")
-
-
-main.add_command(model_group)

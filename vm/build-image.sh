@@ -51,14 +51,17 @@ log "vmlinux (ELF, for PVH boot)"
 python3 "$here/extract-vmlinux.py" "$root/boot/vmlinuz-$kver" "$out/vmlinux"
 cp "$root/boot/config-$kver" "$out/config"
 
-log "initrd (busybox + modules to reach the root disk)"
+log "initrd (busybox + modules for the root disk, 9p and pmem)"
 ird=$out/initrd.d
 mkdir -p "$ird"/{bin,proc,sys,dev,newroot,modules}
 cp "$(command -v busybox)" "$ird/bin/busybox"
 install -m 0755 "$here/initrd-init.sh" "$ird/init"
 : >"$ird/modules/order"
 # One module per call: modprobe reads any further words as module parameters.
-for m in virtio_pci virtio_blk crc32c_generic ext4; do modprobe -d "$root" -S "$kver" --show-depends "$m"; done \
+# Root disk, 9p shares, and the drivers of every pmem source (memmap=, NFIT, virtio-pmem, dax).
+initrd_modules="virtio_pci virtio_blk crc32c_generic ext4 9pnet_virtio 9p nfit nd_e820 nd_pmem nd_btt
+  dax_pmem device_dax virtio_pmem"
+for m in $initrd_modules; do modprobe -d "$root" -S "$kver" --show-depends "$m"; done \
   | awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do
     name=$(basename "$ko")
     case "$name" in

@@ -17,7 +17,7 @@ EMULATION_WARNING = (
     "(`memmap=` legacy ranges, QEMU NVDIMMs, virtio-pmem). Outcomes show what the real Linux "
     "kernel decided; timings are those of DRAM under QEMU and say nothing about Optane or CXL media."
 )
-PHASE_ORDER = ("qemu", "kernel", "initrd", "init", "modules", "done")
+PHASE_ORDER = ("qemu", "kernel", "initrd", "init", "python", "done")
 
 Predictor = Callable[[Observation], Prediction | None]
 

@@ -74,12 +74,16 @@ def backing_size(cfg: PmemConfig) -> int:
     return cfg.size + (LABEL_SIZE if cfg.source == "nvdimm" else 0)
 
 
-def pmem_device_args(index: int, cfg: PmemConfig, backing: Path) -> list[str]:
-    """One NVDIMM (with a label area, so ndctl can make namespaces) or one virtio-pmem device."""
+def pmem_device_args(index: int, cfg: PmemConfig, backing: Path, nvdimm_slot: int = 0) -> list[str]:
+    """One NVDIMM (with a label area, so ndctl can make namespaces) or one virtio-pmem device.
+
+    An NVDIMM's explicit `slot` fixes its NFIT handle (slot + 1), which the guest uses to find
+    the region of each planned NVDIMM.
+    """
     mem_id = f"pmem{index}"
     obj = f"memory-backend-file,id={mem_id},share=on,mem-path={backing},size={backing_size(cfg)}"
     if cfg.source == "nvdimm":
-        dev = f"nvdimm,memdev={mem_id},id=nv{index},label-size={LABEL_SIZE}"
+        dev = f"nvdimm,memdev={mem_id},id=nv{index},label-size={LABEL_SIZE},slot={nvdimm_slot}"
     elif cfg.source == "virtio-pmem":
         dev = f"virtio-pmem-pci,memdev={mem_id},id=vpmem{index}"
     else:
@@ -131,6 +135,8 @@ class QemuCommand:
         argv += share_args(RESULTS_SHARE_TAG, self.results_dir, readonly=False)
         if len(self.backing_files) != len(self.layout.dimms):
             raise ValueError("one backing file per NVDIMM/virtio-pmem device is needed")
+        nvdimm_slot = 0
         for index, (cfg, backing) in enumerate(zip(self.layout.dimms, self.backing_files, strict=True)):
-            argv += pmem_device_args(index, cfg, backing)
+            argv += pmem_device_args(index, cfg, backing, nvdimm_slot)
+            nvdimm_slot += cfg.source == "nvdimm"
         return argv

@@ -113,3 +113,22 @@ def test_full_argv():
     cmd.backing_files = []
     with pytest.raises(ValueError):
         cmd.argv()
+
+
+def test_nvdimm_slots_fix_nfit_handles():
+    layout = plan_layout(cfgs("nvdimm:512M", "virtio-pmem:256M", "nvdimm:256M,mode=raw"))
+    cmd = QemuCommand(
+        "qemu",
+        "tcg",
+        layout,
+        Path("/v"),
+        Path("/i"),
+        Path("/r"),
+        Path("/s"),
+        Path("/o"),
+        "t",
+        [Path("/a"), Path("/b"), Path("/c")],
+    )
+    devices = [a for a in cmd.argv() if a.startswith(("nvdimm,", "virtio-pmem-pci,"))]
+    assert devices[0].endswith("slot=0") and devices[2].endswith("slot=1")  # virtio-pmem takes no slot
+    assert "slot=" not in devices[1]

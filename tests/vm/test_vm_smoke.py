@@ -28,8 +28,16 @@ ALL_SOURCES = [
     "nvdimm:512M,mode=devdax",
     "nvdimm:512M,mode=raw",
 ]
-PROVENANCE_KEYS = ("kernel", "accel", "pmem_source", "namespace_mode", "pmemkit_version", "repetitions",
-                   "timer_overhead_ns", "emulation")
+PROVENANCE_KEYS = (
+    "kernel",
+    "accel",
+    "pmem_source",
+    "namespace_mode",
+    "pmemkit_version",
+    "repetitions",
+    "timer_overhead_ns",
+    "emulation",
+)
 
 
 def pmemkit(*args: str, runs_dir: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -61,10 +69,18 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     return result, only_run_dir(runs)
 
 
-def find(obs: list[Observation], *, source: str, mode: str, op: str, fs: str | None = None,
-         map_: str | None = None) -> Observation:
-    hits = [o for o in obs if o.scenario.source == source and o.scenario.mode == mode and o.operation == op
-            and (fs is None or o.scenario.fs == fs) and (map_ is None or o.scenario.map == map_)]
+def find(
+    obs: list[Observation], *, source: str, mode: str, op: str, fs: str | None = None, map_: str | None = None
+) -> Observation:
+    hits = [
+        o
+        for o in obs
+        if o.scenario.source == source
+        and o.scenario.mode == mode
+        and o.operation == op
+        and (fs is None or o.scenario.fs == fs)
+        and (map_ is None or o.scenario.map == map_)
+    ]
     assert len(hits) == 1, (source, mode, op, fs, map_, [o.to_dict() for o in hits])
     return hits[0]
 
@@ -74,8 +90,14 @@ def test_run_succeeds_and_writes_the_run_directory(full_run):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["ok"] and Path(summary["run_dir"]).name == run_dir.name
-    for name in ("plan.json", "observations.jsonl", "environment.json", "guest-console.log", "dmesg.txt",
-                 "report.md"):
+    for name in (
+        "plan.json",
+        "observations.jsonl",
+        "environment.json",
+        "guest-console.log",
+        "dmesg.txt",
+        "report.md",
+    ):
         assert (run_dir / name).stat().st_size > 0, name
     env = json.loads((run_dir / "environment.json").read_text())
     assert env["accel"] == "tcg" and {"qemu", "kernel", "init", "done"} <= set(env["boot"]["phases_s"])
@@ -153,8 +175,22 @@ def test_guest_panic_ends_with_a_clear_error_and_keeps_results(panic_run):
 
 
 def test_killed_qemu_ends_with_a_clear_error_and_keeps_results(tmp_path):
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(tmp_path),
-            "--pmem", "memmap:256M", "--fs", "ext4", "--inject-fault", "hang"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pmemkit",
+        "run",
+        "--accel",
+        "tcg",
+        "--runs-dir",
+        str(tmp_path),
+        "--pmem",
+        "memmap:256M",
+        "--fs",
+        "ext4",
+        "--inject-fault",
+        "hang",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
     run_dir = None
@@ -177,8 +213,17 @@ def test_killed_qemu_ends_with_a_clear_error_and_keeps_results(tmp_path):
 
 
 def test_hung_guest_is_killed_after_the_timeout(tmp_path):
-    result = pmemkit("--pmem", "memmap:256M", "--fs", "ext4", "--inject-fault", "hang", "--timeout", "90",
-                     runs_dir=tmp_path)
+    result = pmemkit(
+        "--pmem",
+        "memmap:256M",
+        "--fs",
+        "ext4",
+        "--inject-fault",
+        "hang",
+        "--timeout",
+        "90",
+        runs_dir=tmp_path,
+    )
     assert result.returncode == 6
     assert "did not finish within 90 s" in result.stderr.strip().splitlines()[-1]
     run_dir = only_run_dir(tmp_path)
