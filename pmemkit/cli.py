@@ -154,6 +154,13 @@ def main() -> None:
     help="Where runs/<timestamp>/ directories are created.",
 )
 @click.option(
+    "--profile",
+    type=click.Choice(["quick", "full"]),
+    default="quick",
+    show_default=True,
+    help="Experiment sizes and repetitions: quick for a first look, full for numbers.",
+)
+@click.option(
     "--inject-fault",
     type=click.Choice(["panic", "hang"]),
     default=None,
@@ -169,6 +176,7 @@ def run(
     timeout_s: float | None,
     memory: str | None,
     runs_dir: Path,
+    profile: str,
     inject_fault: str | None,
     as_json: bool,
 ) -> None:
@@ -198,6 +206,7 @@ def run(
         memory=parse_size(memory) if memory else None,
         runs_dir=runs_dir,
         inject_fault=inject_fault,
+        profile=profile,
     )
     try:
         result = run_vm(options, Progress())

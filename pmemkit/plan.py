@@ -26,6 +26,7 @@ class Plan:
     vm_token: str = ""
     pmemkit_version: str = ""
     inject_fault: str | None = None  # tests of failure handling: "panic" or "hang" mid-run
+    profile: str = "quick"  # experiment sizes and repetitions: quick | full
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -38,6 +39,7 @@ class Plan:
             "vm_token": self.vm_token,
             "pmemkit_version": self.pmemkit_version,
             "inject_fault": self.inject_fault,
+            "profile": self.profile,
         }
 
     @classmethod
@@ -52,7 +54,12 @@ class Plan:
             vm_token=data.get("vm_token", ""),
             pmemkit_version=data.get("pmemkit_version", ""),
             inject_fault=data.get("inject_fault"),
+            profile=data.get("profile", "quick"),
         )
+
+    def params(self) -> dict[str, Any]:
+        """What every experiment receives besides its target."""
+        return {"profile": self.profile}
 
     def write(self, path: Path) -> None:
         write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")

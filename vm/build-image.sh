@@ -58,8 +58,9 @@ cp "$(command -v busybox)" "$ird/bin/busybox"
 install -m 0755 "$here/initrd-init.sh" "$ird/init"
 : >"$ird/modules/order"
 # One module per call: modprobe reads any further words as module parameters.
-# Root disk, 9p shares, and the drivers of every pmem source (memmap=, NFIT, virtio-pmem, dax).
-initrd_modules="virtio_pci virtio_blk crc32c_generic ext4 9pnet_virtio 9p nfit nd_e820 nd_pmem nd_btt
+# Root disk, 9p shares, and the drivers of every pmem source (NFIT, virtio-pmem, dax). Not nd_e820:
+# pmemkit loads it itself, after the page-less control has used the legacy range through /dev/mem.
+initrd_modules="virtio_pci virtio_blk crc32c_generic ext4 9pnet_virtio 9p nfit nd_pmem nd_btt
   dax_pmem device_dax virtio_pmem"
 for m in $initrd_modules; do modprobe -d "$root" -S "$kver" --show-depends "$m"; done \
   | awk '$1 == "insmod" && !seen[$2]++ {print $2}' | while read -r ko; do

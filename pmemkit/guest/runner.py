@@ -20,7 +20,9 @@ from pmemkit.guest import experiments as registry
 from pmemkit.guest.experiments import Target
 from pmemkit.guest.prepare import (
     DAX_MOUNT_OPTIONS,
+    MKFS_OPTIONS,
     PreparedDevice,
+    load_legacy_pmem,
     match_devices,
     mkfs,
     mount_dax,
@@ -29,7 +31,13 @@ from pmemkit.guest.prepare import (
 from pmemkit.guest.probe import probe
 from pmemkit.guest.provenance import collect
 from pmemkit.guest.results import ObservationWriter
-from pmemkit.guest.safety import SafetyError, clear_for_destruction, vm_token
+from pmemkit.guest.safety import (
+    SafetyError,
+    clear_devmem_range,
+    clear_for_destruction,
+    legacy_pmem_ranges,
+    vm_token,
+)
 from pmemkit.plan import Plan, write_atomic
 from pmemkit.scenario import Observation, Scenario
 
@@ -56,8 +64,10 @@ def guest_run(plan_path: Path, out_dir: Path) -> int:
     experiments = [(name, registry.get(name)) for name in plan.suites]
     os.makedirs(SCRATCH_DIR, exist_ok=True)
     failures = 0
+    failures += _run_pageless_controls(plan, env, experiments, writer)
     step(f"preparing {len(plan.pmem)} pmem device(s)")
     try:
+        load_legacy_pmem(len(legacy_pmem_ranges()))
         devices = match_devices(plan.pmem)
     except EXPECTED as exc:
         for cfg in plan.pmem:
@@ -66,6 +76,7 @@ def guest_run(plan_path: Path, out_dir: Path) -> int:
         failures += 1
     env["probe"] = probe()
     write_atomic(out_dir / "guest-environment.json", json.dumps(env, indent=2, default=str) + "\n")
+    failures += _run_baselines(plan, env, experiments, writer)
     for device in devices:
         failures += _run_device(device, plan, env, experiments, writer)
         if plan.inject_fault:
@@ -112,6 +123,69 @@ def _scenario(env: dict[str, Any], device: PreparedDevice, fs: str | None) -> Sc
     )
 
 
+def _run_pageless_controls(
+    plan: Plan,
+    env: dict[str, Any],
+    experiments: list[tuple[str, registry.Experiment]],
+    writer: ObservationWriter,
+) -> int:
+    """The seed mail's world without struct page: legacy pmem through /dev/mem before nd_e820 claims it."""
+    if not any(registry.runs_on(name, "devmem") for name, _ in experiments):
+        return 0
+    keep = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
+    failures = 0
+    for lo, hi in legacy_pmem_ranges():
+        where = f"/dev/mem@{lo:#x}"
+        scenario = Scenario(kernel=env["kernel"], source="memmap", mode="devmem")
+        provenance = {
+            **{k: env[k] for k in keep},
+            "pmem_source": "memmap",
+            "namespace_mode": "none (/dev/mem)",
+            "repetitions": 1,
+            "device": where,
+            "phys_range": [hex(lo), hex(hi)],
+        }
+        try:
+            clear_devmem_range(lo, hi - lo + 1)
+        except SafetyError as exc:
+            writer.add(_failure(env, "memmap", "prepare", "devmem", exc, scenario=scenario, device=where))
+            failures += 1
+            continue
+        params = {**plan.params(), "phys_start": lo}
+        target = Target("devmem", "/dev/mem", where, scenario, SCRATCH_DIR, provenance, params)
+        failures += _run_experiments(target, experiments, writer)
+    return failures
+
+
+def _run_baselines(
+    plan: Plan,
+    env: dict[str, Any],
+    experiments: list[tuple[str, registry.Experiment]],
+    writer: ObservationWriter,
+) -> int:
+    """The same experiments on anonymous memory and a page-cache file: the yardsticks of one boot."""
+    keep = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
+    failures = 0
+    for kind, mode, fs in (("anon", "anonymous", None), ("pagecache", "pagecache", "ext4")):
+        if not any(registry.runs_on(name, kind) for name, _ in experiments):
+            continue
+        path = os.path.join(SCRATCH_DIR, "baseline")
+        os.makedirs(path, exist_ok=True)
+        scenario = Scenario(kernel=env["kernel"], source="baseline", mode=mode, fs=fs)
+        provenance = {
+            **{k: env[k] for k in keep},
+            "pmem_source": "none (baseline)",
+            "namespace_mode": mode,
+            "repetitions": 1,
+            "device": "/dev/vda (root disk)" if fs else "anonymous memory",
+        }
+        if fs:
+            provenance.update(fs=fs, mount_options="page cache (no DAX)")
+        target = Target(kind, path, provenance["device"], scenario, SCRATCH_DIR, provenance, plan.params())
+        failures += _run_experiments(target, experiments, writer)
+    return failures
+
+
 def _run_device(
     device: PreparedDevice,
     plan: Plan,
@@ -138,7 +212,7 @@ def _run_device(
         )
         try:
             clear_for_destruction(path)
-            target = Target("devdax", path, path, scenario, SCRATCH_DIR, base)
+            target = Target("devdax", path, path, scenario, SCRATCH_DIR, base, plan.params())
             failures += _run_experiments(target, experiments, writer)
         except EXPECTED as exc:
             writer.add(
@@ -148,7 +222,7 @@ def _run_device(
         return failures
     for fs in plan.filesystems:
         scenario = _scenario(env, device, fs)
-        provenance = {**base, "fs": fs, "mount_options": DAX_MOUNT_OPTIONS}
+        provenance = {**base, "fs": fs, "mount_options": DAX_MOUNT_OPTIONS, "mkfs_options": MKFS_OPTIONS[fs]}
         step(f"{scenario.label()} on {path}: mkfs.{fs}, mount -o {DAX_MOUNT_OPTIONS}")
         try:
             mkfs(path, fs)
@@ -176,7 +250,7 @@ def _run_device(
         if result.mountpoint is None:
             continue
         try:
-            target = Target("fs", result.mountpoint, path, scenario, SCRATCH_DIR, provenance)
+            target = Target("fs", result.mountpoint, path, scenario, SCRATCH_DIR, provenance, plan.params())
             failures += _run_experiments(target, experiments, writer)
         finally:
             unmount(result.mountpoint)
@@ -188,8 +262,10 @@ def _run_experiments(
 ) -> int:
     failures = 0
     for name, experiment in experiments:
+        if not registry.runs_on(name, target.kind):
+            continue
         step(f"{target.scenario.label()}: experiment {name}")
-        iterator: Iterator[Observation] = experiment(target, {})
+        iterator: Iterator[Observation] = experiment(target, target.params)
         try:
             for observation in iterator:
                 writer.add(observation)

@@ -212,3 +212,43 @@ def existing_signature(device: str) -> str | None:
     if "TYPE" in fields:
         return f"a {fields['TYPE']} filesystem"
     return None
+
+
+def iomem_claims(lo: int, hi: int, root: Path = Path("/")) -> list[str]:
+    """Names of /proc/iomem entries nested inside [lo, hi]: a driver that claimed the range."""
+    claims = []
+    try:
+        lines = (root / "proc/iomem").read_text().splitlines()
+    except OSError:
+        return claims
+    for line in lines:
+        if not line.startswith(" "):
+            continue
+        span, _, name = line.strip().partition(" : ")
+        a, _, b = span.partition("-")
+        try:
+            start, end = int(a, 16), int(b, 16)
+        except ValueError:
+            continue
+        if lo <= start and end <= hi:
+            claims.append(name.strip())
+    return claims
+
+
+def clear_devmem_range(start: int, size: int, root: Path = Path("/")) -> Clearance:
+    """Clear writes to physical memory via /dev/mem: only an unclaimed legacy pmem range, in the VM."""
+    where = f"/dev/mem at {start:#x}+{size:#x}"
+    if not vm_token(root):
+        raise SafetyError(
+            f"refused {where}: rule 'pmemkit-vm' — physical memory is only written inside pmemkit's VM"
+        )
+    ranges = legacy_pmem_ranges(root)
+    inside = [(lo, hi) for lo, hi in ranges if lo <= start and start + size - 1 <= hi]
+    if not inside:
+        raise SafetyError(
+            f"refused {where}: rule 'legacy-range' — not inside a 'Persistent Memory (legacy)' range"
+        )
+    claims = iomem_claims(*inside[0], root=root)
+    if claims:
+        raise SafetyError(f"refused {where}: rule 'unclaimed' — already claimed by {', '.join(claims)}")
+    return Clearance(where, "pmemkit-vm", "unclaimed legacy pmem range inside pmemkit's VM")

@@ -47,6 +47,7 @@ class RunOptions:
     memory: int | None = None
     runs_dir: Path = Path("runs")
     inject_fault: str | None = None
+    profile: str = "quick"
 
     def default_timeout(self) -> float:
         """Scaled to the work: a fixed boot budget plus a budget per device and filesystem."""
@@ -117,6 +118,7 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
         vm_token=image.image_id,
         pmemkit_version=__version__,
         inject_fault=options.inject_fault,
+        profile=options.profile,
     )
     plan.write(run_dir / "plan.json")
     # The guest's python3 is 3.11 too: bytecode compiled here saves it seconds of TCG per boot.

@@ -73,3 +73,46 @@ def test_render_run_dir_tolerates_damage(tmp_path):
     text = path.read_text()
     assert "line 2 skipped" in text and "FAILED" in text
     assert load_run(tmp_path).warnings  # guest-environment.json missing is tolerated silently
+
+
+def _metric_obs(
+    op, mode="raw", source="memmap", experiment="odirect", outcome="ok", metrics=None, device="/dev/pmem0"
+):
+    sc = Scenario(kernel="6.1.0-56-amd64", source=source, mode=mode, fs="ext4" if mode == "raw" else None)
+    return Observation(experiment, op, outcome, sc, device, detail="d", metrics=metrics or {})
+
+
+def test_pageless_section_sets_control_beside_dax():
+    obs = [
+        _metric_obs(
+            "odirect-read-into-pageless", mode="devmem", outcome="EFAULT", device="/dev/mem@0x40000000"
+        ),
+        _metric_obs("buffered-read-into-pageless", mode="devmem", device="/dev/mem@0x40000000"),
+        _metric_obs("odirect-read-into-dax"),
+    ]
+    text = render(_contents(observations=obs))
+    assert "no `struct page`" in text
+    row = next(line for line in text.splitlines() if line.startswith("| odirect-read-into |"))
+    assert "`EFAULT`" in row and "`ok`" in row
+
+
+def test_bandwidth_and_fio_sections():
+    rows = [{"pattern": "seq-read", "block_bytes": 1 << 20, "bytes_per_s": 2e9}]
+    anon = _metric_obs(
+        "mmap-bandwidth",
+        mode="anonymous",
+        source="baseline",
+        experiment="mmap",
+        metrics={"rows": [{**rows[0], "bytes_per_s": 4e9}]},
+        device="anonymous memory",
+    )
+    dax = _metric_obs("mmap-bandwidth", experiment="mmap", metrics={"rows": rows})
+    side = {"pmemkit": 2000, "fio": 1000, "ratio": 2.0, "within_10pct": False}
+    fio = _metric_obs(
+        "fio-odirect-randread",
+        experiment="fio",
+        metrics={"comparison": {"p50": side, "p99": side, "bw_bytes": side}},
+    )
+    text = render(_contents(observations=[anon, dax, fio]))
+    assert "## Bandwidth through the mapping" in text and "0.50×" in text  # DAX at half of anonymous
+    assert "## pmemkit beside fio" in text and "2.00×" in text

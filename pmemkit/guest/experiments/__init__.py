@@ -24,12 +24,13 @@ class Target:
     files; `provenance` travels into every observation.
     """
 
-    kind: str  # "fs" | "devdax"
-    path: str  # mount point, or /dev/daxX.Y
+    kind: str  # "fs" | "devdax" | baselines: "pagecache" (dir on the root disk), "anon"
+    path: str  # mount point, /dev/daxX.Y, or the baseline's directory
     device: str
     scenario: Scenario
     scratch_dir: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # e.g. {"profile": "quick"}
 
     def observation(self, experiment: str, operation: str, outcome: str, **extra: Any) -> Observation:
         """An Observation of this target with its full provenance."""
@@ -46,19 +47,22 @@ class Target:
 
 Experiment = Callable[[Target, dict[str, Any]], Iterator[Observation]]
 EXPERIMENTS: dict[str, Experiment] = {}
+#: Target kinds each experiment runs on; the runner skips the others.
+KINDS: dict[str, tuple[str, ...]] = {}
 
 
 class UnknownExperiment(KeyError):
     """A suite name no module registered."""
 
 
-def register(name: str) -> Callable[[Experiment], Experiment]:
-    """Decorator: make `fn` the entry point of experiment `name`."""
+def register(name: str, kinds: tuple[str, ...] = ("fs", "devdax")) -> Callable[[Experiment], Experiment]:
+    """Decorator: make `fn` the entry point of experiment `name`, run on targets of `kinds`."""
 
     def wrap(fn: Experiment) -> Experiment:
         if name in EXPERIMENTS and EXPERIMENTS[name] is not fn:
             raise ValueError(f"experiment {name!r} registered twice")
         EXPERIMENTS[name] = fn
+        KINDS[name] = kinds
         return fn
 
     return wrap
@@ -69,6 +73,10 @@ def load_all() -> dict[str, Experiment]:
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
     return EXPERIMENTS
+
+
+def runs_on(name: str, kind: str) -> bool:
+    return kind in KINDS.get(name, ())
 
 
 def get(name: str) -> Experiment:

@@ -1,0 +1,216 @@
+"""Render latency distributions as Markdown: a percentile table and a text histogram per summary.
+
+Pure: takes summaries (`pmemkit.measure.stats.LatencySummary` or its `to_dict()` form) and returns
+text. Numbers carry units: one unit per table (ns, µs, ms or s, chosen so the smallest p50 reads
+as at least 1, or forced by the caller), named in every column header. Every table and histogram
+block takes a `caption` — the provenance the caller wants printed with it (kernel, accelerator,
+pmem configuration, repetitions, ...) — rendered as a `Table: ...` line after a blank line, which
+pandoc reads as a caption and GitHub shows as a paragraph.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pmemkit.measure.stats import PERCENTILES, LatencySummary
+
+#: (name, ns per unit), smallest first.
+DURATION_UNITS = (("ns", 1), ("µs", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000))
+_BINARY_RATE_UNITS = ("B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s", "PiB/s")
+_DECIMAL_RATE_UNITS = ("B/s", "kB/s", "MB/s", "GB/s", "TB/s", "PB/s")
+MISSING = "—"
+
+SummaryLike = LatencySummary | Mapping[str, Any]
+Summaries = Mapping[str, SummaryLike] | Iterable[tuple[str, SummaryLike]]
+
+
+def _three_figures(value: float) -> str:
+    """About three significant figures without exponent notation: 1.23, 12.3, 123, 12345."""
+    size = abs(value)
+    if size >= 99.95:
+        return f"{value:.0f}"
+    if size >= 9.995:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _is_integral(value: float | int) -> bool:
+    return isinstance(value, int) or float(value).is_integer()
+
+
+def format_duration_ns(ns: float | int | None) -> str:
+    """A duration in the most readable unit: `850 ns`, `1.23 µs`, `45.6 ms`, `2.00 s`; None: `—`."""
+    if ns is None or (isinstance(ns, float) and not math.isfinite(ns)):
+        return MISSING
+    size = abs(ns)
+    if size < 999.5:
+        return f"{int(ns)} ns" if _is_integral(ns) else f"{_three_figures(ns)} ns"
+    for name, scale in DURATION_UNITS[1:]:
+        if size / scale < 999.5 or name == "s":
+            return f"{_three_figures(ns / scale)} {name}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_bytes_per_s(rate: float | int | None, *, binary: bool = True) -> str:
+    """A rate in readable units: binary `MiB/s`, `GiB/s` (fio's main figure) or decimal `MB/s`."""
+    if rate is None or (isinstance(rate, float) and not math.isfinite(rate)):
+        return MISSING
+    units = _BINARY_RATE_UNITS if binary else _DECIMAL_RATE_UNITS
+    base = 1024 if binary else 1000
+    value, unit = float(rate), units[0]
+    for unit in units:
+        if abs(value) < 999.5 or unit == units[-1]:
+            break
+        value /= base
+    if unit == "B/s" and _is_integral(rate):
+        return f"{int(rate)} B/s"
+    return f"{_three_figures(value)} {unit}"
+
+
+def format_ratio(ratio: float | None) -> str:
+    """`0.97×` for a ratio from `pmemkit.measure.bandwidth.ratio`; `—` when it is None."""
+    if ratio is None or not math.isfinite(ratio):
+        return MISSING
+    return f"{ratio:.2f}×"
+
+
+def _as_summary(summary: SummaryLike) -> LatencySummary:
+    return summary if isinstance(summary, LatencySummary) else LatencySummary.from_dict(dict(summary))
+
+
+def _pairs(summaries: Summaries) -> list[tuple[str, LatencySummary]]:
+    items = summaries.items() if isinstance(summaries, Mapping) else summaries
+    return [(str(label), _as_summary(s)) for label, s in items]
+
+
+def choose_unit(values_ns: Iterable[float | int | None]) -> tuple[str, int]:
+    """The largest duration unit in which the smallest positive value is still >= 1 (ns if none)."""
+    positive = [v for v in values_ns if v is not None and v > 0]
+    if not positive:
+        return DURATION_UNITS[0]
+    smallest = min(positive)
+    chosen = DURATION_UNITS[0]
+    for name, scale in DURATION_UNITS:
+        if smallest >= scale:
+            chosen = (name, scale)
+    return chosen
+
+
+def _unit_by_name(unit: str) -> tuple[str, int]:
+    aliases = {"us": "µs", "μs": "µs"}
+    unit = aliases.get(unit, unit)
+    for name, scale in DURATION_UNITS:
+        if name == unit:
+            return name, scale
+    raise ValueError(f"unknown duration unit {unit!r}: use auto, ns, us, ms or s")
+
+
+def _in_unit(value: float | int | None, scale: int) -> str:
+    if value is None:
+        return MISSING
+    if scale == 1 and _is_integral(value):
+        return str(int(value))
+    return _three_figures(value / scale)
+
+
+def _overhead_cell(summary: LatencySummary) -> str:
+    if summary.overhead_ns is None:
+        return "not measured"
+    text = f"{format_duration_ns(summary.overhead_ns)}, "
+    text += "subtracted" if summary.overhead_subtracted else "not subtracted"
+    if summary.overhead_subtracted and summary.clamped_to_zero:
+        text += f" ({summary.clamped_to_zero} clamped to 0)"
+    return text
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _caption_lines(caption: str | None, prefix: str = "Table") -> list[str]:
+    if not caption:
+        return []
+    return ["", f"{prefix}: {' '.join(caption.split())}"]
+
+
+def render_percentile_table(summaries: Summaries, *, caption: str | None = None, unit: str = "auto") -> str:
+    """A Markdown table, one row per labelled summary: count, min, percentiles, max, mean, overhead.
+
+    `unit` is `auto` (see `choose_unit`, applied to the p50s) or one of ns, us/µs, ms, s. The
+    percentile method is named in the header of the label column.
+    """
+    pairs = _pairs(summaries)
+    if not pairs:
+        return "\n".join(["No latency distributions were recorded.", *_caption_lines(caption)]) + "\n"
+    if unit == "auto":
+        name, scale = choose_unit(s.percentile("p50") for _, s in pairs)
+    else:
+        name, scale = _unit_by_name(unit)
+    methods = sorted({s.method for _, s in pairs})
+    headers = [f"latency ({', '.join(methods)})", "count", f"min ({name})"]
+    headers += [f"{p} ({name})" for p in PERCENTILES]
+    headers += [f"max ({name})", f"mean ({name})", "timer overhead"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for label, s in pairs:
+        row = [label, str(s.count), _in_unit(s.min_ns, scale)]
+        row += [_in_unit(s.percentile(p), scale) for p in PERCENTILES]
+        row += [_in_unit(s.max_ns, scale), _in_unit(s.mean_ns, scale), _overhead_cell(s)]
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines + _caption_lines(caption)) + "\n"
+
+
+def histogram_lines(summary: SummaryLike, *, width: int = 40, bar: str = "#") -> list[str]:
+    """The histogram of one summary as aligned text lines: `[lo, hi)  ####  count  percent`.
+
+    Bar length is proportional to the bucket count (the fullest bucket gets `width` characters);
+    a non-empty bucket always gets at least one character, an empty one none.
+    """
+    if width < 1 or len(bar) != 1:
+        raise ValueError("histogram width must be >= 1 and bar a single character")
+    s = _as_summary(summary)
+    if not s.histogram:
+        return ["(no histogram)"]
+    fullest = max(b.count for b in s.histogram) or 1
+    total = sum(b.count for b in s.histogram) or 1
+    los = [format_duration_ns(b.lo_ns) for b in s.histogram]
+    his = [format_duration_ns(b.hi_ns) for b in s.histogram]
+    lo_w, hi_w = max(map(len, los)), max(map(len, his))
+    count_w = max(len(str(b.count)) for b in s.histogram)
+    lines = []
+    for b, lo, hi in zip(s.histogram, los, his, strict=True):
+        length = 0 if b.count == 0 else max(1, round(b.count * width / fullest))
+        share = 100.0 * b.count / total
+        lines.append(
+            f"[{lo:>{lo_w}}, {hi:>{hi_w}})  {bar * length:<{width}}  {b.count:>{count_w}}  {share:5.1f}%"
+        )
+    return lines
+
+
+def render_histograms(
+    summaries: Summaries, *, caption: str | None = None, width: int = 40, bar: str = "#"
+) -> str:
+    """One fenced text histogram per labelled summary, each headed by its label, count and overhead."""
+    out: list[str] = []
+    for label, s in _pairs(summaries):
+        out += [f"**{label}** — {s.count} samples; {s.overhead_note()}", "", "```text"]
+        out += histogram_lines(s, width=width, bar=bar)
+        out += ["```", *_caption_lines(caption, "Histogram"), ""]
+    if not out:
+        return (
+            "\n".join(["No latency distributions were recorded.", *_caption_lines(caption, "Histogram")])
+            + "\n"
+        )
+    return "\n".join(out[:-1]) + "\n"
+
+
+def render_latency(
+    summaries: Summaries, *, caption: str | None = None, unit: str = "auto", width: int = 40
+) -> str:
+    """The percentile table followed by each summary's histogram, all carrying `caption`."""
+    pairs = _pairs(summaries)
+    table = render_percentile_table(pairs, caption=caption, unit=unit)
+    if not pairs:
+        return table
+    return table + "\n" + render_histograms(pairs, caption=caption, width=width)

@@ -1,0 +1,132 @@
+import pytest
+
+from pmemkit.measure.stats import summarize, summarize_latency
+from pmemkit.report.latency import (
+    choose_unit,
+    format_bytes_per_s,
+    format_duration_ns,
+    format_ratio,
+    histogram_lines,
+    render_histograms,
+    render_latency,
+    render_percentile_table,
+)
+
+
+@pytest.mark.parametrize(
+    "ns, text",
+    [
+        (0, "0 ns"),
+        (1, "1 ns"),
+        (850, "850 ns"),
+        (12.5, "12.5 ns"),
+        (999, "999 ns"),
+        (999.6, "1.00 µs"),
+        (1234, "1.23 µs"),
+        (12_345, "12.3 µs"),
+        (123_456, "123 µs"),
+        (999_999, "1.00 ms"),
+        (45_600_000, "45.6 ms"),
+        (2_000_000_000, "2.00 s"),
+        (3_600_000_000_000, "3600 s"),
+        (None, "—"),
+        (float("nan"), "—"),
+    ],
+)
+def test_format_duration_ns(ns, text):
+    assert format_duration_ns(ns) == text
+
+
+@pytest.mark.parametrize(
+    "rate, binary, text",
+    [
+        (0, True, "0 B/s"),
+        (512, True, "512 B/s"),
+        (1536, True, "1.50 KiB/s"),
+        (3.2 * (1 << 30), True, "3.20 GiB/s"),
+        (1e9, True, "954 MiB/s"),
+        (1e9, False, "1.00 GB/s"),
+        (2.5e6, False, "2.50 MB/s"),
+        (None, True, "—"),
+    ],
+)
+def test_format_bytes_per_s(rate, binary, text):
+    assert format_bytes_per_s(rate, binary=binary) == text
+
+
+def test_format_ratio():
+    assert format_ratio(0.9712) == "0.97×"
+    assert format_ratio(None) == "—"
+
+
+def test_choose_unit():
+    assert choose_unit([850, 2000]) == ("ns", 1)
+    assert choose_unit([2500, 40_000]) == ("µs", 1000)
+    assert choose_unit([3_000_000]) == ("ms", 1_000_000)
+    assert choose_unit([None, 0]) == ("ns", 1)
+
+
+def _two():
+    fast = summarize([1000, 2000, 3000, 4000, 100_000], overhead_ns=150)
+    slow = summarize_latency([5000, 6000, 7000], overhead_ns=150, subtract=True)
+    return {"pmemkit | 4K": fast, "fio 4K": slow}
+
+
+def test_percentile_table_units_caption_and_rows():
+    text = render_percentile_table(_two(), caption="kernel 6.1.0-56-amd64,\n tcg, nvdimm fsdax map=mem")
+    lines = text.splitlines()
+    header = lines[0]
+    assert "| p50 (µs) |" in header and "| p99.99 (µs) |" in header and "nearest-rank" in header
+    assert "min (µs)" in header and "max (µs)" in header and "mean (µs)" in header
+    assert lines[1] == "|" + "---|" * 11
+    # fast: n=5, p50 = x[3] = 3000 ns = 3.00 µs, p90 = x[5] = 100 µs; label's pipe is escaped
+    assert lines[2].startswith("| pmemkit \\| 4K | 5 | 1.00 | 3.00 | 100 | 100 |")
+    assert "150 ns, not subtracted" in lines[2]
+    # slow: overhead subtracted -> 4850, 5850, 6850
+    assert lines[3].startswith("| fio 4K | 3 | 4.85 | 5.85 |")
+    assert "150 ns, subtracted" in lines[3]
+    assert lines[-2] == "" and lines[-1] == "Table: kernel 6.1.0-56-amd64, tcg, nvdimm fsdax map=mem"
+
+
+def test_table_without_caption_and_forced_unit():
+    text = render_percentile_table({"a": summarize([1500, 2500])}, unit="ns")
+    assert "p50 (ns)" in text and "| 1500 |" in text
+    assert "Table:" not in text
+    with pytest.raises(ValueError):
+        render_percentile_table({"a": summarize([1])}, unit="fortnights")
+
+
+def test_table_accepts_pairs_and_older_dicts():
+    old = {"count": 2, "min": 10, "max": 20, "mean": 15.0, "p50": 10, "p90": 20, "p99": 20, "p99.9": 20}
+    text = render_percentile_table([("old run", old)], caption="run 2025")
+    row = text.splitlines()[2]
+    assert row.startswith("| old run | 2 | 10 | 10 | 20 | 20 | 20 | — | 20 | 15 | not measured |")
+
+
+def test_empty_table_still_carries_caption():
+    text = render_percentile_table({}, caption="nothing ran")
+    assert "No latency distributions" in text and "Table: nothing ran" in text
+
+
+def test_histogram_bars():
+    summary = summarize([1, 3, 3, 3, 3, 100])
+    lines = histogram_lines(summary, width=8)
+    assert len(lines) == 7  # [1,2) [2,4) [4,8) [8,16) [16,32) [32,64) [64,128)
+    assert lines[0] == "[ 1 ns,   2 ns)  ##        1   16.7%"  # 1/4 of the fullest bucket's 8 chars
+    assert "########" in lines[1] and lines[1].rstrip().endswith("4   66.7%")
+    assert "#" not in lines[2]  # empty interior bucket: no bar
+    assert lines[-1].startswith("[64 ns, 128 ns)  ##")
+    assert len({len(line) for line in lines}) == 1  # aligned
+
+
+def test_tiny_bucket_gets_one_character():
+    lines = histogram_lines(summarize([5] * 1000 + [5000]), width=10, bar="*")
+    assert lines[-1].split(")")[1].strip().startswith("* ")
+
+
+def test_render_histograms_and_latency_carry_caption():
+    text = render_histograms(_two(), caption="prov")
+    assert text.count("```text") == 2 and text.count("Histogram: prov") == 2
+    assert "**fio 4K** — 3 samples; timer overhead 150 ns subtracted" in text
+    full = render_latency(_two(), caption="prov")
+    assert full.startswith("| latency") and "Table: prov" in full and full.count("Histogram: prov") == 2
