@@ -11,7 +11,8 @@ RUN_PMEM ?= --pmem memmap:512M \
             --pmem nvdimm:512M,mode=fsdax,map=mem \
             --pmem nvdimm:512M,mode=fsdax,map=dev \
             --pmem nvdimm:512M,mode=devdax \
-            --pmem nvdimm:512M,mode=raw
+            --pmem nvdimm:512M,mode=raw \
+            --pmem virtio-pmem:512M
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 

@@ -115,9 +115,10 @@ def main() -> None:
 )
 @click.option(
     "--suite",
-    default="smoke",
+    default="smoke,mmap,odirect,fio",
     show_default=True,
-    help="Comma-separated experiment suites to run on every prepared device.",
+    help="Comma-separated experiment suites (smoke, mmap, odirect, fio); each runs on the targets it "
+    "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines.",
 )
 @click.option(
     "--fs",

@@ -1,8 +1,13 @@
-"""predict(scenario, operation) -> Prediction: walk the rule table and say which rule decided.
+"""predict(scenario, operation, stack) -> Prediction: walk the rule table, say which rule decided.
 
-The walk is always the same (see rules.py): available -> struct-page -> fs-dax -> operation. The
-Prediction names the operation's rule and its range; `explain()` returns the whole chain so a
-person can follow the answer back to the seed mail.
+The walk is always the same (see rules.py): available -> struct-page -> fs-dax -> [stack-dax] ->
+operation. The Prediction names the operation's rule and its range; `explain()` returns the whole
+chain so a person can follow the answer back to the seed mail.
+
+Stacks: `stack` (none, md-raid0, md-raid1, dm-linear, dm-stripe) is a block stack built over two
+devices of the scenario's source and mode. It is an argument here, not a Scenario field, until
+pmemkit.scenario grows one; the Prediction returned is a `StackPrediction` carrying `stack` and
+`stack_dax` so its JSON has both.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from dataclasses import dataclass
 
 from pmemkit.model.errors import ModelError
 from pmemkit.model.kernel import Kernel, parse_kernel
-from pmemkit.model.rules import SEED, Rule, decide
-from pmemkit.scenario import FILESYSTEMS, MAPS, MODES, OPERATIONS, SOURCES, Prediction, Scenario
+from pmemkit.model.rules import MODEL_OPERATIONS, SEED, STACKS, Rule, decide
+from pmemkit.scenario import FILESYSTEMS, MAPS, MODES, SOURCES, Prediction, Scenario
 
 TWO_MIB = 2 << 20
+FS_MAPPED = ("pages", "pageless")  # a filesystem on the device gets a DAX mapping
 DEFAULT_FS = "ext4"
 
 
@@ -59,9 +65,29 @@ def normalize(scenario: Scenario) -> Scenario:
 
 
 def check_operation(operation: str) -> str:
-    if operation not in OPERATIONS:
-        raise ModelError(f"unknown operation {operation!r}: use one of {', '.join(OPERATIONS)}")
+    if operation not in MODEL_OPERATIONS:
+        raise ModelError(f"unknown operation {operation!r}: use one of {', '.join(MODEL_OPERATIONS)}")
     return operation
+
+
+def check_stack(stack: str) -> str:
+    """A known stack name (the stack is built over two devices of the scenario's kind)."""
+    if stack not in STACKS:
+        raise ModelError(f"unknown stack {stack!r}: use one of {', '.join(STACKS)}")
+    return stack
+
+
+@dataclass
+class StackPrediction(Prediction):
+    """A Prediction that also says which block stack it is for and whether that device has DAX.
+
+    `stack_dax` is what the stacked device (or the bare device for stack `none`) advertises:
+    true when a filesystem on it gets a DAX mapping (queue/dax=1 and the mount keeps DAX).
+    `struct_page`/`memmap_location` stay those of the member devices.
+    """
+
+    stack: str = "none"
+    stack_dax: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,20 +100,34 @@ class Chain:
     available: Rule
     struct_page: Rule | None
     fs_dax: Rule | None
+    stack: str = "none"
+    stack_dax: Rule | None = None  # None for stack "none" (no stack question to ask)
 
     @property
     def memmap_location(self) -> str:
         return self.struct_page.answer if self.struct_page else "none"
 
+    @property
+    def device_dax(self) -> bool:
+        """Does the device a filesystem would sit on (the stack, or the bare one) offer DAX?"""
+        return self.facts.get("fs_dax") in FS_MAPPED
+
     def rules(self) -> list[Rule]:
-        return [r for r in (self.available, self.struct_page, self.fs_dax) if r is not None]
+        chain = (self.available, self.struct_page, self.fs_dax, self.stack_dax)
+        return [r for r in chain if r is not None]
 
 
-def backing(scenario: Scenario) -> Chain:
-    """Answer available / struct-page / fs-dax for a scenario (after normalize)."""
+def backing(scenario: Scenario, stack: str = "none") -> Chain:
+    """Answer available / struct-page / fs-dax [/ stack-dax] for a scenario (after normalize).
+
+    With a stack, `facts["member_fs_dax"]` keeps the members' answer and `facts["fs_dax"]`
+    becomes the stacked device's, so the operation rules judge the device a filesystem sits on.
+    """
     scenario = normalize(scenario)
+    check_stack(stack)
     kernel = parse_kernel(scenario.kernel)
     facts: dict[str, object] = {
+        "stack": stack,
         "source": scenario.source,
         "mode": scenario.mode,
         "map": scenario.map,
@@ -98,12 +138,17 @@ def backing(scenario: Scenario) -> Chain:
     available = decide("available", kernel, facts)
     if available.answer == "no":
         facts.update(memmap="none", fs_dax="absent")
-        return Chain(kernel, scenario, facts, available, None, None)
+        return Chain(kernel, scenario, facts, available, None, None, stack)
     struct_page = decide("struct-page", kernel, facts)
     facts["memmap"] = struct_page.answer
     fs_dax = decide("fs-dax", kernel, facts)
-    facts["fs_dax"] = fs_dax.answer
-    return Chain(kernel, scenario, facts, available, struct_page, fs_dax)
+    facts["fs_dax"] = facts["member_fs_dax"] = fs_dax.answer
+    stack_dax = None
+    if stack != "none":
+        stack_dax = decide("stack-dax", kernel, facts)
+        if stack_dax.answer == "none":
+            facts["fs_dax"] = "none"
+    return Chain(kernel, scenario, facts, available, struct_page, fs_dax, stack, stack_dax)
 
 
 def decide_operation(chain: Chain, operation: str) -> Rule:
@@ -125,20 +170,23 @@ def explanation(chain: Chain, rule: Rule) -> str:
         text += f" Pages: {sp.why}{_status_note(sp)}"
         if chain.fs_dax is not None and chain.fs_dax is not rule:
             text += f" Mapping: {chain.fs_dax.why}{_status_note(chain.fs_dax)}"
+        if chain.stack_dax is not None and chain.stack_dax is not rule:
+            text += f" Stack ({chain.stack} over two such devices): {chain.stack_dax.why}"
+            text += _status_note(chain.stack_dax)
     return f"{text} Root: {SEED}."
 
 
-def predict(scenario: Scenario, operation: str) -> Prediction:
-    """What the kernel does for `operation` on `scenario`, which rule says so, and why."""
+def predict(scenario: Scenario, operation: str, stack: str = "none") -> StackPrediction:
+    """What the kernel does for `operation` on `scenario` (under `stack`), which rule, and why."""
     check_operation(operation)
-    chain = backing(scenario)
+    chain = backing(scenario, stack)
     rule = decide_operation(chain, operation)
     outcome = "n/a" if rule is chain.available else rule.answer
     sources: list[str] = []
     deciders = [rule] + [r for r in chain.rules() if r is not chain.available]
     for r in deciders:
         sources.extend(s for s in r.sources if s not in sources)
-    return Prediction(
+    return StackPrediction(
         scenario=chain.scenario,
         operation=operation,
         outcome=outcome,
@@ -149,11 +197,13 @@ def predict(scenario: Scenario, operation: str) -> Prediction:
         kernel_range=str(rule.range),
         explanation=explanation(chain, rule),
         status=rule.status,
+        stack=stack,
+        stack_dax=chain.device_dax,
     )
 
 
-def explain(scenario: Scenario, operation: str) -> tuple[Chain, Rule]:
+def explain(scenario: Scenario, operation: str, stack: str = "none") -> tuple[Chain, Rule]:
     """The chain of rules and the operation's rule, for `pmemkit model explain`."""
     check_operation(operation)
-    chain = backing(scenario)
+    chain = backing(scenario, stack)
     return chain, decide_operation(chain, operation)

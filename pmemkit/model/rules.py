@@ -8,7 +8,12 @@ How to read it. A prediction is three questions answered in order, then the oper
 3. `fs-dax`      — what a user gets when mapping it: `pages` (DAX with struct page), `pageless`
                    (DAX without struct page, allowed before 4.16), `none` (no DAX: page cache),
                    `chardev` (device-dax, mapped directly, no filesystem).
-4. the operation (`dax-mount`, `longterm-pin`, ...) → an outcome name.
+3b. `stack-dax`  — only when the namespace sits under a block stack (md RAID0/RAID1, dm-linear,
+                   dm-stripe over two such devices): does the stacked device pass DAX through
+                   (`passthrough`: it has DAX exactly when its members do) or hide it (`none`)?
+                   The operation rules then see the stacked device's `fs_dax`, so the whole
+                   operation chain is reused unchanged; `struct page` stays the members'.
+4. the operation (`dax-mount`, `longterm-pin`, ..., `stack-copy`) → an outcome name.
 
 For each question the *first* rule whose kernel range and `when` match decides. `when` maps a
 fact name to the allowed values (see FACTS). Rules are plain records: when the VM disagrees with
@@ -39,8 +44,34 @@ VM61 = "pmemkit VM: Debian 6.1.0-50 (6.1.176) under QEMU, reference/vm-facts.md"
 DAX_RST = "Documentation/filesystems/dax.rst"
 REQ_PAGE = "commit 'dax: require 'struct page' by default for filesystem dax' (4.16)"
 SHOULD_MAP = "drivers/nvdimm/namespace_devs.c pmem_should_map_pages()"
+DM_TABLE = (
+    "drivers/md/dm-table.c dm_table_supports_dax(), device_not_dax_capable(), "
+    "dm_table_set_restrictions() (queue DAX flag of the dm device)"
+)
+DM_DAX_4_8 = (
+    "commits 545ed20e6df6 'dm: add infrastructure for DAX support', 84b22f8378cf 'dm linear: "
+    "add DAX support', beec25b4573b 'dm stripe: add DAX support' (4.8)"
+)
+DM_DAX_CHECKS = (
+    "Ross Zwisler, 'dm: prevent DAX mounts if not supported' and 'dax: check for "
+    "QUEUE_FLAG_DAX in bdev_dax_supported()' (2018, 4.18)"
+)
+DM_DAX_CAPABLE = (
+    "Christoph Hellwig, 'dax: remove dax_capable' (~5.17): device_not_dax_capable() tests "
+    "dev->dax_dev, which fs_dax_get_by_bdev() returns only when the member queue has DAX"
+)
 
-QUESTIONS = ("available", "struct-page", "fs-dax")
+QUESTIONS = ("available", "struct-page", "fs-dax", "stack-dax")
+
+#: Block stacks the model knows, each built over two devices of the same source and mode.
+STACKS = ("none", "md-raid0", "md-raid1", "dm-linear", "dm-stripe")
+MD = ("md-raid0", "md-raid1")
+DM = ("dm-linear", "dm-stripe")
+STACKED = MD + DM
+
+#: Operations only the model knows so far; they join scenario.OPERATIONS once it names them.
+EXTRA_OPERATIONS = ("stack-copy",)
+MODEL_OPERATIONS = OPERATIONS + tuple(op for op in EXTRA_OPERATIONS if op not in OPERATIONS)
 #: Fact names a rule's `when` may test, with their possible values.
 FACTS: dict[str, tuple[object, ...]] = {
     "source": ("memmap", "nvdimm", "virtio-pmem"),
@@ -51,11 +82,13 @@ FACTS: dict[str, tuple[object, ...]] = {
     "aligned_2m": (True, False),
     "memmap": ("dram", "pmem", "none"),
     "fs_dax": ("pages", "pageless", "none", "chardev"),
+    "stack": STACKS,
 }
 ANSWERS: dict[str, tuple[str, ...]] = {
     "available": ("yes", "no"),
     "struct-page": ("dram", "pmem", "none"),
     "fs-dax": ("pages", "pageless", "none", "chardev"),
+    "stack-dax": ("passthrough", "none"),
 }
 
 MAPPED = ("pages", "pageless", "chardev")  # a user mapping of pmem exists (DAX)
@@ -204,6 +237,17 @@ RULES: tuple[Rule, ...] = (
         since="5.3",
         source="memmap",
         aligned_2m=False,
+    ),
+    R(
+        "stack-needs-block-device",
+        "available",
+        "no",
+        "md and dm stack block devices; device-DAX is a character device (/dev/daxX.Y) with no "
+        "block device behind it, so mdadm/dmsetup cannot take it as a member: there is no stack.",
+        "drivers/dax/device.c (character device only)",
+        "drivers/md/dm-table.c dm_get_device() (lookup_bdev: block devices only)",
+        stack=STACKED,
+        mode="devdax",
     ),
     R(
         "available",
@@ -388,6 +432,71 @@ RULES: tuple[Rule, ...] = (
         VM61,
         since="4.16",
         memmap="none",
+    ),
+    # ---- 3b. stack-dax: does a block stack over two such devices pass DAX through? ---------
+    R(
+        "md-no-dax",
+        "stack-dax",
+        "none",
+        "md (RAID0, RAID1) registers no dax_device and never sets the queue DAX flag, so /dev/mdX "
+        "reads queue/dax=0 whatever its members are, and a filesystem on it gets no DAX (ext4: "
+        "'DAX unsupported by block device', XFS turns DAX off). The pmem is hidden behind the "
+        "RAID abstraction and reached only by sector I/O: the seed mail's 'hidden' case. "
+        "Inferred from the absence of DAX hooks in drivers/md; to be confirmed by the VM.",
+        "drivers/md/md.c md_alloc(): no alloc_dax(), no dax_operations",
+        "drivers/md/raid0.c, drivers/md/raid1.c: no direct_access",
+        SEED,
+        status="I",
+        stack=MD,
+    ),
+    R(
+        "dm-dax-absent-before-4.8",
+        "stack-dax",
+        "none",
+        "Before 4.8 device-mapper had no DAX: dm-linear and dm-stripe gained .direct_access and "
+        "the dm device its DAX flag in 4.8, so an older dm device never advertises DAX.",
+        DM_DAX_4_8,
+        "DepSurf: dm-table.c device_supports_dax() absent in 4.4, present in 4.8",
+        before="4.8",
+        stack=DM,
+    ),
+    R(
+        "dm-linear-dax",
+        "stack-dax",
+        "passthrough",
+        "dm-linear implements .direct_access (linear_dax_direct_access() remaps the page offset to "
+        "the member and calls dax_direct_access() on it). dm_table_set_restrictions() sets the "
+        "queue DAX flag of the dm device only when dm_table_supports_dax() holds: every target "
+        "has .direct_access and no member fails device_not_dax_capable() (4.8: member queue has "
+        "DAX; 4.18: bdev_dax_supported(); ~5.17: member has a dax_device). Both members are "
+        "alike, so the stack has DAX exactly when they do, with their struct pages behind it. "
+        "(4.16-4.17 over raw NFIT: pmem still set QUEUE_FLAG_DAX, so queue/dax may read 1 while "
+        "the mount refuses DAX; the model predicts the mount.)",
+        "drivers/md/dm-linear.c linear_dax_direct_access(), target_type .direct_access",
+        DM_TABLE,
+        DM_DAX_4_8,
+        DM_DAX_CHECKS,
+        DM_DAX_CAPABLE,
+        since="4.8",
+        stack="dm-linear",
+    ),
+    R(
+        "dm-stripe-dax",
+        "stack-dax",
+        "passthrough",
+        "dm-stripe implements .direct_access (stripe_dax_direct_access() maps the page offset to "
+        "the chunk's member); dm_table_supports_dax() then requires every member to be DAX "
+        "capable, as for dm-linear. Before 'dm table: fix DAX iterate_devices based device "
+        "capability checks' (5b0fab508992, 5.12, stable) only the first stripe was checked; "
+        "both members are alike here, so the answer is the same: DAX passes through.",
+        "drivers/md/dm-stripe.c stripe_dax_direct_access(), target_type .direct_access",
+        DM_TABLE,
+        DM_DAX_4_8,
+        "commit 5b0fab508992 'dm table: fix DAX iterate_devices based device capability checks' (5.12)",
+        DM_DAX_CHECKS,
+        DM_DAX_CAPABLE,
+        since="4.8",
+        stack="dm-stripe",
     ),
     # ---- 4. operations -----------------------------------------------------------------------
     R(
@@ -897,9 +1006,37 @@ RULES: tuple[Rule, ...] = (
         status="I",
         fs_dax="pages",
     ),
+    R(
+        "stack-copy-devdax",
+        "stack-copy",
+        "n/a",
+        "Device-DAX has no block device: there is no sector I/O path to copy through (pread on "
+        "/dev/daxX.Y gives EINVAL).",
+        "drivers/dax/device.c dax_fops",
+        VM61 + " (pread -> EINVAL)",
+        fs_dax="chardev",
+    ),
+    R(
+        "stack-copy-block-io",
+        "stack-copy",
+        "ok",
+        "Sector-to-sector I/O (an O_DIRECT copy between the device or stack and another device) "
+        "moves data in bios whose pages are the caller's DRAM buffer; md/dm only remap sectors and "
+        "the pmem driver copies to and from pmem through its kernel mapping. No pmem page reaches "
+        "the MMU or get_user_pages(), so the copy works whether or not the namespace has struct "
+        "page (raw NFIT, BTT, fsdax alike): the seed mail's 'hidden behind a RAID abstraction, no "
+        "struct page needed'. Pages are needed only when user space maps the pmem. Inferred from "
+        "the block path; to be confirmed by the VM.",
+        "drivers/nvdimm/pmem.c pmem_submit_bio(), pmem_do_read()/pmem_do_write() (kernel mapping)",
+        "drivers/md/dm-linear.c linear_map() (sector remap only)",
+        "drivers/md/raid0.c, drivers/md/raid1.c make_request (sector remap / mirror)",
+        "block/fops.c blkdev_direct_IO() (pins the user's buffer, not the device)",
+        SEED,
+        status="I",
+    ),
 )
 
-QUESTION_NAMES = QUESTIONS + OPERATIONS
+QUESTION_NAMES = QUESTIONS + MODEL_OPERATIONS
 
 
 def rules_for(ask: str) -> tuple[Rule, ...]:

@@ -27,6 +27,7 @@ ALL_SOURCES = [
     "nvdimm:512M,mode=fsdax,map=dev",
     "nvdimm:512M,mode=devdax",
     "nvdimm:512M,mode=raw",
+    "virtio-pmem:512M",
 ]
 PROVENANCE_KEYS = (
     "kernel",
@@ -70,7 +71,14 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
 
 
 def find(
-    obs: list[Observation], *, source: str, mode: str, op: str, fs: str | None = None, map_: str | None = None
+    obs: list[Observation],
+    *,
+    source: str,
+    mode: str,
+    op: str,
+    fs: str | None = None,
+    map_: str | None = None,
+    experiment: str | None = None,
 ) -> Observation:
     hits = [
         o
@@ -80,6 +88,7 @@ def find(
         and o.operation == op
         and (fs is None or o.scenario.fs == fs)
         and (map_ is None or o.scenario.map == map_)
+        and (experiment is None or o.experiment == experiment)
     ]
     assert len(hits) == 1, (source, mode, op, fs, map_, [o.to_dict() for o in hits])
     return hits[0]
@@ -122,9 +131,13 @@ def test_raw_nvdimm_refuses_dax_with_the_kernels_reason(full_run):
 
 def test_odirect_into_and_from_dax_buffers_is_ok_and_verified(full_run):
     obs = observations(full_run[1])
-    dax_targets = [o for o in obs if o.operation in ("odirect-read-into-dax", "odirect-write-from-dax")]
-    # memmap, fsdax mem, fsdax dev on two filesystems each, plus devdax: 7 targets × 2 directions
-    assert len(dax_targets) == 14
+    dax_targets = [
+        o
+        for o in obs
+        if o.experiment == "smoke" and o.operation in ("odirect-read-into-dax", "odirect-write-from-dax")
+    ]
+    # memmap, fsdax mem, fsdax dev, virtio-pmem on two filesystems each, plus devdax: 9 targets × 2
+    assert len(dax_targets) == 18
     for o in dax_targets:
         assert o.outcome == "ok" and o.metrics["verified"] is True, o.to_dict()
 
@@ -142,7 +155,9 @@ def test_every_observation_carries_provenance(full_run):
             assert o.provenance.get(key) not in (None, ""), (key, o.to_dict())
         assert o.provenance["accel"] == "tcg"
         if o.scenario.fs:
-            assert o.provenance["fs"] == o.scenario.fs and o.provenance["mount_options"] == "dax=always"
+            assert o.provenance["fs"] == o.scenario.fs
+            expected = "page cache (no DAX)" if o.scenario.source == "baseline" else "dax=always"
+            assert o.provenance["mount_options"] == expected
 
 
 def test_model_agrees_with_every_predicted_observation(full_run):
@@ -229,3 +244,49 @@ def test_hung_guest_is_killed_after_the_timeout(tmp_path):
     run_dir = only_run_dir(tmp_path)
     assert len(observations(run_dir)) >= 1
     assert not qemu_processes_for(run_dir)
+
+
+def test_pageless_control_refuses_odirect_but_not_buffered_io(full_run):
+    """The seed mail's rule on one physical range: no struct page, no O_DIRECT; a CPU copy still works."""
+    obs = observations(full_run[1])
+    outcomes = {o.operation: o.outcome for o in obs if o.scenario.mode == "devmem"}
+    assert outcomes == {
+        "odirect-read-into-pageless": "EFAULT",
+        "odirect-write-from-pageless": "EFAULT",
+        "buffered-read-into-pageless": "ok",
+    }
+    dax = find(obs, source="memmap", mode="raw", op="odirect-read-into-dax", fs="ext4", experiment="odirect")
+    assert dax.outcome == "ok" and "verified" in dax.detail
+
+
+def test_odirect_into_a_read_only_mapping_is_refused_everywhere(full_run):
+    read_only = [o for o in observations(full_run[1]) if o.operation.endswith(":read-only")]
+    assert len(read_only) >= 10
+    assert {o.outcome for o in read_only} == {"EFAULT"}
+
+
+def test_map_sync_follows_dax(full_run):
+    obs = observations(full_run[1])
+    for fs in ("ext4", "xfs"):
+        assert find(obs, source="memmap", mode="raw", op="map-sync", fs=fs).outcome == "ok"
+        assert find(obs, source="nvdimm", mode="fsdax", map_="dev", op="map-sync", fs=fs).outcome == "ok"
+        assert find(obs, source="virtio-pmem", mode="raw", op="map-sync", fs=fs).outcome == "EOPNOTSUPP"
+    assert find(obs, source="nvdimm", mode="raw", op="map-sync", fs="xfs").outcome == "EOPNOTSUPP"
+    assert find(obs, source="nvdimm", mode="devdax", op="map-sync").outcome == "ok"
+
+
+def test_pmd_faults_counted_from_the_kernel(full_run):
+    obs = observations(full_run[1])
+    for fs in ("ext4", "xfs"):
+        pmd = find(obs, source="memmap", mode="raw", op="pmd-fault", fs=fs)
+        assert pmd.outcome == "ok" and pmd.metrics["pmd_fault_events"].get("NOPAGE", 0) > 0
+    writes = [o for o in obs if o.operation == "first-touch-write"]
+    assert len(writes) >= 12 and all(o.metrics["latency"]["count"] == 1024 for o in writes)
+
+
+def test_fio_ran_beside_pmemkit_on_every_filesystem_target(full_run):
+    fio = [o for o in observations(full_run[1]) if o.experiment == "fio"]
+    assert len(fio) == 2 * 10  # 8 DAX + 1 non-DAX (raw NVDIMM xfs) filesystems + the page-cache baseline
+    for o in fio:
+        assert o.outcome == "ok", o.to_dict()
+        assert o.metrics["fio"]["bw_bytes"] > 0 and o.metrics["fio"]["fio_version"].startswith("fio-3")

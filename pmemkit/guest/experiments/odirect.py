@@ -207,7 +207,14 @@ def _latency(target: Target, mapping: Mapping, kind: str, profile: dict[str, Any
                         samples[i] = now_ns() - t0
                 finally:
                     os.close(fd)
-                rows.append({"direction": direction, "io_bytes": size, "latency": summarize(samples)})
+                overhead = target.provenance.get("timer_overhead_ns")
+                rows.append(
+                    {
+                        "direction": direction,
+                        "io_bytes": size,
+                        "latency": summarize(samples, overhead_ns=overhead),
+                    }
+                )
     return target.observation(
         NAME,
         f"odirect-latency-{kind}",
