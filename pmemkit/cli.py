@@ -21,6 +21,8 @@ EXIT_BAD_INPUT = 2
 EXIT_SAFETY = 7
 EXIT_GUEST_ERROR = 8
 DEFAULT_PMEM = ("memmap:512M",)
+#: Two-device suites (d2d, raid) need pairs: two memmap ranges and two NVDIMM fsdax namespaces.
+PAIR_DEFAULT_PMEM = ("memmap:512M", "memmap:512M", "nvdimm:512M,mode=fsdax", "nvdimm:512M,mode=fsdax")
 
 
 def fail(message: str, code: int) -> None:
@@ -80,6 +82,12 @@ class Progress:
         click.echo(f"[{time.monotonic() - self.start:6.1f}s] {message}", err=True)
 
 
+def _default_pmem(suites: list[str]) -> tuple[str, ...]:
+    from pmemkit.guest.experiments import runs_on
+
+    return PAIR_DEFAULT_PMEM if any(runs_on(name, "pair") for name in suites) else DEFAULT_PMEM
+
+
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -96,8 +104,9 @@ def main() -> None:
 
     \b
     Start here:
-      pmemkit run                          # default: one memmap:512M device, smoke suite
+      pmemkit run                          # one memmap:512M device; smoke, mmap, odirect, fio
       pmemkit run --pmem memmap:512M --pmem nvdimm:512M,mode=fsdax,map=dev
+      pmemkit run --suite d2d,raid,kapi    # device-to-device copies, md/dm stacks, kernel APIs
       pmemkit model predict --kernel 6.1 --pmem nvdimm --mode raw --fs ext4 --op dax-mount
     """
 
@@ -107,17 +116,19 @@ def main() -> None:
     "--pmem",
     "pmem_specs",
     multiple=True,
-    default=DEFAULT_PMEM,
-    show_default=True,
+    default=(),
     metavar="SPEC",
     help="A pmem device of the VM (repeatable): memmap:SIZE[@START], "
-    "nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev], virtio-pmem:SIZE.",
+    "nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev], virtio-pmem:SIZE. "
+    "[default: memmap:512M; with the two-device suites d2d/raid: two memmap:512M and two "
+    "nvdimm:512M,mode=fsdax]",
 )
 @click.option(
     "--suite",
-    default="smoke,mmap,odirect,fio",
+    default="smoke,mmap,odirect,fio,kapi",
     show_default=True,
-    help="Comma-separated experiment suites (smoke, mmap, odirect, fio); each runs on the targets it "
+    help="Comma-separated experiment suites (smoke, mmap, odirect, fio, kapi, d2d, raid); each runs on the "
+    "targets it "
     "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines.",
 )
 @click.option(
@@ -199,7 +210,7 @@ def run(
         if fs not in FILESYSTEMS:
             raise ScenarioError(f"unknown filesystem {fs!r}: use {', '.join(FILESYSTEMS)}")
     options = RunOptions(
-        pmem=[PmemConfig.parse(s) for s in pmem_specs],
+        pmem=[PmemConfig.parse(s) for s in pmem_specs or _default_pmem(suites)],
         suites=suites,
         filesystems=fs_list,
         accel=accel,

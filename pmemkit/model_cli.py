@@ -23,8 +23,8 @@ from pmemkit.model import (
     render_text,
     rule_by_name,
 )
-from pmemkit.model.rules import SEED, Rule
-from pmemkit.scenario import MODES, OPERATIONS, SOURCES, Scenario, ScenarioError, parse_size
+from pmemkit.model.rules import MODEL_OPERATIONS, SEED, STACKS, Rule
+from pmemkit.scenario import MODES, SOURCES, Scenario, ScenarioError, parse_size
 
 EXIT_USAGE = 2
 
@@ -82,6 +82,17 @@ KERNEL_HELP = (
 )
 
 
+STACK_HELP = (
+    f"Block stack over TWO devices of the given --pmem/--mode: {', '.join(STACKS)} (default "
+    "none: the bare device). md = mdadm RAID0/RAID1, dm = dmsetup linear/stripe. Predicts whether "
+    "the stacked device passes DAX through, and every operation on a filesystem over it."
+)
+
+
+#: `--stack` for predict, explain and table; the model validates it (one-line error, exit 2).
+stack_option = click.option("--stack", default="none", show_default=True, help=STACK_HELP)
+
+
 def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
     """The scenario flags shared by predict and explain."""
     options = [
@@ -122,7 +133,14 @@ def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
             "1G (default 2M). Below 2M: no PMD faults; memmap= below 2M: no /dev/pmem "
             "on >= 5.3.",
         ),
-        click.option("--op", "operation", required=True, help="Operation: " + ", ".join(OPERATIONS) + "."),
+        click.option(
+            "--op",
+            "operation",
+            required=True,
+            help="Operation: " + ", ".join(MODEL_OPERATIONS) + ". stack-copy = sector-to-sector "
+            "O_DIRECT copy through the device or --stack (block I/O, no user mapping of pmem).",
+        ),
+        stack_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -157,8 +175,10 @@ def model() -> None:
     \b
     Examples:
       pmemkit model predict --kernel 6.1 --pmem nvdimm --mode raw --fs ext4 --op dax-mount
+      pmemkit model predict --kernel 6.1 --pmem memmap --mode raw --stack md-raid0 --op dax-mount
       pmemkit model explain --kernel 4.15 --pmem nvdimm --mode fsdax --map mem --op longterm-pin
       pmemkit model table   --kernel 6.12 --markdown
+      pmemkit model table   --kernel 6.1 --stack dm-linear
       pmemkit model size    --kernel 6.1.150 --mode fsdax --map dev --size 16GiB
     """
 
@@ -182,6 +202,7 @@ def predict_cmd(
     force_raw: bool,
     align: str | None,
     operation: str,
+    stack: str,
     as_json: bool,
 ) -> None:
     """Predict what the kernel does for one scenario and operation.
@@ -191,18 +212,26 @@ def predict_cmd(
     rule that decided, the kernel range it holds for, and its sources; rules marked [I] are
     inferred and wait for the VM to confirm them. Use `explain` for the full reasoning.
     """
-    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation)
+    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation, stack)
     rule = rule_by_name(p.rule)
     if as_json:
         _emit_json(p.to_dict())
         return
-    click.echo(f"{p.outcome}    {operation} on {p.scenario.label()}, kernel {kernel}")
+    click.echo(f"{p.outcome}    {operation} on {_label(p.scenario, stack)}, kernel {kernel}")
     where = f"in {p.memmap_location}" if p.struct_page else "none"
-    click.echo(f"struct page: {'yes' if p.struct_page else 'no'} (memmap {where})")
+    members = " (of the member devices)" if stack != "none" else ""
+    click.echo(f"struct page{members}: {'yes' if p.struct_page else 'no'} (memmap {where})")
+    if stack != "none":
+        click.echo(f"{stack} advertises DAX: {'yes' if p.stack_dax else 'no'}")
     click.echo(f"rule: {p.rule} [{rule.status}], holds for kernel {p.kernel_range}")
     click.echo("sources:")
     for source_ in p.sources:
         click.echo(f"  - {source_}")
+
+
+def _label(scenario: Scenario, stack: str) -> str:
+    """`nvdimm raw ext4`, or `dm-linear over 2 x nvdimm raw ext4` under a stack."""
+    return scenario.label() if stack == "none" else f"{stack} over 2 x {scenario.label()}"
 
 
 def _rule_block(title: str, rule: Rule, answer: str) -> list[str]:
@@ -227,6 +256,7 @@ def explain_cmd(
     force_raw: bool,
     align: str | None,
     operation: str,
+    stack: str,
     as_json: bool,
 ) -> None:
     """Explain a prediction step by step, back to the seed mail's rule.
@@ -234,13 +264,17 @@ def explain_cmd(
     The model answers four questions in order, each by the first matching rule of its table:
     does the mode exist in this kernel; does the namespace get struct page and where (dram,
     pmem, none); what a mapping of it is (DAX with pages, page-less DAX, page cache, device-DAX);
-    and finally the operation's outcome. Each step shows its rule, kernel range, condition,
-    status ([V] verified / [I] inferred) and sources.
+    with --stack, whether the stacked device passes DAX through; and finally the operation's
+    outcome. Each step shows its rule, kernel range, condition, status ([V] verified /
+    [I] inferred) and sources.
     """
-    chain, op_rule = explain(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation)
+    scenario = _scenario(kernel, source, mode, map_, fs, force_raw, align)
+    chain, op_rule = explain(scenario, operation, stack)
     steps = [("exists in this kernel", chain.available)]
     if chain.struct_page is not None and chain.fs_dax is not None:
         steps += [("struct page", chain.struct_page), ("mapping", chain.fs_dax)]
+    if chain.stack_dax is not None:
+        steps.append((f"{stack} passes DAX", chain.stack_dax))
     outcome = "n/a" if op_rule is chain.available else op_rule.answer
     if op_rule is not chain.available:
         steps.append((operation, op_rule))
@@ -248,6 +282,7 @@ def explain_cmd(
         _emit_json(
             {
                 "scenario": chain.scenario.to_dict(),
+                "stack": stack,
                 "operation": operation,
                 "outcome": outcome,
                 "seed": SEED,
@@ -267,7 +302,7 @@ def explain_cmd(
             }
         )
         return
-    click.echo(f"{operation} on {chain.scenario.label()}, kernel {kernel}: {outcome}\n")
+    click.echo(f"{operation} on {_label(chain.scenario, stack)}, kernel {kernel}: {outcome}\n")
     for n, (question, rule) in enumerate(steps, 1):
         click.echo("\n".join(_rule_block(f"{n}. {question}", rule, rule.answer)))
         click.echo()
@@ -290,17 +325,20 @@ def explain_cmd(
     help="Print JSON: columns and, per operation, outcome, struct_page, rule, status, kernel_range.",
 )
 @click.option("--markdown", is_flag=True, help="Print a Markdown table like the reference's.")
+@stack_option
 @one_line_errors
-def table_cmd(kernel: str, fs: str, as_json: bool, markdown: bool) -> None:
+def table_cmd(kernel: str, fs: str, as_json: bool, markdown: bool, stack: str) -> None:
     """Every mode x every operation for one kernel, as a decision table.
 
     Columns are fsdax map=mem/dev, devdax map=mem/dev, raw NFIT (QEMU nvdimm), raw legacy
     memmap=, raw virtio-pmem and sector/BTT; the first row says where each one's struct page
-    array lives. Cells marked [I] are inferred and wait for the VM.
+    array lives. With --stack each column is that stack over two devices of its kind, and a row
+    says whether the stacked device advertises DAX. Cells marked [I] are inferred and wait for
+    the VM.
     """
     if as_json and markdown:
         fail("--json and --markdown exclude each other: pick one")
-    table = build_table(kernel, fs)
+    table = build_table(kernel, fs, stack)
     click.echo(render_json(table) if as_json else render_markdown(table) if markdown else render_text(table))
 
 

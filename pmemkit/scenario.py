@@ -37,6 +37,7 @@ OPERATIONS = (
     "splice",
     "copy-file-range",
     "sendfile",
+    "stack-copy",
 )
 
 #: Outcome names that are not errno names.
@@ -183,6 +184,7 @@ class Scenario:
     force_raw: bool = False
     fs: str | None = None  # None: the model assumes ext4
     align: int | None = None  # ndctl --align for fsdax/devdax; range alignment for memmap
+    stack: str | None = None  # md-raid0 | md-raid1 | dm-linear | dm-stripe over two such devices
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -199,6 +201,8 @@ class Scenario:
             bits.append(f"map={self.map}")
         if self.force_raw:
             bits.append("force_raw")
+        if self.stack:
+            bits.append(f"under {self.stack}")
         if self.fs:
             bits.append(self.fs)
         return " ".join(bits)

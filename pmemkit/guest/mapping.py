@@ -39,9 +39,11 @@ class Mapping:
         sync: bool = False,
         private: bool = False,
         readonly: bool = False,
+        shared_anon: bool = False,
     ) -> None:
         self.target, self.name, self.size, self.offset = target, name, size, offset
         self.sparse, self.sync, self.private, self.readonly = sparse, sync, private, readonly
+        self.shared_anon = shared_anon  # anon only: MAP_SHARED (shmem) so a forked child shares it
         self.path: str | None = None
         self._mmap: mmap.mmap | None = None
         self._memmap: np.memmap | None = None
@@ -63,7 +65,8 @@ class Mapping:
         prot = mmap.PROT_READ | (0 if self.readonly else mmap.PROT_WRITE)
         kind = self.target.kind
         if kind == "anon":
-            self._mmap = mmap.mmap(-1, self.size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, prot)
+            share = mmap.MAP_SHARED if self.shared_anon else mmap.MAP_PRIVATE
+            self._mmap = mmap.mmap(-1, self.size, share | mmap.MAP_ANONYMOUS, prot)
         elif kind in ("devdax", "devmem"):  # a character device: /dev/daxX.Y, or /dev/mem at a phys offset
             fd = os.open(self.target.path, os.O_RDWR | (os.O_SYNC if kind == "devmem" else 0))
             try:
@@ -93,19 +96,25 @@ class Mapping:
     @property
     def kind_shared(self) -> bool:
         """Whether a forked child's writes are visible here (not for anonymous or private maps)."""
-        return self.target.kind != "anon" and not self.private
+        return (self.target.kind != "anon" or self.shared_anon) and not self.private
 
     @property
     def address(self) -> int:
         return int(self.array.ctypes.data)
 
+    def _raw(self) -> mmap.mmap:
+        raw = self._memmap._mmap if self._memmap is not None else self._mmap  # type: ignore[attr-defined]
+        assert raw is not None, "mapping is closed"
+        return raw
+
+    def madvise(self, advice: int) -> None:
+        """madvise(2) over the whole mapping; raises the kernel's OSError."""
+        self._raw().madvise(advice)
+
     def flush(self, start: int = 0, length: int | None = None) -> None:
         """msync(MS_SYNC) of a page-aligned range."""
         length = self.size - start if length is None else length
-        if self._memmap is not None:
-            self._memmap._mmap.flush(start, length)  # type: ignore[attr-defined]
-        elif self._mmap is not None:
-            self._mmap.flush(start, length)
+        self._raw().flush(start, length)
 
     def __exit__(self, *exc: Any) -> None:
         self.array = np.empty(0, dtype=np.uint8)

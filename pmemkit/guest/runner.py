@@ -81,6 +81,7 @@ def guest_run(plan_path: Path, out_dir: Path) -> int:
         failures += _run_device(device, plan, env, experiments, writer)
         if plan.inject_fault:
             inject_fault(plan.inject_fault)
+    failures += _run_pairs(devices, plan, env, experiments, writer)
     step(f"finished: {len(writer)} observations, {failures} failed step(s)")
     return 1 if failures else 0
 
@@ -153,6 +154,40 @@ def _run_pageless_controls(
             continue
         params = {**plan.params(), "phys_start": lo}
         target = Target("devmem", "/dev/mem", where, scenario, SCRATCH_DIR, provenance, params)
+        failures += _run_experiments(target, experiments, writer)
+    return failures
+
+
+def device_pairs(devices: list[PreparedDevice]) -> list[tuple[PreparedDevice, PreparedDevice]]:
+    """The first two block devices of each (source, mode, map): what d2d copies and stacks use."""
+    groups: dict[tuple[str, str, str | None], list[PreparedDevice]] = {}
+    for device in devices:
+        ns = device.namespace
+        if ns.blockdev:
+            groups.setdefault((device.config.source, ns.mode, ns.map), []).append(device)
+    return [(group[0], group[1]) for group in groups.values() if len(group) >= 2]
+
+
+def _run_pairs(
+    devices: list[PreparedDevice],
+    plan: Plan,
+    env: dict[str, Any],
+    experiments: list[tuple[str, registry.Experiment]],
+    writer: ObservationWriter,
+) -> int:
+    """Two-device experiments (device-to-device copies, RAID/dm stacks) on each pair of like devices."""
+    if not any(registry.runs_on(name, "pair") for name, _ in experiments):
+        return 0
+    pairs = device_pairs(devices)
+    if not pairs:
+        step("pair experiments need two pmem devices of the same source and mode; none planned")
+    failures = 0
+    for a, b in pairs:
+        path_a, path_b = a.namespace.path or "?", b.namespace.path or "?"
+        scenario = _scenario(env, a, None)
+        provenance = {**_provenance(env, a), "peer": path_b, "peer_namespace": b.namespace.dev}
+        params = {**plan.params(), "peer": path_b, "filesystems": plan.filesystems}
+        target = Target("pair", path_a, f"{path_a}+{path_b}", scenario, SCRATCH_DIR, provenance, params)
         failures += _run_experiments(target, experiments, writer)
     return failures
 

@@ -51,6 +51,15 @@ def vm_token(root: Path = Path("/")) -> str | None:
 
 
 def _sysfs_dir(device: str, root: Path) -> Path | None:
+    try:  # a real node: follow its device number (covers /dev/mapper names and aliases)
+        st = os.stat(device)
+        if root == Path("/") and os.major(st.st_rdev):
+            kind = "block" if (st.st_mode & 0o170000) == 0o060000 else "char"
+            path = root / "sys/dev" / kind / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+            if path.exists():
+                return path.resolve()
+    except OSError:
+        pass
     name = os.path.basename(device)
     # device-dax devices sit on the dax bus; on some kernels there is no /sys/class/dax.
     for path in (
@@ -131,11 +140,13 @@ def _nd_provider(sysdir: Path) -> tuple[str | None, Path | None]:
 def emulated_pmem_reason(device: str, root: Path = Path("/")) -> str:
     """Why `device` is emulated pmem of this VM, or raise SafetyError saying why it is not."""
     name = os.path.basename(device)
+    sysdir = _sysfs_dir(device, root)
+    if sysdir is not None and sysdir.name.startswith(("md", "dm-")):
+        return _stack_reason(device, sysdir, root)
     if not (name.startswith("pmem") or name.startswith("dax")):
         raise SafetyError(
             f"refused {device}: rule 'pmem-only' — pmemkit only formats /dev/pmemN and /dev/daxX.Y"
         )
-    sysdir = _sysfs_dir(device, root)
     if sysdir is None:
         raise SafetyError(f"refused {device}: rule 'pmem-only' — no such device in /sys/class")
     provider, namespace = _nd_provider(sysdir)
@@ -156,6 +167,18 @@ def emulated_pmem_reason(device: str, root: Path = Path("/")) -> str:
             )
         return "legacy memmap= pmem (Persistent Memory (legacy) in /proc/iomem)"
     return f"emulated pmem on nd bus provider {provider}"
+
+
+def _stack_reason(device: str, sysdir: Path, root: Path) -> str:
+    """An md/dm device qualifies only when every member is emulated pmem of this VM."""
+    slaves = sorted(p.name for p in (sysdir / "slaves").iterdir()) if (sysdir / "slaves").is_dir() else []
+    if not slaves:
+        raise SafetyError(f"refused {device}: rule 'stack-members' — it has no member devices to check")
+    for slave in slaves:
+        if not slave.startswith("pmem"):
+            raise SafetyError(f"refused {device}: rule 'stack-members' — member {slave} is not pmem")
+        emulated_pmem_reason(f"/dev/{slave}", root)
+    return f"{sysdir.name} stacked only on emulated pmem ({', '.join(slaves)})"
 
 
 def clear_for_destruction(

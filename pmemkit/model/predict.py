@@ -77,6 +77,22 @@ def check_stack(stack: str) -> str:
     return stack
 
 
+def effective_stack(scenario: Scenario, stack: str = "none") -> str:
+    """The stack to model: the `stack` argument, or the scenario's own `stack` field if it has one.
+
+    pmemkit.scenario may carry the stack itself (None or "none" = bare device); the argument
+    and the field must then agree unless one of them is "none".
+    """
+    check_stack(stack)
+    own = getattr(scenario, "stack", None) or "none"
+    check_stack(own)
+    if stack == "none":
+        return own
+    if own not in ("none", stack):
+        raise ModelError(f"stack {stack!r} contradicts the scenario's stack {own!r}: give only one")
+    return stack
+
+
 @dataclass
 class StackPrediction(Prediction):
     """A Prediction that also says which block stack it is for and whether that device has DAX.
@@ -124,7 +140,7 @@ def backing(scenario: Scenario, stack: str = "none") -> Chain:
     becomes the stacked device's, so the operation rules judge the device a filesystem sits on.
     """
     scenario = normalize(scenario)
-    check_stack(stack)
+    stack = effective_stack(scenario, stack)
     kernel = parse_kernel(scenario.kernel)
     facts: dict[str, object] = {
         "stack": stack,
@@ -197,7 +213,7 @@ def predict(scenario: Scenario, operation: str, stack: str = "none") -> StackPre
         kernel_range=str(rule.range),
         explanation=explanation(chain, rule),
         status=rule.status,
-        stack=stack,
+        stack=chain.stack,
         stack_dax=chain.device_dax,
     )
 

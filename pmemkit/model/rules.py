@@ -920,9 +920,11 @@ RULES: tuple[Rule, ...] = (
     R(
         "fork-devdax",
         "fork-cow",
-        "n/a",
-        "Device-DAX refuses MAP_PRIVATE, so there is no copy-on-write mapping to fork.",
+        "EINVAL",
+        "Device-DAX refuses MAP_PRIVATE, so the copy-on-write mapping to fork cannot even be made: "
+        "mmap() fails with EINVAL (was n/a; changed after pmemkit's VM on Debian 6.1.0-56 observed EINVAL).",
         "drivers/dax/device.c check_vma()",
+        "pmemkit VM run, Debian 6.1.0-56 (6.1.192), nvdimm devdax: mmap(MAP_PRIVATE) -> EINVAL",
         fs_dax="chardev",
     ),
     R(

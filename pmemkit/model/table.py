@@ -40,6 +40,7 @@ class Table:
     cells: dict[str, list[Prediction]]  # operation -> one prediction per column
     stack: str = "none"
     stack_dax: list[str] | None = None  # per column: does the stacked device advertise DAX?
+    stack_rules: list[str | None] | None = None  # per column: the stack-dax rule that decided
 
 
 def build_table(kernel: str, fs: str = "ext4", stack: str = "none") -> Table:
@@ -50,12 +51,11 @@ def build_table(kernel: str, fs: str = "ext4", stack: str = "none") -> Table:
     chains = [backing(s, stack) for s in scenarios]
     memmap = [c.memmap_location for c in chains]
     cells = {op: [predict(s, op, stack) for s in scenarios] for op in MODEL_OPERATIONS}
-    stack_dax = None
+    stack_dax = stack_rules = None
     if stack != "none":
-        stack_dax = [
-            "n/a" if c.available.answer == "no" else "yes" if c.device_dax else "no" for c in chains
-        ]
-    return Table(kernel, fs, [c[0] for c in COLUMNS], memmap, cells, stack, stack_dax)
+        stack_dax = ["n/a" if c.available.answer == "no" else "yes" if c.device_dax else "no" for c in chains]
+        stack_rules = [c.stack_dax.name if c.stack_dax else None for c in chains]
+    return Table(kernel, fs, [c[0] for c in COLUMNS], memmap, cells, stack, stack_dax, stack_rules)
 
 
 def _stack_note(table: Table) -> str:
@@ -68,8 +68,11 @@ def _cell(p: Prediction) -> str:
 
 def _rows(table: Table) -> list[list[str]]:
     rows = [["memmap lives in", *table.memmap]]
-    if table.stack_dax is not None:
-        rows.append([f"{table.stack} advertises DAX", *table.stack_dax])
+    if table.stack_dax is not None and table.stack_rules is not None:
+        marks = [" [I]" if r and rule_by_name(r).status == "I" else "" for r in table.stack_rules]
+        rows.append(
+            [f"{table.stack} advertises DAX", *(a + m for a, m in zip(table.stack_dax, marks, strict=True))]
+        )
     rows += [[op, *(_cell(p) for p in preds)] for op, preds in table.cells.items()]
     return rows
 
@@ -79,7 +82,9 @@ def render_text(table: Table) -> str:
     header = ["operation", *table.columns]
     rows = [header, *_rows(table)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [f"kernel {table.kernel}, filesystem {table.fs}{_stack_note(table)}  ([I] = inferred, to be confirmed)"]
+    lines = [
+        f"kernel {table.kernel}, filesystem {table.fs}{_stack_note(table)}  ([I] = inferred, to be confirmed)"
+    ]
     for n, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
@@ -104,6 +109,7 @@ def render_markdown(table: Table) -> str:
 def table_dict(table: Table) -> dict[str, object]:
     """JSON form: columns with their memmap, and per operation the outcome, rule and status."""
     stack_dax = table.stack_dax or [None] * len(COLUMNS)
+    stack_rules = table.stack_rules or [None] * len(COLUMNS)
     return {
         "kernel": table.kernel,
         "fs": table.fs,
@@ -116,8 +122,11 @@ def table_dict(table: Table) -> dict[str, object]:
                 "map": map_,
                 "memmap_location": mm,
                 "stack_dax": sd,
+                "stack_rule": sr,
             }
-            for (label, src, mode, map_), mm, sd in zip(COLUMNS, table.memmap, stack_dax, strict=True)
+            for (label, src, mode, map_), mm, sd, sr in zip(
+                COLUMNS, table.memmap, stack_dax, stack_rules, strict=True
+            )
         ],
         "operations": {
             op: [

@@ -324,6 +324,133 @@ def fio_section(run: RunContents) -> list[str]:
     ]
 
 
+KAPI_OPS = (
+    "futex-shared",
+    "vmsplice",
+    "iouring-fixed-buffer",
+    "longterm-pin",
+    "fork-cow",
+    "mremap",
+    "madvise",
+)
+
+
+def kapi_section(run: RunContents, predictor: Predictor | None) -> list[str]:
+    """Outcome matrix: mapping kind × kernel interface, the model's prediction beside each cell."""
+    found = [o for o in run.observations if o.experiment == "kapi"]
+    if not found:
+        return []
+    targets: dict[str, dict[str, str]] = {}
+    for o in found:
+        cell = f"`{o.outcome}`"
+        prediction = predictor(o) if predictor and o.operation in OPERATIONS else None
+        if prediction is not None:
+            mark = "" if prediction.outcome == o.outcome else " **≠**"
+            cell += f" (model `{prediction.outcome}`{mark})"
+        targets.setdefault(_target_label(o), {})[o.operation] = cell
+    rows = [[label, *(cells.get(op, "—") for op in KAPI_OPS)] for label, cells in targets.items()]
+    return [
+        "## Kernel interfaces on the mapping (kapi)",
+        "",
+        "Each interface must find or pin the mapping's pages. longterm-pin uses AF_XDP umem registration as "
+        "the user-reachable proxy of an RDMA memory registration (both pin with FOLL_LONGTERM). "
+        "**≠** marks a cell where the kernel and the model differ.",
+        "",
+        *_table(["mapping", *KAPI_OPS], rows),
+        "",
+    ]
+
+
+def d2d_section(run: RunContents) -> list[str]:
+    from pmemkit.report.latency import format_bytes_per_s, format_duration_ns
+
+    rows = []
+    for o in run.observations:
+        if o.experiment != "d2d" or not o.operation.startswith("d2d-"):
+            continue
+        if not o.metrics.get("rows"):
+            rows.append([o.device, o.operation.removeprefix("d2d-"), "", f"`{o.outcome}`", "", "", o.detail])
+            continue
+        growth = o.metrics.get("pagecache_growth_bytes", {})
+        for r in o.metrics["rows"]:
+            rows.append(
+                [
+                    o.device,
+                    o.operation.removeprefix("d2d-"),
+                    f"{r['chunk_bytes'] >> 10} KiB",
+                    format_bytes_per_s(r["bytes_per_s"]),
+                    format_duration_ns(r["latency"]["p50"]),
+                    f"Cached +{growth.get('Cached', 0) >> 10} KiB, Dirty +{growth.get('Dirty', 0) >> 10} KiB",
+                    "verified" if r["verified"] else "**CHECKSUM DIFFERS**",
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## Device-to-device copies",
+        "",
+        f"pmem → pmem without user-space mappings of the pmem (except the DAX-buffer path); "
+        f"{_provenance_caption(run)}.",
+        "",
+        *_table(["pair", "path", "chunk", "bandwidth", "chunk p50", "page cache during copy", "data"], rows),
+        "",
+    ]
+
+
+def raid_section(run: RunContents, predictor: Predictor | None) -> list[str]:
+    from pmemkit.report.latency import format_ratio
+
+    found = [o for o in run.observations if o.experiment == "raid"]
+    if not found:
+        return []
+    stacks: dict[tuple[str, str], dict[str, Any]] = {}
+    for o in found:
+        key = (o.scenario.label().split(" under ")[0].rsplit(" ", 0)[0], o.scenario.stack or "?")
+        entry = stacks.setdefault(key, {})
+        if o.operation == "stack-queue-dax":
+            entry["dax"] = "yes" if o.metrics.get("queue_dax") else "no"
+        elif o.operation == "dax-mount":
+            cell = f"`{o.outcome}`"
+            prediction = predictor(o) if predictor else None
+            if prediction is not None:
+                cell += (
+                    f" (model `{prediction.outcome}`{'' if prediction.outcome == o.outcome else ' **≠**'})"
+                )
+            entry[o.scenario.fs] = cell + (f" — {o.detail}" if o.outcome != "ok" else "")
+        elif o.operation == "stack-copy":
+            m = o.metrics
+            entry["copy"] = (
+                f"`{o.outcome}`; write {format_ratio(m.get('ratio_write'))}, read "
+                f"{format_ratio(m.get('ratio_read'))} of the bare device"
+            )
+        else:
+            entry.setdefault("other", []).append(f"{o.operation}: `{o.outcome}` {o.detail}")
+    rows = [
+        [
+            pair,
+            stack,
+            e.get("dax", "?"),
+            e.get("ext4", "—"),
+            e.get("xfs", "—"),
+            e.get("copy", "—"),
+            "; ".join(e.get("other", [])),
+        ]
+        for (pair, stack), e in stacks.items()
+    ]
+    return [
+        "## RAID and device-mapper stacks (the seed mail's hidden-behind-RAID case)",
+        "",
+        "DAX advertised = the stacked device's `queue/dax`. A copy through the stack is block I/O: it needs "
+        "no `struct page` for the pmem, whatever the stack does for DAX.",
+        "",
+        *_table(
+            ["devices", "stack", "DAX advertised", "ext4 -o dax", "xfs -o dax", "O_DIRECT copy", "other"],
+            rows,
+        ),
+        "",
+    ]
+
+
 def _provenance_caption(run: RunContents) -> str:
     env, guest = run.environment, run.guest_environment
     return (
@@ -373,6 +500,9 @@ def render(run: RunContents, predictor: Predictor | None = None) -> str:
     lines += pageless_section(run)
     lines += odirect_latency_section(run)
     lines += fio_section(run)
+    lines += kapi_section(run, predictor)
+    lines += d2d_section(run)
+    lines += raid_section(run, predictor)
     lines += [f"## All observations ({len(run.observations)})", ""]
     if run.observations:
         lines += _table(

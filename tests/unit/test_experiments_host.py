@@ -67,3 +67,23 @@ def test_odirect_experiment_on_host(kind, tmp_path):
     assert ops[f"odirect-read-into-{buffer}:read-only"].outcome == "EFAULT"
     rows = ops[f"odirect-latency-{buffer}"].metrics["rows"]
     assert {r["io_bytes"] for r in rows} == {512, 4096, 65536, 1 << 20}
+
+
+@pytest.mark.parametrize("kind", ["anon", "pagecache"])
+def test_kapi_experiment_on_host(kind, tmp_path):
+    obs = {o.operation: o for o in get("kapi")(_target(kind, tmp_path), {"profile": "quick"})}
+    assert set(obs) == {
+        "futex-shared",
+        "vmsplice",
+        "iouring-fixed-buffer",
+        "longterm-pin",
+        "mremap",
+        "madvise",
+        "fork-cow",
+    }
+    for op in ("futex-shared", "vmsplice", "mremap", "madvise", "fork-cow"):
+        assert obs[op].outcome == "ok", obs[op].to_dict()
+    assert obs["futex-shared"].metrics["wake_latency"]["count"] == 16
+    # io_uring and long-term pins depend on the host kernel's config; whatever it says is a valid outcome
+    assert obs["iouring-fixed-buffer"].outcome in ("ok", "EOPNOTSUPP", "ENOSYS", "EPERM", "EFAULT")
+    assert obs["longterm-pin"].outcome == "ok" or obs["longterm-pin"].outcome.startswith(("E", "skipped:"))

@@ -116,3 +116,25 @@ def test_outside_vm_foreign_data_needs_force(tmp_path, monkeypatch):
     with pytest.raises(SafetyError, match="foreign-data.*--force"):
         clear_for_destruction("/dev/pmem3", root=root, destroy_data=True)
     assert clear_for_destruction("/dev/pmem3", root=root, destroy_data=True, force=True).rule == "user-named"
+
+
+def _add_stack(root, name, members):
+    stack = root / "sys/devices/virtual/block" / name
+    (stack / "slaves").mkdir(parents=True)
+    (stack / "dev").write_text("9:0\n")
+    for member in members:
+        (stack / "slaves" / member).mkdir()
+    (root / "sys/class/block" / name).symlink_to(stack)
+
+
+def test_stack_over_emulated_pmem_clears(tmp_path):
+    root = make_root(tmp_path)
+    _add_stack(root, "md0", ["pmem3"])
+    assert "stacked only on emulated pmem" in clear_for_destruction("/dev/md0", root=root).reason
+
+
+def test_stack_with_a_foreign_member_refused(tmp_path):
+    root = make_root(tmp_path)
+    _add_stack(root, "md0", ["pmem3", "sdb"])
+    with pytest.raises(SafetyError, match="stack-members.*sdb"):
+        clear_for_destruction("/dev/md0", root=root)

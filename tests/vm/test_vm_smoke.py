@@ -249,7 +249,9 @@ def test_hung_guest_is_killed_after_the_timeout(tmp_path):
 def test_pageless_control_refuses_odirect_but_not_buffered_io(full_run):
     """The seed mail's rule on one physical range: no struct page, no O_DIRECT; a CPU copy still works."""
     obs = observations(full_run[1])
-    outcomes = {o.operation: o.outcome for o in obs if o.scenario.mode == "devmem"}
+    outcomes = {
+        o.operation: o.outcome for o in obs if o.scenario.mode == "devmem" and o.experiment == "odirect"
+    }
     assert outcomes == {
         "odirect-read-into-pageless": "EFAULT",
         "odirect-write-from-pageless": "EFAULT",
@@ -290,3 +292,81 @@ def test_fio_ran_beside_pmemkit_on_every_filesystem_target(full_run):
     for o in fio:
         assert o.outcome == "ok", o.to_dict()
         assert o.metrics["fio"]["bw_bytes"] > 0 and o.metrics["fio"]["fio_version"].startswith("fio-3")
+
+
+def test_kernel_interfaces_need_struct_page(full_run):
+    """kapi: every page-taking interface fails on the page-less control and works on DAX with pages,
+    except the long-term pin, which fsdax refuses (FOLL_LONGTERM) and device-dax allows."""
+    obs = [o for o in observations(full_run[1]) if o.experiment == "kapi"]
+    pageless = {o.operation: o.outcome for o in obs if o.scenario.mode == "devmem"}
+    for op in ("futex-shared", "vmsplice", "iouring-fixed-buffer", "longterm-pin"):
+        assert pageless[op] == "EFAULT", (op, pageless)
+    memmap_ext4 = {
+        o.operation: o.outcome
+        for o in obs
+        if o.scenario.source == "memmap" and o.scenario.mode == "raw" and o.scenario.fs == "ext4"
+    }
+    assert memmap_ext4["futex-shared"] == "ok" and memmap_ext4["vmsplice"] == "ok"
+    assert memmap_ext4["longterm-pin"] == "EOPNOTSUPP"
+    devdax = {o.operation: o.outcome for o in obs if o.scenario.mode == "devdax"}
+    assert devdax["longterm-pin"] == "ok" and devdax["fork-cow"] == "EINVAL"
+
+
+@pytest.fixture(scope="module")
+def pair_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Second configuration group: two memmap ranges and two NVDIMM fsdax namespaces (the default for
+    the two-device suites)."""
+    runs = tmp_path_factory.mktemp("runs")
+    result = pmemkit("--suite", "d2d,raid", "--fs", "ext4,xfs", runs_dir=runs)
+    return result, only_run_dir(runs)
+
+
+def test_pair_run_succeeds(pair_run):
+    result, run_dir = pair_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "## RAID and device-mapper stacks" in (run_dir / "report.md").read_text()
+
+
+def test_device_to_device_copies_are_verified(pair_run):
+    obs = [o for o in observations(pair_run[1]) if o.experiment == "d2d"]
+    assert {o.device for o in obs} == {"/dev/pmem2+/dev/pmem3", "/dev/pmem0+/dev/pmem1"}
+    for o in obs:
+        if o.outcome == "ok":
+            assert o.metrics["rows"] and all(r["verified"] for r in o.metrics["rows"]), o.to_dict()
+        else:  # a refused path is recorded with the kernel's errno, never a crash
+            assert o.outcome in ("EINVAL", "EXDEV", "EOPNOTSUPP"), o.to_dict()
+    ok_paths = {o.operation for o in obs if o.outcome == "ok"}
+    assert {
+        "d2d-blockdev-odirect-anon",
+        "d2d-blockdev-splice",
+        "d2d-blockdev-buffered",
+        "d2d-ext4-dax-odirect-dax-buffer",
+    } <= ok_paths
+
+
+def test_stacks_hide_or_pass_dax_as_the_kernel_decides(pair_run):
+    obs = [o for o in observations(pair_run[1]) if o.experiment == "raid"]
+    assert not [o for o in obs if o.operation in ("stack-build", "stack-teardown")], (
+        "a stack failed or leaked"
+    )
+    for o in obs:
+        stack = o.scenario.stack
+        if o.operation == "stack-queue-dax":
+            assert o.metrics["queue_dax"] is stack.startswith("dm-"), o.to_dict()
+        if o.operation == "dax-mount":
+            expected = (
+                "ok" if stack.startswith("dm-") else {"ext4": "EINVAL", "xfs": "fallback"}[o.scenario.fs]
+            )
+            assert o.outcome == expected, o.to_dict()
+        if o.operation == "stack-copy":
+            assert o.outcome == "ok" and o.metrics["stack"]["verified"], o.to_dict()
+    assert len([o for o in obs if o.operation == "stack-copy"]) == 8  # 2 pairs × 4 stacks
+
+
+def test_model_agrees_on_stacks(pair_run):
+    predictor = default_predictor()
+    compared = [(o, predictor(o)) for o in observations(pair_run[1]) if o.operation == "dax-mount"]
+    compared = [(o, p) for o, p in compared if p is not None]
+    assert len(compared) >= 20
+    for o, p in compared:
+        assert p.outcome == o.outcome, (o.to_dict(), p.rule)
