@@ -347,7 +347,7 @@ def kapi_section(run: RunContents, predictor: Predictor | None) -> list[str]:
         if prediction is not None:
             mark = "" if prediction.outcome == o.outcome else " **≠**"
             cell += f" (model `{prediction.outcome}`{mark})"
-        targets.setdefault(_target_label(o), {})[o.operation] = cell
+        targets.setdefault(_target_label(o), {})[o.operation.split(":")[0]] = cell
     rows = [[label, *(cells.get(op, "—") for op in KAPI_OPS)] for label, cells in targets.items()]
     return [
         "## Kernel interfaces on the mapping (kapi)",
