@@ -129,6 +129,25 @@ def odirect_randread_job(path: str, size: int, ios: int, *, bs: int = 4096) -> F
     )
 
 
+def null_randread_job(path: str, size: int, ios: int, *, bs: int = 4096) -> FioJob:
+    """The same job shape with fio's `null` engine: no I/O at all, only fio's own cost per I/O.
+
+    Under TCG every instruction is emulated, so fio's per-I/O bookkeeping (clock reads, latency
+    histograms) is no longer negligible; this measures it, beside pmemkit's Python loop overhead.
+    """
+    _check_positive(size=size, ios=ios, bs=bs)
+    return FioJob(
+        name="pmemkit-null-randread",
+        filename=path,
+        rw="randread",
+        bs=bs,
+        ioengine="null",
+        size=size,
+        io_size=ios * bs,
+        extra={"norandommap": "1", "randrepeat": "1"},
+    )
+
+
 def mmap_seqread_job(path: str, size: int, bs: int = 1 << 20, *, loops: int = 1) -> FioJob:
     """A sequential read of the first `size` bytes of `path` through a mapping, `bs` bytes per I/O.
 

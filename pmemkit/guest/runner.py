@@ -86,6 +86,14 @@ def guest_run(plan_path: Path, out_dir: Path) -> int:
     return 1 if failures else 0
 
 
+RUN_PROVENANCE = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
+
+
+def _run_provenance(env: dict[str, Any]) -> dict[str, Any]:
+    """The run-wide part of every observation's provenance."""
+    return {k: env[k] for k in RUN_PROVENANCE}
+
+
 def inject_fault(kind: str) -> None:
     """Fail on purpose after the first device, so tests can prove results survive a dead guest."""
     step(f"injecting fault: {kind}")
@@ -98,9 +106,8 @@ def inject_fault(kind: str) -> None:
 
 def _provenance(env: dict[str, Any], device: PreparedDevice) -> dict[str, Any]:
     ns = device.namespace
-    keep = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
     return {
-        **{k: env[k] for k in keep},
+        **_run_provenance(env),
         "pmem_source": device.config.source,
         "pmem_spec": device.config.spec(),
         "namespace": ns.dev,
@@ -133,13 +140,12 @@ def _run_pageless_controls(
     """The seed mail's world without struct page: legacy pmem through /dev/mem before nd_e820 claims it."""
     if not any(registry.runs_on(name, "devmem") for name, _ in experiments):
         return 0
-    keep = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
     failures = 0
     for lo, hi in legacy_pmem_ranges():
         where = f"/dev/mem@{lo:#x}"
         scenario = Scenario(kernel=env["kernel"], source="memmap", mode="devmem")
         provenance = {
-            **{k: env[k] for k in keep},
+            **_run_provenance(env),
             "pmem_source": "memmap",
             "namespace_mode": "none (/dev/mem)",
             "repetitions": 1,
@@ -199,7 +205,6 @@ def _run_baselines(
     writer: ObservationWriter,
 ) -> int:
     """The same experiments on anonymous memory and a page-cache file: the yardsticks of one boot."""
-    keep = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
     failures = 0
     for kind, mode, fs in (("anon", "anonymous", None), ("pagecache", "pagecache", "ext4")):
         if not any(registry.runs_on(name, kind) for name, _ in experiments):
@@ -208,7 +213,7 @@ def _run_baselines(
         os.makedirs(path, exist_ok=True)
         scenario = Scenario(kernel=env["kernel"], source="baseline", mode=mode, fs=fs)
         provenance = {
-            **{k: env[k] for k in keep},
+            **_run_provenance(env),
             "pmem_source": "none (baseline)",
             "namespace_mode": mode,
             "repetitions": 1,

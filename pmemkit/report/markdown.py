@@ -300,6 +300,17 @@ def fio_section(run: RunContents) -> list[str]:
                         format_ratio(side["ratio"]),
                     ]
                 )
+            if "fio_null_p50_ns" in o.metrics:
+                mine, theirs = o.metrics.get("python_loop_overhead_ns"), o.metrics.get("fio_null_p50_ns")
+                rows.append(
+                    [
+                        _target_label(o),
+                        "the tool's own cost per I/O (Python loop / fio null engine p50)",
+                        format_duration_ns(mine),
+                        format_duration_ns(theirs),
+                        format_ratio(mine / theirs if mine and theirs else None),
+                    ]
+                )
         if o.operation == "fio-mmap-seqread" and o.outcome == "ok":
             m = o.metrics
             rows.append(

@@ -324,3 +324,11 @@ def test_real_fio_refuses_a_missing_file(tmp_path):
     with pytest.raises(GuestError, match="allow_file_create"):
         fio.run(job, timeout_s=60)
     assert not (tmp_path / "absent.bin").exists()
+
+
+def test_null_engine_job_measures_only_fio_itself():
+    from pmemkit.guest.fio import null_randread_job
+
+    argv = null_randread_job("/mnt/x/f.dat", 1 << 20, 256).argv()
+    assert "--ioengine=null" in argv and "--io_size=1048576" in argv and "--rw=randread" in argv
+    assert not any(a.startswith("--direct=1") for a in argv)

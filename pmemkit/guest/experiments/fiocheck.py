@@ -102,6 +102,7 @@ def _randread(target: Target, path: str, size: int, ios: int) -> Observation:
         samples, elapsed = _pmemkit_randread(path, size, ios)
         loop = calibrate_overhead(batches=3, repetitions=200)
         result = fiolib.run(fiolib.odirect_randread_job(path, size, ios), FIO_TIMEOUT_S)
+        null = fiolib.run(fiolib.null_randread_job(path, size, ios), FIO_TIMEOUT_S)
     except OSError as exc:
         return target.observation(NAME, op, errno_name(exc.errno), detail=f"{exc.strerror}")
     except GuestError as exc:
@@ -117,12 +118,15 @@ def _randread(target: Target, path: str, size: int, ios: int) -> Observation:
             "fio": result.to_dict(),
             "comparison": comparison,
             "python_loop_overhead_ns": loop.overhead_ns,
+            "fio_null_engine": null.to_dict(),
+            "fio_null_p50_ns": null.percentile("p50"),
         },
         detail=(
             f"{ios} random 4 KiB O_DIRECT preads, same file; pmemkit/fio p50 "
             f"{_fmt(comparison['p50']['ratio'])}, p99 {_fmt(comparison['p99']['ratio'])}, "
-            f"bandwidth {_fmt(comparison['bw_bytes']['ratio'])}; Python's own loop costs "
-            f"{loop.overhead_ns} ns per sample"
+            f"bandwidth {_fmt(comparison['bw_bytes']['ratio'])}; per-I/O cost of the tools themselves: "
+            f"pmemkit's Python loop {loop.overhead_ns} ns, fio's null engine p50 "
+            f"{null.percentile('p50') or 0:.0f} ns"
         ),
     )
 
