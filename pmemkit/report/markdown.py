@@ -70,6 +70,7 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
             "guest RAM",
             f"{env.get('guest_ram_bytes', 0) >> 20} MiB; {' '.join(env.get('memmap', [])) or 'no memmap='}",
         ],
+        ["guest kernel command line", f"`{env.get('kernel_cmdline', '?')}`"],
         ["pmem devices (plan)", pmem],
         ["filesystems, mount", f"{', '.join(run.plan.get('filesystems', []))}; -o dax=always"],
         ["suites", ", ".join(run.plan.get("suites", []))],

@@ -91,12 +91,26 @@ def pmem_device_args(index: int, cfg: PmemConfig, backing: Path, nvdimm_slot: in
     return ["-object", obj, "-device", dev]
 
 
+#: Measured under TCG: qemu start → guest init 6.2 s without these, 4.7–5.3 s with them. loglevel=6
+#: keeps the "Linux version" banner (KERN_NOTICE) the host times but drops the info chatter on the
+#: emulated serial port. mitigations=off changes syscall costs: every report shows this command line.
+FAST_BOOT_ARGS = (
+    "loglevel=6",
+    "mitigations=off",
+    "audit=0",
+    "tsc=reliable",
+    "no_timer_check",
+    "8250.nr_uarts=1",
+    "cryptomgr.notests",
+)
+
+
 def kernel_cmdline(layout: VmLayout, vm_token: str, extra: list[str] | None = None) -> str:
     """Serial console, panic ends the VM, the pmemkit marker, and one `memmap=` per legacy range.
 
     `nokaslr` with memmap=: KASLR may otherwise place the kernel inside the range.
     """
-    args = ["console=ttyS0", "panic=-1", "rw", f"pmemkit.vm={vm_token}"]
+    args = ["console=ttyS0", "panic=-1", "rw", f"pmemkit.vm={vm_token}", *FAST_BOOT_ARGS]
     if layout.memmaps:
         args.append("nokaslr")
         args += [r.kernel_arg() for r in layout.memmaps]
@@ -119,17 +133,16 @@ class QemuCommand:
     backing_files: list[Path] = field(default_factory=list)
     extra_cmdline: list[str] = field(default_factory=list)
 
+    def cmdline(self) -> str:
+        return kernel_cmdline(self.layout, self.vm_token, self.extra_cmdline)
+
     def argv(self) -> list[str]:
         argv = [self.qemu, "-name", "pmemkit-guest"]
         argv += accel_args(self.accel)
         argv += machine_args(self.layout)
         argv += memory_args(self.layout)
         argv += console_args()
-        argv += kernel_args(
-            self.vmlinux,
-            self.initrd,
-            kernel_cmdline(self.layout, self.vm_token, self.extra_cmdline),
-        )
+        argv += kernel_args(self.vmlinux, self.initrd, self.cmdline())
         argv += root_drive_args(self.rootfs)
         argv += share_args(SOURCE_SHARE_TAG, self.source_dir, readonly=True)
         argv += share_args(RESULTS_SHARE_TAG, self.results_dir, readonly=False)

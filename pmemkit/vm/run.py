@@ -158,6 +158,7 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
             "image": image.manifest(),
             "guest_ram_bytes": layout.ram,
             "memmap": [r.kernel_arg() for r in layout.memmaps],
+            "kernel_cmdline": command.cmdline(),
             "qemu_argv": command.argv(),
             "timeout_s": timeout,
         }
