@@ -294,10 +294,8 @@ def prepare(device: str, fs: str, destroy_data: bool, force: bool, as_json: bool
     --destroy-data, never a mounted one, and never one with data on it unless --force too.
     """
     from pmemkit.guest.prepare import mkfs, mount_dax
-    from pmemkit.guest.safety import clear_for_destruction
 
-    clearance = clear_for_destruction(device, destroy_data=destroy_data, force=force)
-    mkfs(device, fs) if clearance.rule == "pmemkit-vm" else _mkfs_user_device(device, fs)
+    clearance = mkfs(device, fs, destroy_data=destroy_data, force=force)
     result = mount_dax(device, fs)
     info = {
         "device": device,
@@ -311,16 +309,6 @@ def prepare(device: str, fs: str, destroy_data: bool, force: bool, as_json: bool
     click.echo(
         json.dumps(info, indent=2) if as_json else f"{device}: dax-mount {result.outcome} — {result.detail}"
     )
-
-
-def _mkfs_user_device(device: str, fs: str) -> None:
-    """mkfs on a device the user cleared explicitly (clearance already checked by the caller)."""
-    import subprocess
-
-    argv = (
-        ["mkfs.ext4", "-q", "-F", "-b", "4096", device] if fs == "ext4" else ["mkfs.xfs", "-q", "-f", device]
-    )
-    subprocess.run(argv, check=True)
 
 
 @main.command("guest-run", hidden=True)

@@ -206,7 +206,7 @@ def clear_for_destruction(
     if not destroy_data:
         raise SafetyError(
             f"refused {device}: rule 'outside-vm' — this is not pmemkit's VM; to overwrite a "
-            "device you chose, name it with --device and add --destroy-data"
+            "device you chose, name it and add --destroy-data (pmemkit prepare DEVICE --destroy-data)"
         )
     signature = existing_signature(device)
     if signature and not force:
