@@ -463,6 +463,50 @@ def raid_section(run: RunContents, predictor: Predictor | None) -> list[str]:
     ]
 
 
+PLOT_TITLES = {
+    "first-touch-write.svg": "First-touch write faults per target (one touch per 4 KiB; PMD-mapped pages "
+    "barely fault)",
+    "first-touch-read.svg": "First-touch read faults per target",
+    "bandwidth-seq-read-1MiB.svg": "Sequential read through the mapping, 1 MiB blocks, against anonymous "
+    "memory",
+}
+
+
+def render_plots(run: RunContents) -> dict[str, str]:
+    """SVG files for the report: {file name: svg text}; only plots that have data."""
+    from pmemkit.report.svg import bars_svg, histograms_svg
+
+    subtitle = _provenance_caption(run)
+    plots: dict[str, str] = {}
+    for op in ("first-touch-write", "first-touch-read"):
+        series = [(_target_label(o), o.metrics["latency"]) for o in _metric_obs(run, op)]
+        svg = histograms_svg(series, PLOT_TITLES[f"{op}.svg"], subtitle) if series else ""
+        if svg:
+            plots[f"{op}.svg"] = svg
+    rows, reference = [], None
+    for o in _metric_obs(run, "mmap-bandwidth"):
+        for r in o.metrics["rows"]:
+            if r["pattern"] == "seq-read" and r["block_bytes"] == 1 << 20:
+                value = r["bytes_per_s"] / (1 << 30)
+                if o.scenario.mode == "anonymous":
+                    reference = value
+                rows.append((_target_label(o), value))
+    svg = bars_svg(rows, reference, PLOT_TITLES["bandwidth-seq-read-1MiB.svg"], subtitle, "GiB/s")
+    if svg:
+        plots["bandwidth-seq-read-1MiB.svg"] = svg
+    return plots
+
+
+def plots_section(names: list[str]) -> list[str]:
+    if not names:
+        return []
+    lines = ["## Plots", ""]
+    for name in names:
+        title = PLOT_TITLES.get(name, name)
+        lines += [f"![{title}](plots/{name})", ""]
+    return lines
+
+
 def _provenance_caption(run: RunContents) -> str:
     env, guest = run.environment, run.guest_environment
     return (
@@ -491,8 +535,8 @@ def observation_rows(run: RunContents) -> list[list[Any]]:
     return rows
 
 
-def render(run: RunContents, predictor: Predictor | None = None) -> str:
-    """The whole report as Markdown."""
+def render(run: RunContents, predictor: Predictor | None = None, plots: list[str] | None = None) -> str:
+    """The whole report as Markdown; `plots` names the SVG files written beside it in plots/."""
     lines = [f"# pmemkit run {run.name}", "", EMULATION_WARNING, ""]
     if run.failure:
         lines += [f"**Status: FAILED** — {run.failure}. What the guest observed before that is below.", ""]
@@ -506,6 +550,7 @@ def render(run: RunContents, predictor: Predictor | None = None) -> str:
         lines += ["## Boot phases (seconds since qemu started, host clock)", ""]
         lines += _table(["phase", "reached at (s)", "step (s)"], phase_rows(phases)) + [""]
     lines += model_section(run, predictor)
+    lines += plots_section(plots or [])
     lines += latency_section(run)
     lines += bandwidth_section(run)
     lines += durability_section(run)

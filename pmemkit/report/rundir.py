@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pmemkit.plan import write_atomic
-from pmemkit.report.markdown import Predictor, RunContents, render
+from pmemkit.report.markdown import Predictor, RunContents, render, render_plots
 from pmemkit.scenario import Observation, ScenarioError
 
 
@@ -72,6 +72,11 @@ def render_run_dir(run_dir: Path, failure: str | None = None) -> tuple[Path, int
     if failure is None:
         failure = contents.environment.get("failure")
         contents.failure = failure
+    plots = render_plots(contents)
+    if plots:
+        (run_dir / "plots").mkdir(exist_ok=True)
+        for name, svg in plots.items():
+            write_atomic(run_dir / "plots" / name, svg)
     report = run_dir / "report.md"
-    write_atomic(report, render(contents, default_predictor()))
+    write_atomic(report, render(contents, default_predictor(), sorted(plots)))
     return report, len(contents.observations)

@@ -116,3 +116,17 @@ def test_bandwidth_and_fio_sections():
     text = render(_contents(observations=[anon, dax, fio]))
     assert "## Bandwidth through the mapping" in text and "0.50×" in text  # DAX at half of anonymous
     assert "## pmemkit beside fio" in text and "2.00×" in text
+
+
+def test_run_dir_gets_plots_linked_from_the_report(tmp_path):
+    from pmemkit.measure.stats import summarize
+
+    (tmp_path / "plan.json").write_text(json.dumps(_contents().plan))
+    (tmp_path / "environment.json").write_text(json.dumps(_contents().environment))
+    fault = _metric_obs(
+        "first-touch-write", experiment="mmap", metrics={"latency": summarize([3000, 5000, 40000])}
+    )
+    (tmp_path / "observations.jsonl").write_text(fault.to_json() + "\n")
+    path, _ = render_run_dir(tmp_path)
+    assert (tmp_path / "plots" / "first-touch-write.svg").read_text().startswith("<svg")
+    assert "](plots/first-touch-write.svg)" in path.read_text()
