@@ -17,7 +17,7 @@ from pmemkit.guest import GuestError
 from pmemkit.guest.kmsg import KernelLog
 from pmemkit.guest.probe import Namespace, namespaces, run_ndctl
 from pmemkit.guest.safety import Clearance, SafetyError, clear_for_destruction, vm_token
-from pmemkit.guest.syscalls import errno_name, mount, statx_dax, umount
+from pmemkit.guest.syscalls import errno_name, files_are_dax, mount, umount
 from pmemkit.scenario import PmemConfig
 
 MOUNT_ROOT = "/mnt/pmemkit"
@@ -190,12 +190,7 @@ def mount_dax(device: str, fs: str) -> MountResult:
             messages = log.read()
             return MountResult(errno_name(exc.errno), None, messages, _reason(messages, exc.strerror))
         messages = log.read()
-    probe_file = os.path.join(mountpoint, ".pmemkit-dax-probe")
-    with open(probe_file, "w"):
-        pass
-    dax, _ = statx_dax(probe_file)
-    os.unlink(probe_file)
-    if dax:
+    if files_are_dax(mountpoint):
         return MountResult("ok", mountpoint, messages, "mounted with DAX (statx: STATX_ATTR_DAX)")
     return MountResult("fallback", mountpoint, messages, _reason(messages, "mounted, but files are not DAX"))
 

@@ -60,6 +60,28 @@ def statx_dax(path: str) -> tuple[bool, bool]:
     return bool(attributes & STATX_ATTR_DAX), bool(mask & STATX_ATTR_DAX)
 
 
+def files_are_dax(directory: str) -> bool:
+    """Whether a new file in `directory` is DAX (statx), e.g. after XFS turned DAX off at mount."""
+    probe = os.path.join(directory, ".pmemkit-dax-probe")
+    with open(probe, "w"):
+        pass
+    try:
+        return statx_dax(probe)[0]
+    finally:
+        os.unlink(probe)
+
+
+def meminfo_bytes(*fields: str) -> dict[str, int]:
+    """Fields of /proc/meminfo (e.g. Cached, Dirty) in bytes."""
+    values = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in fields:
+                values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
 def pread_into_address(fd: int, address: int, length: int, offset: int) -> int:
     """pread(2) into raw memory, bypassing Python's buffer checks.
 

@@ -87,3 +87,12 @@ def test_kapi_experiment_on_host(kind, tmp_path):
     # io_uring and long-term pins depend on the host kernel's config; whatever it says is a valid outcome
     assert obs["iouring-fixed-buffer"].outcome in ("ok", "EOPNOTSUPP", "ENOSYS", "EPERM", "EFAULT")
     assert obs["longterm-pin"].outcome == "ok" or obs["longterm-pin"].outcome.startswith(("E", "skipped:"))
+
+
+def test_shared_probes_on_the_host(tmp_path):
+    from pmemkit.guest.syscalls import files_are_dax, meminfo_bytes
+
+    assert files_are_dax(str(tmp_path)) is False  # the host's /tmp is no DAX filesystem
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone again
+    values = meminfo_bytes("Cached", "Dirty", "MemTotal")
+    assert set(values) == {"Cached", "Dirty", "MemTotal"} and values["MemTotal"] > 1 << 20

@@ -22,7 +22,7 @@ import numpy as np
 from pmemkit.guest.experiments import Target, register
 from pmemkit.guest.prepare import mkfs, mount_dax, unmount
 from pmemkit.guest.safety import clear_for_destruction
-from pmemkit.guest.syscalls import errno_name
+from pmemkit.guest.syscalls import errno_name, meminfo_bytes
 from pmemkit.measure.bandwidth import bandwidth
 from pmemkit.measure.clock import now_ns
 from pmemkit.measure.stats import summarize
@@ -35,16 +35,6 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": {"copy_bytes": 64 * MiB, "chunks": [4096, 16384, 65536, 262144, MiB, 4 * MiB]},
 }
 CopyFn = Callable[[int, int, int, int], list[int]]  # (src fd, dst fd, bytes, chunk) -> per-chunk ns
-
-
-def _meminfo() -> dict[str, int]:
-    values = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("Cached", "Dirty"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values
 
 
 def _checksum(path: str, size: int) -> str:
@@ -150,7 +140,7 @@ def _measure(
 ) -> Observation:
     rows = []
     flags = os.O_DIRECT if direct else 0
-    before = _meminfo()
+    before = meminfo_bytes("Cached", "Dirty")
     peak = dict(before)
     try:
         for chunk in chunks:
@@ -164,7 +154,7 @@ def _measure(
             finally:
                 os.close(fs)
                 os.close(fd)
-            now = _meminfo()
+            now = meminfo_bytes("Cached", "Dirty")
             peak = {k: max(peak[k], now[k]) for k in peak}
             same = _checksum(dst, size) == expected
             rows.append(

@@ -29,7 +29,7 @@ import numpy as np
 
 from pmemkit.guest.experiments import Target, register
 from pmemkit.guest.mapping import PAGE, Mapping
-from pmemkit.guest.syscalls import errno_name, statx_dax
+from pmemkit.guest.syscalls import errno_name, files_are_dax
 from pmemkit.guest.uring import Ring
 from pmemkit.measure.clock import now_ns
 from pmemkit.measure.stats import summarize
@@ -77,23 +77,12 @@ def _map(target: Target, name: str, index: int, **kw: Any) -> Mapping:
     return Mapping(target, f"kapi-{name}", SIZE, offset=_region(target, index), **kw)
 
 
-def _dax_files(target: Target) -> bool:
-    """Whether files on an fs target really are DAX (XFS may have turned DAX off at mount)."""
-    probe = os.path.join(target.path, ".pmemkit-kapi-probe")
-    with open(probe, "w"):
-        pass
-    try:
-        return statx_dax(probe)[0]
-    finally:
-        os.unlink(probe)
-
-
 @register(NAME, kinds=KINDS)
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     wakes = WAKES.get(params.get("profile", "quick"), 16)
     # On a filesystem that fell back to the page cache the interfaces meet page-cache pages, not DAX:
     # the operation gets that name, so it is never compared with the model's DAX prediction.
-    suffix = ":pagecache-mmap" if target.kind == "fs" and not _dax_files(target) else ""
+    suffix = ":pagecache-mmap" if target.kind == "fs" and not files_are_dax(target.path) else ""
     cases = (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
     for case in cases:
         observation = case(target, wakes)

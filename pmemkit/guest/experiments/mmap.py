@@ -20,7 +20,7 @@ import numpy as np
 
 from pmemkit.guest.experiments import Target, register
 from pmemkit.guest.mapping import PAGE, Mapping
-from pmemkit.guest.syscalls import errno_name, statx_dax
+from pmemkit.guest.syscalls import errno_name, meminfo_bytes, statx_dax
 from pmemkit.guest.tracefs import TraceEvent, pid_smaps
 from pmemkit.measure.bandwidth import bandwidth
 from pmemkit.measure.clock import now_ns
@@ -46,14 +46,6 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 TWO_MIB = 2 << 20
-
-
-def _meminfo_kb(field: str) -> int | None:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
 
 
 def _touch_loop(array: np.ndarray, npages: int, write: bool) -> np.ndarray:
@@ -235,10 +227,10 @@ def _bypass(target: Target, profile: dict[str, Any]) -> Observation:
         dax = True
         if m.path:
             dax, _ = statx_dax(m.path)
-        before = _meminfo_kb("Cached") or 0
+        before = meminfo_bytes("Cached").get("Cached", 0)
         m.array[::PAGE] = 3
-        after = _meminfo_kb("Cached") or 0
-    grew = (after - before) * 1024
+        after = meminfo_bytes("Cached").get("Cached", 0)
+    grew = after - before
     bypass = grew < size // 2
     outcome = "ok" if bypass and dax else "fallback"
     detail = f"Cached grew {grew >> 10} KiB while touching {size >> 10} KiB; statx DAX: {dax}"
