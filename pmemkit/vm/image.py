@@ -1,25 +1,24 @@
 """The guest image: built from the recipe in `vm/`, cached by the recipe's hash, never half-trusted.
 
 Why a hash key: a recipe change must rebuild, an unchanged recipe must reuse (a cold build takes
-minutes). Why a temporary folder and a rename: an interrupted build must never leave a folder
-that looks like a finished image.
+minutes). The image is one layer of `pmemkit.vm.layers` (kind "images"): built beside the cached
+one and swapped in at the end, its manifest lists each file's size and sha256, checked cheaply on
+every use and fully by `verify_image`, and a broken image is rebuilt with a message.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
-import os
 import shutil
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pmemkit.vm import layers
 from pmemkit.vm.errors import ImageBuildError
 
+KIND = "images"
 #: Files of `vm/` that define the image; any change to one of them changes the image id.
 RECIPE_FILES = (
     "packages.txt",
@@ -43,8 +42,7 @@ def recipe_dir() -> Path:
 
 def cache_dir() -> Path:
     """`$PMEMKIT_CACHE`, else `~/.cache/pmemkit`."""
-    env = os.environ.get("PMEMKIT_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "pmemkit"
+    return layers.cache_root()
 
 
 def recipe_hash(recipe: Path | None = None) -> str:
@@ -78,71 +76,49 @@ class GuestImage:
     def rootfs(self) -> Path:
         return self.path / "rootfs.raw"
 
-    def manifest(self) -> dict:
-        return json.loads((self.path / "manifest.json").read_text())
-
-
-def _complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in IMAGE_FILES)
+    def manifest(self) -> dict[str, Any]:
+        """The build's metadata and file list; an ImageBuildError (one line) when unreadable."""
+        return layers.Layer(KIND, self.image_id, self.path, IMAGE_FILES).manifest()
 
 
 def find_image(image_id: str | None = None) -> GuestImage | None:
-    """The cached image of the current recipe, or None."""
+    """The cached image of the current recipe if it passes the quick check, or None."""
     image_id = image_id or recipe_hash()
-    path = cache_dir() / "images" / image_id
-    return GuestImage(image_id, path) if _complete(path) else None
+    layer = layers.find_layer(KIND, image_id, IMAGE_FILES)
+    return GuestImage(image_id, layer.path) if layer else None
 
 
 def ensure_image(progress: Callable[[str], None] = print, rebuild: bool = False) -> GuestImage:
-    """Return the cached image of the current recipe, building it first when missing."""
+    """Return the cached image of the current recipe, building it first when missing or broken."""
     image_id = recipe_hash()
-    images = cache_dir() / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    final = images / image_id
-    with open(images / f".{image_id}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of the same recipe waits here
-        if rebuild and final.exists():
-            shutil.rmtree(final)
-        if _complete(final):
-            return GuestImage(image_id, final)
-        if final.exists():
-            shutil.rmtree(final)  # a folder without every file is not an image
-        _build(image_id, final, progress)
-        return GuestImage(image_id, final)
-
-
-def _build(image_id: str, final: Path, progress: Callable[[str], None]) -> None:
     script = recipe_dir() / "build-image.sh"
+    layer = layers.ensure_layer(
+        KIND,
+        image_id,
+        lambda out: ["bash", str(script), str(out), image_id],
+        required=IMAGE_FILES,
+        rebuild=rebuild,
+        progress=progress,
+        progress_prefix="[image",
+        preflight=_preflight,
+    )
+    return GuestImage(image_id, layer.path)
+
+
+def verify_image(image_id: str | None = None) -> tuple[Path, list[str]]:
+    """Every file of the cached image against its sha256: (its folder, problems, one line each)."""
+    image_id = image_id or recipe_hash()
+    return layers.layer_dir(KIND, image_id), layers.problems(KIND, image_id, IMAGE_FILES, quick=False)
+
+
+def prune_images(keep: str | None = None) -> layers.Pruned:
+    """Remove the images of other recipes (and stale partial builds); keeps the current recipe's."""
+    return layers.prune(KIND, {keep or recipe_hash()})
+
+
+def _preflight() -> None:
     if shutil.which("debootstrap") is None:
         raise ImageBuildError(
             "debootstrap is not installed, so the guest image cannot be built: "
             "run `make deps` (or scripts/install-host-deps.sh)"
         )
-    work = final.with_name(f"{final.name}.partial-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    log_path = final.parent / f"{image_id}.build.log"
-    progress(f"building guest image {image_id} (a few minutes; log: {log_path})")
-    start = time.monotonic()
-    try:
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                ["bash", str(script), str(work), image_id],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                log.flush()
-                if line.startswith("[image"):
-                    progress(line.rstrip())
-            rc = proc.wait()
-        if rc != 0:
-            tail = log_path.read_text().strip().splitlines()[-1:] or ["(no output)"]
-            raise ImageBuildError(f"guest image build failed (exit {rc}): {tail[0]} — full log: {log_path}")
-        work.rename(final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    progress(f"guest image ready in {time.monotonic() - start:.0f} s: {final}")
