@@ -243,18 +243,55 @@ def run(
 
 
 @main.command()
-@click.option("--rebuild", is_flag=True, help="Rebuild even when a cached image of this recipe exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print the image's manifest as JSON.")
-def image(rebuild: bool, as_json: bool) -> None:
+@click.option("--rebuild", is_flag=True, help="Build a new image beside the cached one, then swap it in.")
+@click.option("--verify", is_flag=True, help="Check every file of the cached image against its sha256.")
+@click.option("--prune", is_flag=True, help="Remove images of other recipes and stale partial builds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the image's manifest (or the results) as JSON.")
+def image(rebuild: bool, verify: bool, prune: bool, as_json: bool) -> None:
     """Build (or find) the guest image of the recipe in vm/, cached by the recipe's hash.
 
-    The cache is $PMEMKIT_CACHE or ~/.cache/pmemkit; a changed recipe gets a new image.
+    The cache is $PMEMKIT_CACHE or ~/.cache/pmemkit; a changed recipe gets a new image, and a
+    cached image that fails its size check is rebuilt. --prune and --verify do only that (with
+    --rebuild: prune, rebuild, then verify).
     """
-    from pmemkit.vm.image import ensure_image
+    from pmemkit.vm.errors import ImageBuildError
+    from pmemkit.vm.image import ensure_image, prune_images, recipe_hash, verify_image
 
-    img = ensure_image(Progress(), rebuild=rebuild)
-    manifest = {**img.manifest(), "path": str(img.path)}
-    click.echo(json.dumps(manifest, indent=2) if as_json else f"guest image {img.image_id}: {img.path}")
+    out: dict[str, Any] = {"image_id": recipe_hash()}
+    if prune:
+        pruned = prune_images()
+        out["pruned"] = [{"path": str(path), "bytes": size} for path, size in pruned.removed]
+        out["freed_bytes"] = pruned.freed
+        if not as_json:
+            for path, size in pruned.removed:
+                click.echo(f"removed {path} ({size / 2**20:.1f} MiB)")
+            click.echo(f"pruned {len(pruned.removed)} entries, freed {pruned.freed / 2**20:.1f} MiB")
+    if rebuild or not (prune or verify):
+        img = ensure_image(Progress(), rebuild=rebuild)
+        out.update({**img.manifest(), "path": str(img.path)})
+        if not as_json:
+            click.echo(f"guest image {img.image_id}: {img.path}")
+    if verify:
+        path, problems = verify_image()
+        if not path.is_dir():
+            raise ImageBuildError(
+                f"no guest image of this recipe in {path.parent}: build it with `pmemkit image`"
+            )
+        out.update({"path": str(path), "ok": not problems, "problems": problems})
+        if not as_json:
+            for problem in problems:
+                click.echo(f"{path}: {problem}")
+        if problems:
+            if as_json:
+                click.echo(json.dumps(out, indent=2))
+            raise ImageBuildError(
+                f"guest image {out['image_id']} is broken ({len(problems)} problem(s)); "
+                "rebuild it: pmemkit image --rebuild"
+            )
+        if not as_json:
+            click.echo(f"guest image {out['image_id']}: every file matches its sha256 ({path})")
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
 
 
 @main.command()
