@@ -55,6 +55,7 @@ class PmemkitGroup(click.Group):
         from pmemkit.guest.experiments import UnknownExperiment
         from pmemkit.guest.safety import SafetyError
         from pmemkit.vm.errors import VmError
+        from pmemkit.vm.lifecycle import Interrupted
 
         try:
             return super().invoke(ctx)
@@ -68,8 +69,12 @@ class PmemkitGroup(click.Group):
             fail(str(exc), EXIT_SAFETY)
         except GuestError as exc:
             fail(str(exc), EXIT_GUEST_ERROR)
-        except KeyboardInterrupt:
-            fail("interrupted; no qemu was left running", 130)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            # `run` turns its own signals into RunInterrupted (a VmError) naming what it stopped; this
+            # is any other moment, so it claims nothing it does not know about children or files.
+            name, code = (exc.signum.name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
+            command = " ".join(["pmemkit", *([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])])
+            fail(f"interrupted by {name} during `{command}`", code)
 
 
 class Progress:

@@ -7,13 +7,15 @@ guest that crashes must still leave its console log and whatever results it wrot
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+
+from pmemkit.vm.lifecycle import Interrupted, ProcessGroups, SignalGuard, end_group
 
 PHASE_PREFIX = "PMEMKIT-PHASE "
 KERNEL_BANNER = "Linux version "
@@ -31,6 +33,9 @@ class BootResult:
     panic: str | None = None
     fatal: str | None = None
     stderr: str = ""
+    interrupted: str | None = None  # the signal (SIGTERM, …) that stopped the boot
+    console_error: str | None = None  # why guest-console.log is incomplete, if it is
+    qemu_left: int | None = None  # the process group that survived SIGKILL (stuck in the kernel)
 
     @property
     def finished(self) -> bool:
@@ -70,10 +75,18 @@ def boot(
     console_log: Path,
     timeout_s: float,
     progress: Callable[[str], None] = print,
+    guard: SignalGuard | None = None,
 ) -> BootResult:
-    """Run qemu until it exits or `timeout_s` passes; then make sure it is gone."""
+    """Run qemu until it exits, `timeout_s` passes or `guard` catches a signal; then make sure its
+    whole process group is gone. A signal ends the boot like a timeout: the result says which."""
     start = time.monotonic()
     result = BootResult(returncode=None, timed_out=False, elapsed_s=0.0)
+    if guard is not None:
+        guard.hold()  # between Popen and registering the child, a signal must not lose it
+        if guard.received is not None:
+            result.interrupted = guard.received.name  # it came before qemu started: start none
+            return result
+    children = guard.children if guard is not None else ProcessGroups()
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -81,51 +94,89 @@ def boot(
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group: killed as a whole, never orphaned
     )
+    children.add(proc)
     result.phases["qemu"] = 0.0
     stderr_chunks: list[bytes] = []
-
-    def read_console() -> None:
-        assert proc.stdout is not None
-        with open(console_log, "wb") as log:
-            for raw in proc.stdout:
-                log.write(raw)
-                log.flush()
-                line = raw.decode(errors="replace").replace("\r", "")
-                message = parse_console_line(line, time.monotonic() - start, result)
-                if message:
-                    progress(message)
-
-    def read_stderr() -> None:
-        assert proc.stderr is not None
-        stderr_chunks.append(proc.stderr.read())
-
-    readers = [threading.Thread(target=fn, daemon=True) for fn in (read_console, read_stderr)]
+    readers = [
+        threading.Thread(
+            target=_read_console, args=(proc, console_log, start, result, progress), daemon=True
+        ),
+        threading.Thread(target=lambda: stderr_chunks.append(_read_all(proc.stderr)), daemon=True),
+    ]
     for thread in readers:
         thread.start()
     try:
+        if guard is not None:
+            guard.release()  # a signal held since hold() is raised here, inside the try
         result.returncode = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         result.timed_out = True
-        _kill(proc)
-    except BaseException:
-        _kill(proc)  # Ctrl-C or any error: no stray qemu
-        raise
+    except Interrupted as exc:
+        result.interrupted = exc.signum.name
     finally:
+        if guard is not None:
+            guard.hold()  # the cleanup and the report after it run to the end
+        if not end_group(proc):  # a signal, a timeout or any error: no stray qemu
+            result.qemu_left = proc.pid
+        children.discard(proc)
         for thread in readers:
             thread.join(timeout=5)
+        result.returncode = proc.returncode
         result.elapsed_s = time.monotonic() - start
         result.stderr = b"".join(stderr_chunks).decode(errors="replace").strip()
     return result
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+def _read_all(stream: IO[bytes] | None) -> bytes:
+    assert stream is not None
+    return stream.read()
+
+
+def _read_console(
+    proc: subprocess.Popen[bytes],
+    console_log: Path,
+    start: float,
+    result: BootResult,
+    progress: Callable[[str], None],
+) -> None:
+    """Save the console and parse it as it comes. A full or failing disk stops the saving, never the
+    parsing: the run must still see its phase markers, end, and report."""
+    assert proc.stdout is not None
+    log: IO[bytes] | None = None
+    try:
+        fd = os.open(console_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        log = os.fdopen(fd, "wb")
+    except OSError as exc:
+        result.console_error = f"{console_log.name} could not be opened: {exc.strerror or exc}"
+    saved = 0
+    for raw in proc.stdout:
+        if log is not None:
+            try:
+                log.write(raw)
+                log.flush()
+                saved += len(raw)
+            except OSError as exc:
+                result.console_error = (
+                    f"{console_log.name} stopped after {saved} bytes: {exc.strerror or exc}"
+                )
+                log = _close_quietly(log)
+        line = raw.decode(errors="replace").replace("\r", "")
+        message = parse_console_line(line, time.monotonic() - start, result)
+        if message:
+            try:
+                progress(message)
+            except OSError:
+                pass  # a closed or full stderr must not stop the console from being drained
+    if log is not None:
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            log.close()
+        except OSError as exc:
+            result.console_error = f"{console_log.name} could not be completed: {exc.strerror or exc}"
+
+
+def _close_quietly(log: IO[bytes]) -> None:
+    try:
+        log.close()
+    except OSError:
+        pass  # the buffered bytes that failed to flush are lost; the error is already recorded
+    return None

@@ -31,3 +31,16 @@ class GuestFailure(VmError):
     """The guest timed out, panicked, was killed or its run failed; partial results are kept."""
 
     exit_code = 6
+
+
+class RunInterrupted(GuestFailure):
+    """SIGINT, SIGTERM or SIGHUP stopped the run; qemu was ended and what could be kept was kept.
+
+    The exit code is the shell's for a death by that signal (130, 143, 129), so a caller that sent
+    it sees it was honoured; the message names what was stopped and where the partial results are.
+    """
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + int(signum)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import compileall
 import dataclasses
 import json
+import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -25,9 +27,10 @@ from pmemkit.plan import Plan, write_atomic
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm.accel import choose_accel
 from pmemkit.vm.boot import BootResult, boot
-from pmemkit.vm.errors import GuestFailure, HostToolMissing, VmConfigError
+from pmemkit.vm.errors import GuestFailure, HostToolMissing, RunInterrupted, VmConfigError
 from pmemkit.vm.image import cache_dir, ensure_image, repo_root
 from pmemkit.vm.layout import plan_layout
+from pmemkit.vm.lifecycle import Interrupted, SignalGuard
 from pmemkit.vm.qemu import QemuCommand, backing_size
 
 QEMU = "qemu-system-x86_64"
@@ -96,7 +99,21 @@ def _resolved_pmem(options: RunOptions) -> tuple[list[PmemConfig], Any]:
 
 
 def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResult:
-    """Carry out one run in one VM boot; raises GuestFailure (after writing the report) on failure."""
+    """Carry out one run in one VM boot; raises GuestFailure (after writing the report) on failure,
+    RunInterrupted on SIGINT/SIGTERM/SIGHUP (after ending qemu and writing what can be written)."""
+    guard = SignalGuard()
+    try:
+        with guard:
+            return _run(options, progress, guard)
+    except Interrupted as exc:  # it came before the run directory existed: nothing to report
+        raise RunInterrupted(
+            f"interrupted by {exc.signum.name} while {guard.stage}; the run had not begun: no run directory "
+            "was created and no qemu of it is left",
+            exc.signum,
+        ) from None
+
+
+def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuard) -> RunResult:
     from pmemkit.report.rundir import render_run_dir
 
     qemu = shutil.which(QEMU)
@@ -106,8 +123,11 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
         raise VmConfigError("--timeout must be a positive number of seconds")
     pmem, layout = _resolved_pmem(options)
     timeout = options.timeout_s or options.default_timeout()
+    guard.stage = "checking (or building) the guest image"
     image = ensure_image(progress)
+    guard.stage = "choosing the accelerator"
     choice = choose_accel(options.accel, qemu, image.vmlinux)
+    guard.hold()  # from here a signal is raised inside boot(), which ends qemu; the report is written
     run_dir = make_run_dir(options.runs_dir)
     progress(f"run directory: {run_dir}")
     plan = Plan(
@@ -125,7 +145,8 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
     compileall.compile_dir(repo_root() / "pmemkit", quiet=2)
     scratch_root = cache_dir() / "scratch"
     scratch_root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="run-", dir=scratch_root))
+    # The pid in the name tells whose backing files these are (the unit of cleanup is one run).
+    scratch = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=scratch_root))
     try:
         backing = []
         for index, cfg in enumerate(layout.dimms):
@@ -164,9 +185,12 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
         }
         write_atomic(run_dir / "environment.json", json.dumps(environment, indent=2) + "\n")
         progress(f"booting the guest ({choice.accel}; {choice.reason}); timeout {timeout:.0f} s")
-        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress)
+        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    scratch_left = scratch.exists()
+    if result.console_error:
+        progress(f"warning: the console log is incomplete: {result.console_error}")
     environment["boot"] = {
         "phases_s": result.phases,
         "elapsed_s": round(result.elapsed_s, 2),
@@ -175,6 +199,8 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
         "guest_rc": result.guest_rc,
         "panic": result.panic,
         "qemu_stderr": result.stderr[-2000:],
+        "interrupted_by": result.interrupted,
+        "console_error": result.console_error,
     }
     failure = failure_message(result, timeout)
     environment["failure"] = failure
@@ -182,6 +208,11 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
     _ensure_dmesg(run_dir)
     report, count = render_run_dir(run_dir, failure)
     progress(f"report: {report}")
+    if guard.received is not None:
+        message = _interrupted_message(
+            guard.received, result, count, run_dir, scratch if scratch_left else None
+        )
+        raise RunInterrupted(message, guard.received)
     if failure:
         raise GuestFailure(f"{failure}; {count} observation(s) kept in {run_dir}")
     return RunResult(run_dir, result, count, report)
@@ -199,8 +230,35 @@ def _ensure_dmesg(run_dir: Path) -> None:
     write_atomic(dmesg, header + "\n".join(kernel) + "\n")
 
 
+def _interrupted_message(
+    sig: signal.Signals, result: BootResult, count: int, run_dir: Path, scratch_left: Path | None
+) -> str:
+    """One true line: what the signal stopped, what (if anything) could not be cleaned, and where
+    what was kept is."""
+    if "qemu" not in result.phases:
+        return f"interrupted by {sig.name} before the guest was started; plan and report.md kept in {run_dir}"
+    if result.qemu_left is not None:
+        stopped = f"qemu (process group {result.qemu_left}) could not be ended, kill it by hand"
+    elif result.interrupted is None:  # it came after qemu had ended on its own, while reporting
+        stopped = "the guest had already ended and the report was completed"
+    else:
+        stopped = f"qemu was stopped {result.elapsed_s:.0f} s into the guest run"
+    if scratch_left is not None:
+        stopped += f"; its backing files could not be removed from {scratch_left}"
+    elif result.interrupted is not None:
+        stopped += " and its backing files removed"
+    return (
+        f"interrupted by {sig.name}: {stopped}; {count} observation(s), the console log and report.md "
+        f"kept in {run_dir}"
+    )
+
+
 def failure_message(result: BootResult, timeout: float) -> str | None:
     """None for a clean run; else one line naming the cause (and the fix where there is one)."""
+    if result.interrupted:
+        if "qemu" not in result.phases:
+            return f"interrupted by {result.interrupted} before the guest was started"
+        return f"interrupted by {result.interrupted}: the guest was stopped before it finished its plan"
     if result.timed_out:
         return (
             f"the guest did not finish within {timeout:.0f} s and was killed "

@@ -1,8 +1,15 @@
+import os
+import signal
 import sys
+import threading
 import time
+from pathlib import Path
+
+import psutil
 
 from pmemkit.vm.accel import AccelChoice, choose_accel, kvm_usable_reason
 from pmemkit.vm.boot import BootResult, boot, parse_console_line
+from pmemkit.vm.lifecycle import SignalGuard
 from pmemkit.vm.run import failure_message
 
 
@@ -61,3 +68,30 @@ def test_choose_tcg_needs_no_probe(tmp_path):
     assert choose_accel("tcg", "/nonexistent/qemu", tmp_path / "vmlinux") == AccelChoice(
         "tcg", "requested --accel tcg"
     )
+
+
+def test_a_full_disk_stops_the_console_log_not_the_run(tmp_path):
+    """/dev/full answers every write with ENOSPC: the reader must keep parsing to the `done` marker."""
+    script = (
+        "import sys\nfor i in range(2000): print('[ %d.0] kernel line' % i, flush=True)\n"
+        "print('PMEMKIT-PHASE done rc=0 9.0', flush=True)\n"
+    )
+    result = boot([sys.executable, "-c", script], Path("/dev/full"), timeout_s=30, progress=lambda m: None)
+    assert result.finished and result.guest_rc == 0 and result.returncode == 0
+    assert "No space left on device" in result.console_error
+
+
+def test_a_signal_during_boot_ends_the_whole_group_and_says_which(tmp_path):
+    script = (
+        "import subprocess,time\nsubprocess.Popen(['sleep', '1000'])\n"
+        "print('PMEMKIT-PHASE python 0.1', flush=True)\ntime.sleep(1000)\n"
+    )
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    start = time.monotonic()
+    with SignalGuard() as guard:
+        result = boot([sys.executable, "-c", script], tmp_path / "c.log", 60, lambda m: None, guard)
+    assert result.interrupted == "SIGTERM" and guard.received == signal.SIGTERM
+    assert time.monotonic() - start < 15 and "python" in result.phases and result.qemu_left is None
+    assert len(guard.children) == 0
+    assert not [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    assert "interrupted by SIGTERM" in failure_message(result, 60)
