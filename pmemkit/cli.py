@@ -73,6 +73,16 @@ class PmemkitGroup(click.Group):
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Sees every argument of every command once: a NUL byte cannot name a path or a value.
+
+        (No shell can pass one; in-process callers can, and os.stat would raise ValueError.)
+        """
+        for arg in args:
+            if "\x00" in arg:
+                raise OneLineUsageError(f"argument {units.shown(arg)} contains a NUL byte", ctx)
+        return super().parse_args(ctx, args)
+
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
