@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pmemkit import __version__
+from pmemkit import __version__, units
 from pmemkit.scenario import FILESYSTEMS, PmemConfig, ScenarioError, parse_size
 
 EXIT_BAD_INPUT = 2
@@ -25,9 +26,31 @@ DEFAULT_PMEM = ("memmap:512M",)
 PAIR_DEFAULT_PMEM = ("memmap:512M", "memmap:512M", "nvdimm:512M,mode=fsdax", "nvdimm:512M,mode=fsdax")
 
 
+def one_line(message: str) -> str:
+    """The message as one printable line: control characters and undecodable bytes escaped."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(message))
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def fail(message: str, code: int) -> None:
-    click.echo(f"pmemkit: error: {message}", err=True)
+    click.echo(f"pmemkit: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+class OneLineUsageError(click.UsageError):
+    """A click usage error shown as one line plus where to learn the command, not a usage dump."""
+
+    def show(self, file: Any = None) -> None:
+        path = self.ctx.command_path.split()[1:] if self.ctx is not None else []
+        hint = " ".join(["pmemkit", *path, "--help"])
+        click.echo(f"pmemkit: error: {one_line(self.format_message())} (try `{hint}`)", err=True)
+
+
+def _one_line_usage(exc: click.UsageError) -> OneLineUsageError:
+    new = OneLineUsageError(exc.message, exc.ctx)
+    if isinstance(exc, click.BadParameter):  # "Invalid value for '--accel': ..." names the option
+        new.message = exc.format_message()
+    return new
 
 
 class PmemkitGroup(click.Group):
@@ -50,7 +73,29 @@ class PmemkitGroup(click.Group):
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Sees every argument of every command once: a NUL byte cannot name a path or a value.
+
+        (No shell can pass one; in-process callers can, and os.stat would raise ValueError.)
+        """
+        for arg in args:
+            if "\x00" in arg:
+                raise OneLineUsageError(f"argument {units.shown(arg)} contains a NUL byte", ctx)
+        return super().parse_args(ctx, args)
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        """The group's own options (`pmemkit --bogus`) get the one-line usage error too."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except OneLineUsageError:
+            raise
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
     def invoke(self, ctx: click.Context) -> Any:
+        """Every subcommand, the lazily loaded `model` group included, runs inside these handlers."""
         from pmemkit.guest import GuestError
         from pmemkit.guest.experiments import UnknownExperiment
         from pmemkit.guest.safety import SafetyError
@@ -59,7 +104,11 @@ class PmemkitGroup(click.Group):
 
         try:
             return super().invoke(ctx)
-        except ScenarioError as exc:
+        except OneLineUsageError:
+            raise
+        except click.UsageError as exc:  # unknown option or command, missing argument, bad choice
+            raise _one_line_usage(exc) from None
+        except units.InputError as exc:  # ScenarioError and ModelError are InputErrors
             fail(str(exc), EXIT_BAD_INPUT)
         except UnknownExperiment as exc:
             fail(str(exc.args[0]), EXIT_BAD_INPUT)
@@ -93,8 +142,51 @@ def _default_pmem(suites: list[str]) -> tuple[str, ...]:
     return PAIR_DEFAULT_PMEM if any(runs_on(name, "pair") for name in suites) else DEFAULT_PMEM
 
 
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+@dataclass(frozen=True)
+class RunInputs:
+    """`run`'s options read and checked: what RunOptions is built from."""
+
+    pmem: list[PmemConfig]
+    suites: list[str]
+    filesystems: list[str]
+    timeout_s: float | None
+    memory: int | None
+
+
+def validate_run_options(
+    pmem_specs: tuple[str, ...],
+    suite: str,
+    filesystems: str,
+    timeout: str | None,
+    memory: str | None,
+    accel: str,
+) -> RunInputs:
+    """Read every `run` input with the one reader (pmemkit.units) and check the VM fits this host.
+
+    Why all here, first: a bad input found after the image build or the boot has begun costs
+    minutes and may leave a half-made run directory; here it is one line and exit 2.
+    """
+    from pmemkit.guest.experiments import get
+    from pmemkit.vm.image import cache_dir
+    from pmemkit.vm.layout import check_fits_host, plan_layout, probe_file_size, read_host
+    from pmemkit.vm.qemu import backing_size
+
+    suites = units.parse_list(suite, "--suite")
+    for name in suites:
+        get(name)  # unknown suites fail here, before any boot
+    fs_list = units.parse_list(filesystems, "--fs", FILESYSTEMS)
+    timeout_s = None if timeout is None else units.parse_seconds(timeout, "--timeout")
+    ram = None if memory is None else parse_size(memory, "--memory", minimum=1 << 20)
+    if ram is not None and ram % (1 << 20):
+        raise ScenarioError(f"--memory {units.shown(memory)} is not a whole number of MiB: e.g. 3G or 2560M")
+    pmem = [PmemConfig.parse(s) for s in pmem_specs or _default_pmem(suites)]
+    layout = plan_layout(pmem, ram)
+    sizes = [backing_size(d) for d in layout.dimms]
+    scratch = cache_dir() / "scratch"
+    check_fits_host(layout, sizes, read_host(scratch, accel))
+    if sizes:
+        probe_file_size(scratch, max(sizes))
+    return RunInputs(pmem, suites, fs_list, timeout_s, ram)
 
 
 @click.group(cls=PmemkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,9 +245,9 @@ def main() -> None:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
     default=None,
-    help="Seconds before the guest is killed [default: scaled to devices × filesystems × suites].",
+    metavar="SECONDS",
+    help="Seconds before the guest is killed, e.g. 600 [default: scaled to devices × filesystems × suites].",
 )
 @click.option(
     "--memory",
@@ -190,7 +282,7 @@ def run(
     suite: str,
     filesystems: str,
     accel: str,
-    timeout_s: float | None,
+    timeout_s: str | None,
     memory: str | None,
     runs_dir: Path,
     profile: str,
@@ -202,25 +294,18 @@ def run(
     Everything lands in runs/<timestamp>/: plan.json, observations.jsonl, environment.json,
     guest-console.log, dmesg.txt and report.md — also when the guest times out or crashes.
     """
-    from pmemkit.guest.experiments import get
     from pmemkit.vm.errors import GuestFailure
     from pmemkit.vm.run import RunOptions
     from pmemkit.vm.run import run as run_vm
 
-    suites = _csv(suite)
-    for name in suites:
-        get(name)  # unknown suites fail here, before any boot
-    fs_list = _csv(filesystems)
-    for fs in fs_list:
-        if fs not in FILESYSTEMS:
-            raise ScenarioError(f"unknown filesystem {fs!r}: use {', '.join(FILESYSTEMS)}")
+    inputs = validate_run_options(pmem_specs, suite, filesystems, timeout_s, memory, accel)
     options = RunOptions(
-        pmem=[PmemConfig.parse(s) for s in pmem_specs or _default_pmem(suites)],
-        suites=suites,
-        filesystems=fs_list,
+        pmem=inputs.pmem,
+        suites=inputs.suites,
+        filesystems=inputs.filesystems,
         accel=accel,
-        timeout_s=timeout_s,
-        memory=parse_size(memory) if memory else None,
+        timeout_s=inputs.timeout_s,
+        memory=inputs.memory,
         runs_dir=runs_dir,
         inject_fault=inject_fault,
         profile=profile,

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmemkit import units
+
 SCHEMA_VERSION = 1
 
 SOURCES = ("memmap", "nvdimm", "virtio-pmem")
@@ -45,7 +47,7 @@ PLAIN_OUTCOMES = ("ok", "fallback", "n/a")
 _ERRNO_RE = re.compile(r"^E[A-Z0-9]+$")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(units.InputError):
     """Bad input to the shared vocabulary (a size, a pmem spec, an outcome)."""
 
 
@@ -67,30 +69,22 @@ def check_outcome(name: str) -> str:
     return name
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+def parse_size(text: str | int, what: str = "size", minimum: int = 0, maximum: int = units.MAX_SIZE) -> int:
+    """Parse `512M`, `1G`, `16GiB`, `4096` or `2MB` into bytes (binary units, ASCII, at most 1P).
+
+    The one size reader (`pmemkit.units.parse_size`), raising ScenarioError for this room.
+    """
+    try:
+        return units.parse_size(text, what, minimum, maximum)
+    except units.InputError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
-def parse_size(text: str | int) -> int:
-    """Parse `512M`, `1G`, `16GiB`, `4096` or `2MB` into bytes (binary units throughout)."""
-    if isinstance(text, int):
-        if text < 0:
-            raise ScenarioError(f"size must not be negative: {text}")
-        return text
-    m = _SIZE_RE.match(str(text))
-    if not m:
-        raise ScenarioError(
-            f"cannot read size {text!r}: write a number with an optional unit, e.g. 512M, 1G, 16GiB"
-        )
-    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+format_size = units.format_size
 
-
-def format_size(n: int) -> str:
-    """Shortest exact binary-unit spelling: 536870912 -> '512M'."""
-    for unit in ("T", "G", "M", "K"):
-        if n and n % _UNITS[unit] == 0:
-            return f"{n // _UNITS[unit]}{unit}"
-    return str(n)
+PMEM_FORM = (
+    "memmap:SIZE[@START], nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev] or virtio-pmem:SIZE"
+)
 
 
 @dataclass(frozen=True)
@@ -125,34 +119,41 @@ class PmemConfig:
 
     @classmethod
     def parse(cls, spec: str) -> PmemConfig:
-        """Read `memmap:SIZE[@START]`, `nvdimm:SIZE[,mode=M][,map=mem|dev]`, `virtio-pmem:SIZE`."""
-        source, sep, rest = spec.strip().partition(":")
+        """Read `memmap:SIZE[@START]`, `nvdimm:SIZE[,mode=M][,map=mem|dev]`, `virtio-pmem:SIZE`.
+
+        Refused: an empty SIZE or START (`memmap:2G@`), an option without a value (`mode=`) or
+        given twice, an unknown option, sizes the one size reader refuses.
+        """
+        what = f"--pmem {units.shown(spec)}"
+        if not isinstance(spec, str) or len(spec) > 4 * units.MAX_TEXT:
+            raise ScenarioError(f"{what} is too long: expected {PMEM_FORM}")
+        source, sep, rest = spec.strip(" \t").partition(":")
         if not sep or not rest:
-            raise ScenarioError(
-                f"cannot read --pmem {spec!r}: expected memmap:SIZE[@START], "
-                "nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev] or virtio-pmem:SIZE"
-            )
+            raise ScenarioError(f"cannot read {what}: expected {PMEM_FORM}")
+        if source not in SOURCES:
+            raise ScenarioError(f"unknown pmem source {units.shown(source)}: use one of {', '.join(SOURCES)}")
         parts = rest.split(",")
-        size_text, _, start_text = parts[0].partition("@")
-        options: dict[str, str] = {}
-        for part in parts[1:]:
-            key, eq, value = part.partition("=")
-            if not eq or key not in ("mode", "map"):
-                raise ScenarioError(f"cannot read option {part!r} in --pmem {spec!r}: use mode= or map=")
-            options[key] = value
+        size_text, at, start_text = parts[0].partition("@")
+        if not size_text:
+            raise ScenarioError(f"{what} has no SIZE: expected {PMEM_FORM}")
+        if at and not start_text:
+            raise ScenarioError(f"{what} has @ but no START: write memmap:SIZE@START, e.g. memmap:512M@1G")
+        try:
+            options = units.parse_options(parts[1:], ("mode", "map"), what)
+        except units.InputError as exc:
+            raise ScenarioError(str(exc)) from None
         mode = options.get("mode")
         if source == "nvdimm" and mode is None:
             mode = "fsdax"
         map_ = options.get("map")
         if source == "nvdimm" and mode in ("fsdax", "devdax") and map_ is None:
             map_ = "mem"
-        return cls(
-            source=source,
-            size=parse_size(size_text),
-            start=parse_size(start_text) if start_text else None,
-            mode=mode,
-            map=map_,
-        )
+        try:
+            size = units.parse_size(size_text, "SIZE")
+            start = units.parse_size(start_text, "START") if at else None
+        except units.InputError as exc:
+            raise ScenarioError(f"{exc} (in {what})") from None
+        return cls(source=source, size=size, start=start, mode=mode, map=map_)
 
     def spec(self) -> str:
         """The `--pmem` spelling of this config (round-trips through parse)."""

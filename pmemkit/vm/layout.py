@@ -2,12 +2,19 @@
 
 Why a separate step: a `memmap=` range outside guest RAM, overlapping another or unaligned gives
 no `/dev/pmem` at all (or a guest that cannot boot) minutes later; here it is a one-line error
-before qemu starts. Pure: no I/O.
+before qemu starts. `plan_layout` and `check_fits_host` are pure; `read_host` is the one place
+that reads the host's figures (memory, disk, limits, CPU) they are checked against.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import resource
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pmemkit.scenario import PmemConfig, format_size
 from pmemkit.vm.errors import VmConfigError
@@ -128,3 +135,219 @@ def plan_layout(pmem: list[PmemConfig], ram: int | None = None) -> VmLayout:
                 "of 16M (namespace alignment); e.g. 512M"
             )
     return VmLayout(ram=ram, memmaps=tuple(memmaps), dimms=dimms)
+
+
+# --- Plausibility against the host, before anything starts ----------------------------------------
+
+TiB = 1 << 40
+#: QEMU's own memory beside guest RAM (TCG translation cache, device models), kept free on the host.
+QEMU_OVERHEAD = 512 * MiB
+#: TCG's `-cpu max` models 40 physical address bits (measured with QEMU 7.2 here: maxmem=1020G
+#: gives "Address space limit 0xffffffffff < 0x1ff3fffffff phys-bits too low (40)").
+TCG_PHYS_BITS = 40
+#: i440fx (`pc`) keeps all RAM below 4 GiB up to 3.5 GiB; from 3.5 GiB on, 3 GiB below and the rest above.
+PC_LOWMEM_LIMIT = 0xE0000000
+PC_LOWMEM_SPLIT = 3 * GiB
+#: The 64-bit PCI window QEMU places after device memory on `pc` (2 GiB; measured boundaries agree).
+PCI_HOLE64 = 2 * GiB
+#: With an AMD vCPU (TCG's `max` is one), an address space reaching the HyperTransport range moves
+#: everything above 4 GiB to 1 TiB (hw/i386/pc.c, pc_memory_init): under 40 bits it can never fit.
+AMD_HT_START = 0xFD00000000
+AMD_ABOVE_1TB_START = TiB
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    """The host's figures a run must fit in; read by `read_host`, or given by a test."""
+
+    mem_available: int
+    scratch_dir: Path
+    disk_free: int
+    scratch_in_memory: bool  # tmpfs/ramfs: backing files take host RAM, not disk
+    file_size_limit: int | None  # RLIMIT_FSIZE in bytes; None = unlimited
+    phys_bits: int  # physical address bits of the vCPU qemu will model
+    amd_vcpu: bool  # the AMD 1 TiB relocation applies
+
+
+def _round_up(value: int, align: int) -> int:
+    return -(-value // align) * align
+
+
+def max_guest_address(ram: int, device_bytes: int, slots: int, amd_vcpu: bool) -> int:
+    """Highest guest-physical address QEMU's `pc` machine uses for this RAM and memory devices.
+
+    Mirrors QEMU 7.2's pc_max_used_gpa(): RAM above 4 GiB, then device memory (maxmem - ram, plus
+    1 GiB per slot for DIMM alignment, from a 1 GiB boundary), then the 64-bit PCI hole; checked
+    against measured refusals (2G + 1 slot: maxmem 1007G fits, 1009G does not; 4G + 2 slots:
+    1007G fits, 1008G does not).
+    """
+    below = ram if ram < PC_LOWMEM_LIMIT else PC_LOWMEM_SPLIT
+    above = ram - below
+    maxmem = _round_up(ram + device_bytes, MiB)
+
+    def highest(above_start: int) -> int:
+        end = above_start + above
+        if slots and maxmem > ram:
+            end = _round_up(end, GiB) + (maxmem - ram) + slots * GiB
+        return _round_up(end, GiB) + PCI_HOLE64 - 1
+
+    top = highest(4 * GiB)
+    if amd_vcpu and top >= AMD_HT_START:
+        top = highest(AMD_ABOVE_1TB_START)
+    return top
+
+
+def _largest_devices(ram: int, slots: int, host: HostLimits) -> int:
+    """The most memory-device bytes that still fit the address space with this RAM (0 if none)."""
+    limit = (1 << host.phys_bits) - 1
+    lo, hi = 0, 1 << 52
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if max_guest_address(ram, mid, slots, host.amd_vcpu) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo // MiB * MiB
+
+
+def check_fits_host(layout: VmLayout, backing_sizes: Sequence[int], host: HostLimits) -> None:
+    """Refuse, in one line naming the limit and the host's figure, a VM this host cannot run.
+
+    Why before anything starts: otherwise qemu fails after the image build and boot have begun
+    (or gets SIGBUS when a sparse backing file cannot grow on a full disk).
+    """
+    backing = sum(backing_sizes)
+    in_memory = layout.ram + (backing if host.scratch_in_memory else 0)
+    room = host.mem_available - QEMU_OVERHEAD
+    if in_memory > room:
+        what = "guest RAM" + (" and the in-memory backing files" if host.scratch_in_memory else "")
+        raise VmConfigError(
+            f"{what} ({_human(in_memory)}) would not fit the host's available memory: MemAvailable is "
+            f"{_human(host.mem_available)}, less {format_size(QEMU_OVERHEAD)} for qemu itself; use a "
+            "smaller --memory or smaller pmem devices"
+        )
+    limit = (1 << host.phys_bits) - 1
+    top = max_guest_address(layout.ram, backing, layout.slots, host.amd_vcpu)
+    if top > limit:
+        fits = _largest_devices(layout.ram, layout.slots, host)
+        raise VmConfigError(
+            f"guest RAM {_human(layout.ram)} and {_human(backing)} of nvdimm/virtio-pmem need "
+            f"guest-physical addresses up to {_human(top + 1)}, beyond the {_human(limit + 1)} of the "
+            f"vCPU's {host.phys_bits} phys-bits (qemu would refuse to start): with this RAM at most "
+            f"{_human(fits)} of memory devices fit"
+        )
+    if backing > host.disk_free:
+        raise VmConfigError(
+            f"nvdimm/virtio-pmem backing files take up to {_human(backing)} in {host.scratch_dir}, "
+            f"which has {_human(host.disk_free)} free: shrink the devices or point PMEMKIT_CACHE at a "
+            "bigger disk"
+        )
+    largest = max(backing_sizes, default=0)
+    if host.file_size_limit is not None and largest > host.file_size_limit:
+        raise VmConfigError(
+            f"a backing file of {_human(largest)} exceeds this process's file size limit "
+            f"(ulimit -f) of {_human(host.file_size_limit)}: raise it or shrink the device"
+        )
+
+
+def _human(n: int) -> str:
+    """Bytes in the largest binary unit, two decimals at most: 22.94G."""
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.2f}".rstrip("0").rstrip(".") + unit
+    return f"{n}B"
+
+
+def _existing(path: Path) -> Path:
+    """The path itself or its nearest existing ancestor (the scratch dir is made by `run`)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _in_memory_fs(path: Path) -> bool:
+    """True when `path` lives on tmpfs or ramfs (longest matching mount point in /proc/mounts)."""
+    best, fstype = "", ""
+    try:
+        with open("/proc/mounts", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                mount = fields[1].replace("\\040", " ")
+                inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, fstype = mount, fields[2]
+    except OSError:
+        return False
+    return fstype in ("tmpfs", "ramfs")
+
+
+def _host_cpu(accel: str) -> tuple[int, bool]:
+    """Phys-bits and AMD-ness of the vCPU: TCG's `max` is AMD with 40 bits; KVM's `host` is the host's.
+
+    `auto` may end on either, so it takes the stricter of the two.
+    """
+    tcg = (TCG_PHYS_BITS, True)
+    if accel == "tcg":
+        return tcg
+    bits, amd = 36, False  # QEMU's fallback when the host does not say
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    amd = "AuthenticAMD" in line
+                elif line.startswith("address sizes"):
+                    bits = int(line.split(":")[1].split()[0])
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if accel == "kvm":
+        return bits, amd
+    return min(bits, TCG_PHYS_BITS), True
+
+
+def read_host(scratch_dir: Path, accel: str) -> HostLimits:
+    """The host's figures now: MemAvailable (psutil), free disk and fs kind at scratch, ulimit -f, CPU."""
+    import psutil
+
+    where = _existing(scratch_dir)
+    usage = os.statvfs(where)
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    bits, amd = _host_cpu(accel)
+    return HostLimits(
+        mem_available=psutil.virtual_memory().available,
+        scratch_dir=scratch_dir,
+        disk_free=usage.f_bavail * usage.f_frsize,
+        scratch_in_memory=_in_memory_fs(where),
+        file_size_limit=None if soft == resource.RLIM_INFINITY else soft,
+        phys_bits=bits,
+        amd_vcpu=amd,
+    )
+
+
+def probe_file_size(directory: Path, size: int) -> None:
+    """Refuse a backing file the filesystem cannot hold (EFBIG): truncate a fresh sparse file, remove it.
+
+    Why a probe: a filesystem's largest file (16 TiB on ext4 with 4 KiB blocks, 4 GiB on vfat)
+    is not reported by any call; the kernel answers exactly. Call only after check_fits_host
+    (ulimit -f is checked there: exceeding it would raise SIGXFSZ). Other errors (no such
+    directory, read-only cache) are left to the run, which reports them itself.
+    """
+    where = _existing(directory)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".pmemkit-size-probe-", dir=where)
+    except OSError:
+        return
+    try:
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        if exc.errno in (errno.EFBIG, errno.EINVAL):
+            raise VmConfigError(
+                f"a backing file of {_human(size)} is larger than the filesystem at {where} allows "
+                f"({errno.errorcode[exc.errno]}): shrink the device or point PMEMKIT_CACHE elsewhere"
+            ) from None
+    finally:
+        os.close(fd)
+        os.unlink(name)

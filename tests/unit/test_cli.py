@@ -36,11 +36,11 @@ def test_unknown_suite():
 
 
 def test_unknown_fs():
-    _one_line_error(invoke("run", "--fs", "btrfs"), 2, "unknown filesystem")
+    _one_line_error(invoke("run", "--fs", "btrfs"), 2, "unknown --fs entry")
 
 
 def test_bad_memory_size():
-    _one_line_error(invoke("run", "--memory", "lots"), 2, "cannot read size")
+    _one_line_error(invoke("run", "--memory", "lots"), 2, "cannot read --memory")
 
 
 def test_prepare_outside_vm_refuses(tmp_path):

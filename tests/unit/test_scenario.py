@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from pmemkit import units
 from pmemkit.scenario import (
     Observation,
     PmemConfig,
@@ -81,3 +82,95 @@ def test_observation_json_round_trip_and_schema_check():
         Observation.from_dict(data)
     with pytest.raises(ScenarioError):
         Observation("smoke", "x", "not-an-outcome", sc)
+
+
+# --- the one reader of sizes and numbers (issue 8, finding 9) ----------------------------------
+
+
+@pytest.mark.parametrize("text", ["５１２M", "٦١", "𝟔𝟏G", "६१", "1２", "²", "\u200b1"])
+def test_parse_size_refuses_non_ascii_digits(text):
+    with pytest.raises(ScenarioError, match="cannot read size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["9" * 400, "9" * 5000, "16777216T", "18446744073709551616", "2P", "99999999999999999"]
+)
+def test_parse_size_is_bounded(text):
+    with pytest.raises(ScenarioError, match="too (large|long)"):
+        parse_size(text)
+
+
+def test_parse_size_limits_and_units():
+    assert parse_size("1P") == units.MAX_SIZE and parse_size("1024T") == 1 << 50
+    assert parse_size("512B") == 512 and parse_size("1KiB") == 1024 and parse_size(" 2 MB ") == 2 << 20
+    with pytest.raises(ScenarioError, match="minimum"):
+        parse_size("512K", "--memory", minimum=1 << 20)
+    for bad in ("512i", "1e3", "0x10", "1_000", "+1", "1.0G", "nan", True, -1, 1 << 51):
+        with pytest.raises(ScenarioError):
+            parse_size(bad)
+    assert format_size(1 << 50) == "1P" and parse_size(format_size(3 << 40)) == 3 << 40
+
+
+@pytest.mark.parametrize(
+    "spec,needle",
+    [
+        ("memmap:2G@", "no START"),
+        ("memmap:@1G", "no SIZE"),
+        ("nvdimm:1G,mode=", "has no value"),
+        ("nvdimm:1G,mode=raw,mode=fsdax", "given twice"),
+        ("nvdimm:1G,mode=fsdax,map=mem,map=dev", "given twice"),
+        ("nvdimm:1G,", "cannot read option"),
+        ("memmap:５１２M", "cannot read SIZE"),
+        ("nvdimm:16777216T", "too large"),
+        ("memmap:512M@" + "9" * 400, "too long"),
+    ],
+)
+def test_pmem_spec_refuses_empty_repeated_and_unbounded(spec, needle):
+    with pytest.raises(ScenarioError, match=needle):
+        PmemConfig.parse(spec)
+
+
+@pytest.mark.parametrize(
+    "text", ["nan", "NaN", "inf", "-inf", "-1", "0", "0.0", "1e3", "６１", "", " ", "604801"]
+)
+def test_parse_seconds_refuses_non_finite_and_out_of_range(text):
+    with pytest.raises(units.InputError):
+        units.parse_seconds(text)
+
+
+def test_parse_seconds_reads_plain_decimals():
+    assert units.parse_seconds("600") == 600.0 and units.parse_seconds("2.5") == 2.5
+    with pytest.raises(units.InputError):
+        units.parse_seconds(float("nan"))
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("", "empty"),
+        (",", "empty"),
+        (" , ", "empty"),
+        ("a,,b", "empty entry"),
+        ("a,a", "twice"),
+        ("a,-b", "unknown"),
+        ("a\nb", "unknown"),
+    ],
+)
+def test_parse_list_refuses_empty_and_repeated(text, needle):
+    with pytest.raises(units.InputError, match=needle):
+        units.parse_list(text, "--suite")
+
+
+def test_parse_list_and_int():
+    assert units.parse_list(" ext4 , xfs", "--fs", ("ext4", "xfs")) == ["ext4", "xfs"]
+    with pytest.raises(units.InputError, match="unknown --fs entry 'btrfs'"):
+        units.parse_list("btrfs", "--fs", ("ext4", "xfs"))
+    assert units.parse_int("0150", "patch", maximum=10_000) == 150
+    for bad in ("٦", "-1", "1" * 5000, "10001", "", "1.0"):
+        with pytest.raises(units.InputError):
+            units.parse_int(bad, "patch", maximum=10_000)
+
+
+def test_every_scenario_error_is_an_input_error():
+    assert issubclass(ScenarioError, units.InputError) and issubclass(units.InputError, ValueError)
