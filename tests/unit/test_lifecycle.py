@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from pmemkit.cli import main
 from pmemkit.scenario import PmemConfig
+from pmemkit.vm import layers
 from pmemkit.vm import run as run_mod
 from pmemkit.vm.errors import GuestFailure, RunInterrupted
 from pmemkit.vm.image import GuestImage
@@ -180,6 +181,7 @@ def fake_run(tmp_path, monkeypatch):
     image = tmp_path / "image"
     image.mkdir()
     (image / "manifest.json").write_text(json.dumps({"image_id": "fake"}))
+    layers._write_manifest(image, "images", "fake", ())  # a manifest in the layer format of image.py
     cache = tmp_path / "cache"
     pids = tmp_path / "qemu.pids"
     monkeypatch.setenv("PMEMKIT_CACHE", str(cache))
