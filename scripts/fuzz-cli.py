@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -415,6 +416,8 @@ def main() -> int:
         print(f"\n{label} in {command} ({len(items)}; first {min(len(items), args.show)}):")
         for item in items[: args.show]:
             print(f"  {item}")
+    os.chdir("/")
+    shutil.rmtree(sandbox, ignore_errors=True)
     bad = total["tracebacks"] + total["hangs"] + total["broken error lines"]
     return 1 if bad else 0
 

@@ -52,3 +52,144 @@ def test_missing_qemu(monkeypatch):
 
     monkeypatch.setattr(run_mod.shutil, "which", lambda name: None)
     _one_line_error(invoke("run", "--accel", "tcg"), 4, "qemu-system-x86_64 is not installed")
+
+
+# --- one error contract for every command; every run input checked first (issue 8 f9, issue 9 i5) ---
+
+import dataclasses  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from pmemkit.vm.layout import GiB, HostLimits  # noqa: E402
+
+HOST_24G = HostLimits(23 * GiB, Path("/cache/scratch"), 78 * GiB, False, None, 40, True)
+
+
+class Booted(Exception):
+    """The stubbed VM entry point was reached: validation passed."""
+
+
+@pytest.fixture
+def no_vm(monkeypatch, tmp_path):
+    """Replace the VM entry point and the host's figures: nothing boots, results do not depend on the host."""
+    import pmemkit.vm.layout as layout_mod
+    import pmemkit.vm.run as run_mod
+
+    seen = []
+
+    def stub(options, progress=None):
+        seen.append(options)
+        raise Booted()
+
+    monkeypatch.setattr(run_mod, "run", stub)
+    monkeypatch.setattr(layout_mod, "read_host", lambda scratch, accel: dataclasses.replace(HOST_24G))
+    monkeypatch.setenv("PMEMKIT_CACHE", str(tmp_path / "cache"))
+    return seen
+
+
+def _one_line_exit_2(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert len(lines) == 1 and lines[0].startswith("pmemkit: error: "), result.stderr
+    assert "Usage:" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--bogus"],
+        ["--bogus"],
+        ["nosuch"],
+        ["run", "--accel", "foo"],
+        ["run", "--pmem"],
+        ["prepare"],
+        ["image", "--bogus"],
+        ["report", "/nonexistent/run"],
+        ["report", "/tmp/a\x00b"],
+        ["model", "predict", "--bogus"],
+        ["model", "nosuch"],
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(argv):
+    _one_line_exit_2(invoke(*argv))
+
+
+def test_usage_error_names_the_help_to_read():
+    assert "try `pmemkit run --help`" in invoke("run", "--bogus").stderr
+    assert invoke("run", "--help").exit_code == 0 and "--pmem" in invoke("run", "--help").output
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--timeout", "nan"], "--timeout 'nan'"),
+        (["--timeout", "inf"], "--timeout 'inf'"),
+        (["--timeout", "-5"], "--timeout"),
+        (["--timeout", "６１"], "--timeout"),
+        (["--suite", ""], "--suite '' is empty"),
+        (["--suite", ","], "is empty"),
+        (["--fs", ""], "--fs '' is empty"),
+        (["--fs", "ext4,ext4"], "twice"),
+        (["--pmem", "memmap:2G@"], "no START"),
+        (["--pmem", "nvdimm:1G,mode=raw,mode=fsdax"], "given twice"),
+        (["--pmem", "nvdimm:1G,mode="], "no value"),
+        (["--pmem", "memmap:５１２M"], "cannot read SIZE"),
+        (["--pmem", "nvdimm:16777216T"], "too large"),
+        (["--pmem", "nvdimm:1T"], "40 phys-bits"),
+        (["--pmem", "virtio-pmem:1T"], "40 phys-bits"),
+        (["--pmem", "nvdimm:16T"], "40 phys-bits"),
+        (["--memory", "1T"], "MemAvailable"),
+        (["--memory", "９G"], "cannot read --memory"),
+        (["--pmem", "nvdimm:60G", "--pmem", "virtio-pmem:60G"], "free"),
+    ],
+)
+def test_run_refuses_before_anything_starts(no_vm, argv, needle):
+    result = invoke("run", *argv)
+    _one_line_exit_2(result)
+    assert needle in result.stderr and no_vm == []
+
+
+def test_valid_run_reaches_the_vm_with_parsed_values(no_vm):
+    result = invoke(
+        "run",
+        "--pmem",
+        "nvdimm:512M",
+        "--suite",
+        "smoke",
+        "--fs",
+        "xfs",
+        "--timeout",
+        "2.5",
+        "--memory",
+        "3G",
+    )
+    assert isinstance(result.exception, Booted), result.output
+    (options,) = no_vm
+    assert options.timeout_s == 2.5 and options.memory == 3 * GiB and options.filesystems == ["xfs"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["model", "size", "--kernel", "6.1", "--mode", "fsdax", "--size", "9" * 400],
+        ["model", "size", "--kernel", "6.1", "--mode", "fsdax", "--size", "1G", "--align", "9" * 5000],
+        ["model", "size", "--kernel", "6.1", "--mode", "fsdax", "--size", "５１２M"],
+        [
+            "model",
+            "predict",
+            "--kernel",
+            "6.1",
+            "--pmem",
+            "nvdimm",
+            "--mode",
+            "fsdax",
+            "--op",
+            "dax-mount",
+            "--align",
+            "9" * 5000,
+        ],
+    ],
+)
+def test_model_sizes_use_the_one_reader(argv):
+    _one_line_exit_2(invoke(*argv))
