@@ -25,7 +25,7 @@ while [ ! -b /dev/vdb ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 mount -t ext4 -o ro /dev/vdb $r/lib/modules || die "cannot mount the modules disk /dev/vdb at /lib/modules"
 [ -d "$r/lib/modules/$(uname -r)" ] || die "the modules disk has no /lib/modules/$(uname -r)"
 mount -t tmpfs tmpfs $r/run
-cp /bin/busybox $r/run/pmemkit-busybox  # the guest's power-off path, independent of the root disk
+mkdir $r/run/pmemkit && cp /bin/busybox $r/run/pmemkit/busybox  # the guest's power-off path, off the root disk
 mount -t tmpfs tmpfs $r/tmp
 mkdir -p $r/mnt/pmemkit-src $r/mnt/pmemkit-out
 opts=trans=virtio,version=9p2000.L,msize=262144
