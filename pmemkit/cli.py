@@ -448,12 +448,13 @@ def image(
                 f"no guest image of this recipe in {path.parent}: build it with `pmemkit image`"
             )
         kernel_problems = verify_kernels()
-        problems = problems + [f"{kpath.name}: {p}" for kpath, found in kernel_problems for p in found]
+        shown = [(path, p) for p in problems] + [(k, p) for k, found in kernel_problems for p in found]
+        problems = [p if where == path else f"{where.name}: {p}" for where, p in shown]
         out.update({"path": str(path), "ok": not problems, "problems": problems})
         out["kernels_verified"] = [str(kpath) for kpath, _ in kernel_problems]
         if not as_json:
-            for problem in problems:
-                click.echo(f"{path}: {problem}")
+            for where, problem in shown:
+                click.echo(f"{where}: {problem}")
         if problems:
             if as_json:
                 click.echo(json.dumps(out, indent=2))
