@@ -14,6 +14,7 @@ runs offline. The resolution is recorded in the layer manifest, environment.json
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -23,7 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -328,10 +330,32 @@ def resolve(
 ) -> Resolution:
     """The exact packages of `series` now, from its lists (fetched when missing, old or asked)."""
     conf, mirrors = write_apt_config(series)
-    age = lists_age_s(series)
-    if refresh or age is None or age > LISTS_MAX_AGE_S:
-        progress(f"fetching the package lists of {', '.join(SERIES[series])} (private apt config {conf})")
-        run(["apt-get", "-q", "-c", str(conf), "update"])
+    with _locked(conf.parent / "lock.pmemkit"):  # two pmemkits must not fetch one folder's lists at once
+        age = lists_age_s(series)
+        if refresh or age is None or age > LISTS_MAX_AGE_S:
+            progress(f"fetching the package lists of {', '.join(SERIES[series])} (private apt config {conf})")
+            try:
+                run(["apt-get", "-q", "-c", str(conf), "update"])
+            except ImageBuildError as exc:
+                if refresh or age is None:
+                    raise
+                # Old lists still name packages that may be cached: offline, a warm cache still runs.
+                progress(f"warning: keeping {age / 86400:.0f}-day-old package lists: {exc}")
+        return _resolve_from_lists(series, conf, mirrors, run)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - held for the whole block
+    except OSError as exc:
+        raise layers.cache_error(exc, path.parent) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _resolve_from_lists(series: str, conf: Path, mirrors: tuple[str, ...], run: Runner) -> Resolution:
     cache_ = ["apt-cache", "-c", str(conf)]
     version = parse_candidate(run([*cache_, "policy", META_PACKAGE]))
     if version is None:

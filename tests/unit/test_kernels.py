@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,26 @@ def test_modules_tree_forms(tmp_path):
     (tmp_path / "lib" / "modules" / "6.10.0" / "kernel").mkdir(parents=True)
     with pytest.raises(build.BuildError, match="expected one"):
         build.modules_tree(tmp_path)
+
+
+def test_old_lists_that_cannot_be_refreshed_are_kept_with_a_warning(cache):
+    answers = {
+        "policy linux-image-amd64": POLICY.format(version="5.10.262-1"),
+        "show linux-image-amd64=5.10.262-1": SHOW_META_510,
+        "show linux-image-5.10.0-46-amd64=5.10.262-1": SHOW_IMAGE_510,
+    }
+    kernels.resolve("5.10", run=fake_apt(answers, []), progress=lambda m: None)
+    (lists,) = (cache / "apt" / "5.10" / "lists").glob("*_Packages")
+    os.utime(lists, (1, 1))  # fetched in 1970
+
+    def offline(argv: list[str]) -> str:
+        if argv[-1] == "update":
+            raise ImageBuildError("`apt-get -q -c x …` failed: Temporary failure resolving 'mirror'")
+        return answers[" ".join(argv[3:])]
+
+    messages: list[str] = []
+    res = kernels.resolve("5.10", run=offline, progress=messages.append)
+    assert res.release == "5.10.0-46-amd64"
+    assert any(m.startswith("warning: keeping") and "Temporary failure" in m for m in messages)
+    with pytest.raises(ImageBuildError, match="Temporary failure"):
+        kernels.resolve("5.10", refresh=True, run=offline, progress=messages.append)
