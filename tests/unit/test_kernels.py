@@ -335,3 +335,74 @@ def test_old_lists_that_cannot_be_refreshed_are_kept_with_a_warning(cache):
     assert any(m.startswith("warning: keeping") and "Temporary failure" in m for m in messages)
     with pytest.raises(ImageBuildError, match="Temporary failure"):
         kernels.resolve("5.10", refresh=True, run=offline, progress=messages.append)
+
+
+# --- build-kernel.py's pure helpers: renamed, built-in and split-package kernels -----------------
+
+
+@pytest.fixture(scope="module")
+def build():
+    spec = importlib.util.spec_from_file_location("build_kernel_t", kernels.recipe_dir() / "build-kernel.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_initrd_plan_takes_the_renamed_crc32c_and_skips_built_ins(build):
+    """7.3: crc32c_generic is crc32c-cryptoapi (.ko.xz) and virtio_pci is built in."""
+    have = {
+        "virtio_blk": "insmod /m/kernel/drivers/block/virtio_blk.ko.xz\n",
+        "crc32c-cryptoapi": "insmod /m/kernel/crypto/crc32c-cryptoapi.ko.xz\n",
+        "ext4": "insmod /m/kernel/fs/jbd2/jbd2.ko.xz\ninsmod /m/kernel/fs/ext4/ext4.ko.xz\n",
+        "9pnet_virtio": "insmod /m/kernel/net/9p/9pnet.ko.xz\ninsmod /m/kernel/net/9p/9pnet_virtio.ko.xz\n",
+        "9p": "insmod /m/kernel/net/9p/9pnet.ko.xz\ninsmod /m/kernel/fs/9p/9p.ko.xz\n",
+        "nfit": "insmod /m/kernel/drivers/nvdimm/libnvdimm.ko.xz\ninsmod /m/nfit/nfit.ko.xz\n",
+    }
+    builtins = build.builtin_names("kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/mbcache.ko\n")
+    plan = build.plan_initrd(have.get, builtins)
+    assert plan["chosen"]["crc32c_generic"] == "crc32c-cryptoapi"
+    assert plan["chosen"]["virtio_pci"] == "virtio_pci (built in)"
+    assert [build.module_name(f) for f in plan["files"]].count("9pnet") == 1  # shared deps once
+    assert build.module_name(plan["files"][1]) == "crc32c_cryptoapi"
+    assert "nd_pmem" in plan["absent"] and "virtio_pmem" in plan["absent"]  # optional: recorded
+
+
+def test_initrd_plan_refuses_a_kernel_without_a_root_disk_driver(build):
+    with pytest.raises(build.BuildError, match="no virtio_blk"):
+        build.plan_initrd(lambda name: None, {"virtio_pci"})
+
+
+def test_locate_debian_finds_the_7x_split_layout(build, tmp_path):
+    rel = "7.3.4+deb13-amd64"
+    mods = tmp_path / "usr/lib/modules" / rel
+    (mods / "kernel").mkdir(parents=True)
+    (mods / "vmlinuz").write_bytes(b"MZ" + b"\0" * 100)  # linux-binary
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot" / f"config-{rel}").write_text(CONFIG)  # linux-base
+    found_rel, image, config, sysmap = build.locate_debian(tmp_path)
+    assert (found_rel, image, config, sysmap) == (
+        rel,
+        mods / "vmlinuz",
+        tmp_path / "boot" / f"config-{rel}",
+        None,
+    )
+
+
+def test_locate_debian_refuses_an_empty_linux_image_package(build, tmp_path):
+    (tmp_path / "usr/share/doc/linux-image-7.3.4+deb13-amd64").mkdir(parents=True)
+    with pytest.raises(build.BuildError, match="found releases none"):
+        build.locate_debian(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "head,kind",
+    [
+        (b"\x7fELF", "none (ELF)"),
+        (b"MZ..\x28\xb5\x2f\xfd", "zstd"),
+        (b"MZ\xfd7zXZ\x00", "xz"),
+        (b"MZ", "unknown"),
+    ],
+)
+def test_compression_of(build, head, kind):
+    assert build.compression_of(head + b"\0" * 64) == kind
