@@ -190,7 +190,8 @@ def validate_run_options(
 
 
 def kernel_options(command: Any) -> Any:
-    """`--kernel`, `--kernel-image`, `--modules`, `--kernel-config`: which kernel the guest boots."""
+    """`--kernel`, `--kernel-image` + `--modules` (+ `--kernel-config`), `--kernel-deb`: which kernel
+    the guest boots."""
     from pmemkit.vm.kernels import DEFAULT_KERNEL, SERIES
 
     options = [
@@ -217,6 +218,15 @@ def kernel_options(command: Any) -> Any:
             default=None,
             metavar="DIR",
             help="With --kernel-image: its `make modules_install INSTALL_MOD_PATH=DIR` tree.",
+        ),
+        click.option(
+            "--kernel-deb",
+            "kernel_debs",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            metavar="FILE",
+            help="Your own kernel as Debian packages (repeatable: linux-image-*.deb, and on 7.x its "
+            "linux-binary/-modules/-base); the config inside is checked before boot.",
         ),
         click.option(
             "--kernel-config",
@@ -334,6 +344,7 @@ def run(
     kernel_series: str | None,
     kernel_image: Path | None,
     kernel_modules: Path | None,
+    kernel_debs: tuple[Path, ...],
     kernel_config: Path | None,
     as_json: bool,
 ) -> None:
@@ -348,7 +359,7 @@ def run(
     from pmemkit.vm.run import run as run_vm
 
     inputs = validate_run_options(pmem_specs, suite, filesystems, timeout_s, memory, accel)
-    kernel = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config)
+    kernel = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs)
     if kernel.custom:  # before any build or boot: a kernel lacking what the run needs is exit 2
         check_custom(kernel, {p.source for p in inputs.pmem}, inputs.filesystems)
     options = RunOptions(
@@ -398,6 +409,7 @@ def image(
     kernel_series: str | None,
     kernel_image: Path | None,
     kernel_modules: Path | None,
+    kernel_debs: tuple[Path, ...],
     kernel_config: Path | None,
     as_json: bool,
 ) -> None:
@@ -419,7 +431,7 @@ def image(
         verify_kernels,
     )
 
-    spec = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config)
+    spec = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs)
     if spec.custom:
         check_custom(spec)
     out: dict[str, Any] = {"image_id": recipe_hash()}
@@ -439,7 +451,7 @@ def image(
         out["kernel"] = {**kernel.manifest(), "path": str(kernel.path)}
         if not as_json:
             click.echo(f"guest image {img.image_id}: {img.path}")
-            package = out["kernel"].get("kernel_package") or out["kernel"].get("kernel_image", "")
+            package = out["kernel"].get("kernel_package") or out["kernel"].get("kernel_image") or spec.label()
             click.echo(f"guest kernel {kernel.release} ({package}): {kernel.path}")
     if verify:
         path, problems = verify_image()

@@ -61,19 +61,26 @@ class KernelChoiceError(VmConfigError):
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """What the user asked for: a Debian series, or their own image + modules (+ config)."""
+    """What the user asked for: a Debian series, their own image + modules (+ config), or their
+    own kernel .deb files."""
 
     series: str | None = DEFAULT_KERNEL
     image: Path | None = None
     modules: Path | None = None
     config: Path | None = None
+    debs: tuple[Path, ...] = ()
 
     @property
     def custom(self) -> bool:
+        """The user's image + modules tree (checked before anything is built)."""
         return self.image is not None
 
     def label(self) -> str:
-        return f"own kernel {self.image}" if self.custom else f"Debian {self.series}"
+        if self.custom:
+            return f"own kernel {self.image}"
+        if self.debs:
+            return f"own packages {', '.join(d.name for d in self.debs)}"
+        return f"Debian {self.series}"
 
 
 @dataclass(frozen=True)
@@ -120,9 +127,22 @@ def parse_series(text: str) -> str:
 
 
 def make_spec(
-    series: str | None, image: Path | None, modules: Path | None, config: Path | None
+    series: str | None,
+    image: Path | None,
+    modules: Path | None,
+    config: Path | None,
+    debs: Sequence[Path] = (),
 ) -> KernelSpec:
     """The options of `run`/`image` checked together: one way to name the kernel."""
+    if debs:
+        if series is not None or image is not None or modules is not None or config is not None:
+            raise KernelChoiceError("--kernel-deb goes alone: not with --kernel, --kernel-image or --modules")
+        for deb in debs:
+            if not deb.is_file():
+                raise KernelChoiceError(f"--kernel-deb {deb}: no such file")
+            if deb.suffix != ".deb":
+                raise KernelChoiceError(f"--kernel-deb {deb}: not a .deb file")
+        return KernelSpec(None, debs=tuple(sorted({d.resolve() for d in debs})))
     if image is None:
         if modules is not None or config is not None:
             raise KernelChoiceError("--modules and --kernel-config go with --kernel-image PATH")
@@ -502,6 +522,10 @@ def ensure_kernel(
             raise layers.cache_error(exc, scratch) from None
         config_file = Path(handle.name)
         args = ["--image", str(spec.image), "--modules", str(moddir), "--config", str(config_file)]
+    elif spec.debs:  # the config is checked once the layer is built, before any boot (run.py)
+        key = layer_key("debs", [_file_sha(deb) for deb in spec.debs], recipe)
+        meta = {"kernel_choice": "own-debs", "kernel_debs": [str(deb) for deb in spec.debs]}
+        args = ["--deb", *map(str, spec.debs)]
     else:
         assert spec.series is not None
         res = resolve(spec.series, refresh=rebuild, progress=progress)

@@ -50,7 +50,8 @@ out.mkdir()
 for name in ("vmlinux", "initrd.img", "modules.raw", "config"):
     (out / name).write_text(name + " of " + meta["kernel_choice"] + "\\n")
 print("[kernel] built", meta["kernel_choice"], flush=True)
-meta["kernel_release"] = {"6.1": "6.1.0-test", "6.12": "6.12.0-test"}[meta["kernel_choice"]]
+meta["kernel_release"] = {"6.1": "6.1.0-test", "6.12": "6.12.0-test"}.get(meta["kernel_choice"], "6.9.0-deb")
+meta["args"] = sys.argv[sys.argv.index("--meta") + 2 :]
 (out / "manifest.json").write_text(json.dumps(meta))
 """
 
@@ -351,3 +352,17 @@ def test_verify_and_prune_cover_kernel_layers(recipe):
     result = invoke("image", "--prune")
     assert result.exit_code == 0 and f"removed {kernel.path}" in result.output, result.output
     assert kernels.cached_kernels() == []
+
+
+def test_own_debs_are_a_layer_keyed_by_their_content(recipe, tmp_path):
+    deb = tmp_path / "linux-image-6.9.0_1_amd64.deb"
+    deb.write_bytes(b"!<arch>\none")
+    first = invoke("image", "--kernel-deb", str(deb), "--json")
+    assert first.exit_code == 0, first.output
+    kernel = json.loads(first.output[first.output.index("{") :])["kernel"]
+    assert kernel["kernel_choice"] == "own-debs" and kernel["args"] == ["--deb", str(deb)]
+    assert invoke("image", "--kernel-deb", str(deb)).output.count("building") == 0  # cached
+    deb.write_bytes(b"!<arch>\ntwo")  # a rebuilt package: a new layer
+    again = invoke("image", "--kernel-deb", str(deb), "--json")
+    assert "building kernels layer" in again.output
+    assert json.loads(again.output[again.output.index("{") :])["kernel"]["path"] != kernel["path"]

@@ -290,6 +290,9 @@ def test_own_kernel_without_any_config_says_where_it_looked(no_vm, own_kernel):
         (["--modules", "/tmp"], "go with --kernel-image"),
         (["--kernel-image", "/nonexistent/vmlinux", "--modules", "/tmp"], "no such file"),
         (["--kernel-image", "/bin/true", "--modules", "/nonexistent"], "no such directory"),
+        (["--kernel-deb", "/nonexistent/linux-image.deb"], "no such file"),
+        (["--kernel-deb", "/bin/true"], "not a .deb file"),
+        (["--kernel", "7.3", "--kernel-deb", "/bin/true"], "goes alone"),
     ],
 )
 def test_kernel_options_refused_in_one_line(no_vm, argv, needle):
