@@ -409,3 +409,29 @@ def test_locate_debian_refuses_an_empty_linux_image_package(build, tmp_path):
 )
 def test_compression_of(build, head, kind):
     assert build.compression_of(head + b"\0" * 64) == kind
+
+
+def test_a_built_kernel_lacking_an_option_is_refused_before_the_run_begins(tmp_path, monkeypatch):
+    """--kernel-deb and Debian kernels are checked from their layer's config, still before boot."""
+    import pmemkit.vm.run as run_mod
+    from pmemkit.scenario import PmemConfig
+    from pmemkit.vm import layers
+    from pmemkit.vm.image import GuestImage
+
+    kernel = tmp_path / "kernel"
+    kernel.mkdir()
+    (kernel / "config").write_text(CONFIG.replace("CONFIG_X86_PMEM_LEGACY=m\n", ""))
+    (kernel / "manifest.json").write_text('{"kernel_release": "6.9.0-deb"}')
+    layers._write_manifest(kernel, "kernels", "k", ())
+    monkeypatch.setenv("PMEMKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(run_mod.shutil, "which", lambda name: "/usr/bin/qemu-system-x86_64")
+    monkeypatch.setattr(run_mod, "ensure_image", lambda progress: GuestImage("fake", tmp_path))
+    monkeypatch.setattr(run_mod, "ensure_kernel", lambda spec, progress: kernels.KernelLayer("k", kernel))
+    options = run_mod.RunOptions(
+        pmem=[PmemConfig.parse("memmap:256M")], suites=["smoke"], runs_dir=tmp_path / "runs"
+    )
+    with pytest.raises(
+        kernels.KernelChoiceError, match="kernel 6.9.0-deb cannot run pmemkit: CONFIG_X86_PMEM"
+    ):
+        run_mod.run(options, progress=lambda message: None)
+    assert not (tmp_path / "runs").exists()
