@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmemkit.scenario import Observation, ScenarioError
+from pmemkit.scenario import SCHEMA_VERSION, Observation, ScenarioError
 
 GUEST_DIR = "guest"
 PLAN, ENVIRONMENT, OBSERVATIONS = "plan.json", "environment.json", "observations.jsonl"
@@ -66,6 +66,12 @@ class RunDirError(OSError):
 def _why(exc: OSError) -> str:
     name = errno.errorcode.get(exc.errno or 0, "")
     return f"{exc.strerror or exc}" + (f" ({name})" if name else "")
+
+
+def _short(exc: object, limit: int = 120) -> str:
+    """An exception's text, bounded: a message may quote a guest-written megabyte."""
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -186,8 +192,8 @@ def parse_json_object(read: Read, label: str, warnings: list[str]) -> dict[str, 
     except UnicodeDecodeError as exc:
         warnings.append(f"{label} is not valid UTF-8 ({exc.reason} at byte {exc.start}): ignored")
         return {}
-    except json.JSONDecodeError as exc:
-        warnings.append(f"{label} is not valid JSON ({exc}): ignored")
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        warnings.append(f"{label} is not valid JSON ({_short(exc)}): ignored")
         return {}
     except RecursionError:
         warnings.append(f"{label} is nested too deeply: ignored")
@@ -219,8 +225,8 @@ def json_object_lines(read: Read, label: str, warnings: list[str]) -> list[tuple
         except UnicodeDecodeError as exc:
             warnings.append(f"{label} line {number} skipped: not valid UTF-8 ({exc.reason})")
             continue
-        except (json.JSONDecodeError, RecursionError) as exc:
-            warnings.append(f"{label} line {number} skipped: {exc}")
+        except (ValueError, RecursionError) as exc:  # bad JSON, or an integer too long to convert
+            warnings.append(f"{label} line {number} skipped: {_short(exc)}")
             continue
         if not isinstance(value, dict):
             warnings.append(f"{label} line {number} skipped: a JSON {type(value).__name__}, not an object")
@@ -237,7 +243,7 @@ def observations_from(
         try:
             result.append(Observation.from_dict(value))
         except (ScenarioError, TypeError, KeyError, ValueError, AttributeError) as exc:
-            warnings.append(f"{label} line {number} skipped: {exc}")
+            warnings.append(f"{label} line {number} skipped: {_short(exc)}")
     return result
 
 
@@ -362,9 +368,30 @@ class RunDir:
                     warnings.append("the guest's files were not collected: read from guest/")
         guest_environment = parse_json_object(guest_env_read, GUEST_ENVIRONMENT, warnings)
         objects = json_object_lines(obs_read, obs_label, warnings)
+        self._check_schema(plan, objects)
         observations = observations_from(objects, obs_label, warnings)
         return RunFiles(
             self.path.resolve().name, plan, environment, guest_environment, observations, warnings
+        )
+
+    def _check_schema(self, plan: dict[str, Any], objects: list[tuple[int, dict[str, Any]]]) -> None:
+        """Refuse (exit 2, naming it) a run written with another schema: its fields mean other things.
+
+        The plan's schema decides; a run without one (a damaged plan) by its first observation's.
+        """
+        if "schema" in plan:
+            schema, where = plan["schema"], PLAN
+        else:
+            found = [(value["schema"], n) for n, value in objects if "schema" in value][:1]
+            if not found:
+                return
+            schema, where = found[0][0], f"{OBSERVATIONS} line {found[0][1]}"
+        if type(schema) is int and schema == SCHEMA_VERSION:
+            return
+        raise RunDirError(
+            f"{self.path} was written with schema {_short(repr(schema), 40)} ({where}); this pmemkit "
+            f"reads schema {SCHEMA_VERSION} only: render it with the pmemkit that made it; nothing written",
+            2,
         )
 
     # -- writing ---------------------------------------------------------------------------------
@@ -530,20 +557,21 @@ def check_user_xattrs(path: Path) -> None:
 
 def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]:
     """Write RUN/report.md and RUN/plots/ from the run's files; returns the report path and the
-    number of observations. Refuses a directory that is not a run before writing anything."""
-    from pmemkit.report.rundir import render_run  # lazily: rendering needs numpy, this module must not
+    number of observations. Refuses a directory that is not a run, or a run of another schema, or
+    one whose files cannot be rendered even in part, before writing anything."""
+    from pmemkit.report.rundir import ShapeError, render_run  # lazily: rendering needs numpy
 
     with RunDir.open(run_dir) as run:
         files = run.load()
         try:
             rendered = render_run(files, failure)
-            written = run.write_plots(rendered.plots, rendered.contents.warnings)
-            text = rendered.text(written)
-        except (TypeError, KeyError, AttributeError, ValueError) as exc:  # a well-formed file, wrong shape
+        except ShapeError as exc:
             raise RunDirError(
-                f"{run.path}: the run's files do not have the shape this pmemkit renders ({exc!r}); "
-                "nothing written but plots",
+                f"{run.path}: the run's files are not in a shape this pmemkit renders: {exc}; "
+                "nothing written",
                 2,
             ) from None
-        run.write(REPORT, text)
-        return run.path / REPORT, len(files.observations)
+        warnings = rendered.contents.warnings
+        written = run.write_plots(rendered.plots, warnings)
+        run.write(REPORT, rendered.text(written))
+        return run.path / REPORT, len(rendered.contents.observations)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pmemkit.report.markdown import Predictor, RunContents, render, render_plots
@@ -33,9 +33,18 @@ def default_predictor(warnings: list[str] | None = None) -> Predictor | None:
     return predictor
 
 
+#: What a well-formed JSON value of the wrong shape raises somewhere in the renderer ("boot": 5,
+#: a list where a dict was written, a number too large for int(), NaN where a count belongs).
+SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError, RecursionError)
+
+
+class ShapeError(ValueError):
+    """The run's files are valid JSON but not in a shape this pmemkit renders, even in part."""
+
+
 @dataclass
 class Rendered:
-    """The plots to write and, once the caller knows which were written, the report text."""
+    """The plots to write and the report text, both rendered before anything is written."""
 
     contents: RunContents
     plots: dict[str, str]
@@ -61,7 +70,77 @@ def contents_of(files: RunFiles, failure: str | None = None) -> RunContents:
     )
 
 
+def _why(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _attempt(contents: RunContents, predictor: Predictor | None) -> Rendered:
+    """Render plots and text once (on a copy of the warnings), so a shape error shows up here."""
+    trial = replace(contents, warnings=list(contents.warnings))
+    rendered = Rendered(trial, render_plots(trial), predictor)
+    rendered.text(sorted(rendered.plots))
+    return rendered
+
+
+def _renders(contents: RunContents, predictor: Predictor | None) -> BaseException | None:
+    try:
+        _attempt(contents, predictor)
+    except SHAPE_ERRORS as exc:
+        return exc
+    return None
+
+
+def _salvage(contents: RunContents, predictor: Predictor | None) -> RunContents:
+    """The run with each field or observation the renderer chokes on left out, each said in a warning.
+
+    The files are the guest's or a user's, so any value may have any JSON type; rather than
+    describe every field's type twice, what the renderer cannot use is found by trying: the run's
+    keys are added one at a time to an empty run, then the observations one at a time.
+    """
+    warnings = list(contents.warnings)
+    docs = {
+        "plan": "plan.json",
+        "environment": "environment.json",
+        "guest_environment": "guest-environment.json",
+    }
+    base = replace(contents, plan={}, environment={}, guest_environment={}, observations=[], warnings=[])
+    if (exc := _renders(base, predictor)) is not None:
+        raise ShapeError(f"even an empty run does not render ({_why(exc)})")
+    for attr, label in docs.items():
+        for key, value in getattr(contents, attr).items():
+            trial = replace(base, **{attr: {**getattr(base, attr), key: value}})
+            if (exc := _renders(trial, predictor)) is None:
+                base = trial
+            else:
+                warnings.append(
+                    f"{label}: {key!r:.60} left out, its value is not what pmemkit renders ({_why(exc)})"
+                )
+    kept = []
+    for index, obs in enumerate(contents.observations, 1):
+        if (exc := _renders(replace(base, observations=[obs]), predictor)) is None:
+            kept.append(obs)
+        else:
+            warnings.append(
+                f"observation {index} ({obs.experiment!r:.40} {obs.operation!r:.40}) left out: its fields "
+                f"are not what pmemkit renders ({_why(exc)})"
+            )
+    return replace(base, observations=kept, warnings=warnings)
+
+
 def render_run(files: RunFiles, failure: str | None = None) -> Rendered:
+    """The report and plots of a run; what cannot be rendered is left out with a warning.
+
+    Raises ShapeError when even that fails (then nothing is to be written).
+    """
     contents = contents_of(files, failure)
     predictor = default_predictor(contents.warnings)
-    return Rendered(contents, render_plots(contents), predictor)
+    try:
+        return _attempt(contents, predictor)
+    except SHAPE_ERRORS:
+        pass
+    salvaged = _salvage(contents, predictor)
+    try:
+        return _attempt(salvaged, predictor)
+    except SHAPE_ERRORS as exc:  # observations that render alone but not together
+        raise ShapeError(f"its observations do not render together ({_why(exc)})") from None

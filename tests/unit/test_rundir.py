@@ -404,3 +404,103 @@ def test_disk_full_mid_run_is_one_line_and_leaves_no_temp_file(tmp_path, monkeyp
         )
         one_line_error(result, 3, "No space left on device (ENOSPC)")
         assert temp_files(fs) == []
+
+
+# -- finding 10: well-formed JSON of the wrong shape, huge numbers, other schemas ---------------------
+
+
+def _metric_obs() -> Observation:
+    from pmemkit.measure.stats import summarize
+
+    sc = Scenario(kernel="6.1", source="memmap", mode="raw", fs="ext4")
+    return Observation(
+        "mmap", "first-touch-read", "ok", sc, "/dev/pmem0", metrics={"latency": summarize([3000, 5000])}
+    )
+
+
+def test_fields_of_the_wrong_shape_are_left_out_with_a_warning(tmp_path):
+    bad = _metric_obs().to_dict()
+    bad["metrics"] = {"latency": [1, 2, 3]}  # a list where a summary belongs
+    lines = [_obs().to_json(), json.dumps(bad), _metric_obs().to_json()]
+    run = make_run(tmp_path / "run", ("\n".join(lines) + "\n").encode())
+    (run / "environment.json").write_text(json.dumps({**ENVIRONMENT, "boot": 5}))
+    (run / "plan.json").write_text(json.dumps({**PLAN, "suites": 5}))
+    result = report(run)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.output.startswith("2 observations")
+    text = (run / "report.md").read_text()
+    assert "environment.json: 'boot' left out" in text
+    assert "plan.json: 'suites' left out" in text
+    assert "observation 2 ('mmap' 'first-touch-read') left out" in text
+    assert "| dax-mount |" in text
+
+
+def test_huge_json_numbers_are_warnings(tmp_path):
+    digits = "9" * 5000  # more digits than int() converts: a ValueError, not a JSONDecodeError
+    lines = [
+        _obs().to_json(),
+        f'{{"schema": 1, "n": {digits}}}',
+        _obs().to_json().replace('"metrics": {}', '"metrics": {"x": 1e999}'),
+    ]
+    run = make_run(tmp_path / "run", ("\n".join(lines) + "\n").encode())
+    (run / "guest-environment.json").write_text(f'{{"ram": {digits}}}')
+    (run / "environment.json").write_text(
+        json.dumps({**ENVIRONMENT, "timeout_s": 1e308, "guest_ram_bytes": 10**4000})
+    )
+    result = report(run)
+    assert result.exit_code == 0, (result.output, result.exception)
+    text = (run / "report.md").read_text()
+    assert "observations.jsonl line 2 skipped: Exceeds the limit" in text
+    assert "guest-environment.json is not valid JSON (Exceeds the limit" in text
+    assert digits not in text  # messages are bounded
+    assert result.output.startswith("2 observations")
+
+
+def test_a_run_of_another_schema_is_refused_naming_it(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "plan.json").write_text(json.dumps({**PLAN, "schema": 2}))
+    before = tree(run)
+    one_line_error(report(run), 2, "was written with schema 2 (plan.json); this pmemkit reads schema 1")
+    one_line_error(CliRunner().invoke(main, ["report", "--json", str(run)]), 2, "written with schema 2")
+    assert tree(run) == before
+    only_obs = tmp_path / "only-obs"
+    only_obs.mkdir()
+    (only_obs / "observations.jsonl").write_text(
+        _obs().to_json().replace('"schema": 1', '"schema": 0') + "\n"
+    )
+    assert '"schema": 0' in (only_obs / "observations.jsonl").read_text()
+    one_line_error(report(only_obs), 2, "was written with schema 0 (observations.jsonl line 1)")
+    assert not (only_obs / "report.md").exists()
+
+
+HOSTILE_VALUES = [5, [], None, 1e308, 10**100, "x", {}, True, float("nan")]
+
+
+def test_any_value_anywhere_is_rendered_or_refused_in_one_line(tmp_path):
+    """Every top-level field (and each metric) of every file replaced by each hostile value:
+    render_report renders (exit 0) or raises RunDirError, never anything else."""
+    from pmemkit.rundir import RunDirError, render_report
+
+    env = {**ENVIRONMENT, "boot": {"phases_s": {"qemu": 0.0, "done": 5.0}}, "memmap": ["256M!1G"]}
+    docs = {"plan": PLAN, "env": env, "obs": _metric_obs().to_dict()}
+    cases = []
+    for doc, value in docs.items():
+        for key in value:
+            cases += [(doc, (key,), h) for h in HOSTILE_VALUES]
+    cases += [("obs", ("metrics", "latency"), h) for h in HOSTILE_VALUES]
+    cases += [("obs", ("scenario", "kernel"), h) for h in HOSTILE_VALUES]
+    for n, (doc, path, hostile) in enumerate(cases):
+        files = json.loads(json.dumps(docs))
+        target = files[doc]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = hostile
+        run = tmp_path / f"r{n}"
+        run.mkdir()
+        (run / "plan.json").write_text(json.dumps(files["plan"]))
+        (run / "environment.json").write_text(json.dumps(files["env"]))
+        (run / "observations.jsonl").write_text(_obs().to_json() + "\n" + json.dumps(files["obs"]) + "\n")
+        try:
+            render_report(run)
+        except RunDirError as exc:
+            assert "\n" not in str(exc) and len(str(exc)) < 400, (doc, path, hostile)
