@@ -471,15 +471,21 @@ class RunDir:
                 os.close(guest)
         objects = json_object_lines(reads[OBSERVATIONS], f"{GUEST_DIR}/{OBSERVATIONS}", warnings)
         lines = "".join(json.dumps(value, sort_keys=True) + "\n" for _, value in objects)
-        self.write(OBSERVATIONS, lines)
         guest_env = parse_json_object(reads[GUEST_ENVIRONMENT], f"{GUEST_DIR}/{GUEST_ENVIRONMENT}", warnings)
-        if guest_env:
-            self.write_json(GUEST_ENVIRONMENT, guest_env)
         warnings += reads[DMESG].warnings
-        if reads[DMESG].data:
-            self.write(DMESG, reads[DMESG].data.decode("utf-8", errors="replace"))
-        else:
-            self.write(DMESG, self.dmesg_from_console())
+        dmesg = reads[DMESG].data.decode("utf-8", errors="replace") if reads[DMESG].data else None
+        writes = [(OBSERVATIONS, lines)]
+        if guest_env:
+            writes.append((GUEST_ENVIRONMENT, json.dumps(guest_env, indent=2, default=str) + "\n"))
+        writes.append((DMESG, dmesg if dmesg is not None else self.dmesg_from_console()))
+        faults = []
+        for name, text in writes:  # each one tried: a full disk may still take the small ones
+            try:
+                self.write(name, text)
+            except RunDirError as exc:
+                faults.append(exc)
+        if faults:
+            raise faults[0]
         return warnings
 
     def dmesg_from_console(self) -> str:

@@ -198,18 +198,52 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
     }
     failure = failure_message(result, timeout)
     environment["failure"] = failure
-    environment["collect_warnings"] = _collect(run_dir)
-    rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
-    report, count = rundir.render_report(run_dir, failure)
-    progress(f"report: {report}")
+    report, count, fault = _keep(run_dir, environment, failure)
+    if report is not None:
+        progress(f"report: {report}")
     if guard.received is not None:
         message = _interrupted_message(
             guard.received, result, count, run_dir, scratch if scratch_left else None
         )
-        raise RunInterrupted(message, guard.received)
+        raise RunInterrupted(message + (f"; but {fault}" if fault else ""), guard.received)
+    if fault is not None:
+        raise fault
     if failure:
         raise GuestFailure(f"{failure}; {count} observation(s) kept in {run_dir}")
     return RunResult(run_dir, result, count, report)
+
+
+def _keep(
+    run_dir: Path, environment: dict[str, Any], failure: str | None
+) -> tuple[Path | None, int, rundir.RunDirError | None]:
+    """After the boot: collect the guest's files, write environment.json, render the report.
+
+    Each step is attempted even when one before it failed (a disk that filled up mid-run may have
+    room for a report once a failed copy is gone), and the first fault comes back as one line
+    saying what was still written: (report path or None, observations, fault or None).
+    """
+    faults: list[rundir.RunDirError] = []
+    try:
+        environment["collect_warnings"] = _collect(run_dir)
+    except rundir.RunDirError as exc:
+        faults.append(exc)
+        environment["collect_warnings"] = [str(exc)]
+    try:
+        rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
+    except rundir.RunDirError as exc:
+        faults.append(exc)
+    report: Path | None = None
+    count = 0
+    try:
+        report, count = rundir.render_report(run_dir, failure)
+    except rundir.RunDirError as exc:
+        faults.append(exc)
+    if not faults:
+        return report, count, None
+    kept = f"report.md written ({count} observation(s))" if report else "no report.md could be written"
+    guest = f"; the guest run: {failure}" if failure else ""
+    message = f"{faults[0]}; {kept}; what was kept is in {run_dir}{guest}"
+    return report, count, rundir.RunDirError(message, faults[0].exit_code)
 
 
 def _collect(run_dir: Path) -> list[str]:

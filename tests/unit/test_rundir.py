@@ -504,3 +504,29 @@ def test_any_value_anywhere_is_rendered_or_refused_in_one_line(tmp_path):
             render_report(run)
         except RunDirError as exc:
             assert "\n" not in str(exc) and len(str(exc)) < 400, (doc, path, hostile)
+
+
+def test_a_disk_that_fills_mid_run_still_gets_the_report(tmp_path, monkeypatch):
+    """The guest's results take most of a small disk, so copying them into RUN/ fails (ENOSPC):
+    the run says so in one line, leaves no temp file and no torn copy, and the report is still
+    written (from guest/, with a warning)."""
+    big = dataclasses.replace(_obs(), provenance={"accel": "tcg", "pad": "x" * 30_000})  # not in the report
+    with tmpfs(tmp_path / "full", size="512k") as fs:
+
+        def guest(share: Path) -> None:
+            assert share.is_relative_to(fs.resolve()), share
+            (share / "observations.jsonl").write_text((big.to_json() + "\n") * 10)  # 300 kB of 512
+
+        _fake_vm(monkeypatch, tmp_path, guest)
+        result = CliRunner().invoke(
+            main, ["run", "--accel", "tcg", "--runs-dir", str(fs / "runs"), "--pmem", "memmap:256M"]
+        )
+        line = one_line_error(result, 3, "No space left on device (ENOSPC)")
+        (run,) = (fs / "runs").iterdir()
+        assert "observations.jsonl" in line and "report.md written (10 observation(s))" in line, line
+        assert temp_files(fs) == []
+        assert not (run / "observations.jsonl").exists()  # no torn copy
+        text = (run / "report.md").read_text()
+        assert "the guest's files were not collected: read from guest/" in text
+        assert "No space left on device" in text  # the collect fault, from environment.json
+        assert stat.S_ISREG(os.lstat(run / "dmesg.txt").st_mode)
