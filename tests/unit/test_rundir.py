@@ -530,3 +530,115 @@ def test_a_disk_that_fills_mid_run_still_gets_the_report(tmp_path, monkeypatch):
         assert "the guest's files were not collected: read from guest/" in text
         assert "No space left on device" in text  # the collect fault, from environment.json
         assert stat.S_ISREG(os.lstat(run / "dmesg.txt").st_mode)
+
+
+# -- every file the host reads or writes, with a link planted in its place ----------------------------
+
+MARK = "VICTIM-MARK"
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim"
+    victim.write_text(_obs(MARK).to_json() + "\n")  # a valid observation: reading it would show
+    return victim
+
+
+@pytest.mark.parametrize(
+    "name", ["plan.json", "environment.json", "guest-environment.json", "observations.jsonl"]
+)
+def test_report_never_reads_through_a_planted_link(tmp_path, name):
+    run = make_run(tmp_path / "run")
+    victim = _victim(tmp_path)
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(victim)
+    result = report(run)
+    assert result.exit_code == 0, (result.output, result.exception)
+    text = (run / "report.md").read_text()
+    assert MARK not in text and f"{name} is a symbolic link: not followed" in text
+    assert victim.read_text() == _obs(MARK).to_json() + "\n"
+
+
+@pytest.mark.parametrize("name", ["report.md", ".report.md.tmp", "plots/first-touch-read.svg", "plots"])
+def test_report_never_writes_through_a_planted_link(tmp_path, name):
+    run = make_run(tmp_path / "run", (_metric_obs().to_json() + "\n").encode())
+    victim = _victim(tmp_path)
+    before = victim.read_text()
+    (run / name).parent.mkdir(exist_ok=True)
+    (run / name).symlink_to(victim)
+    result = report(run)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert victim.read_text() == before
+    assert stat.S_ISREG(os.lstat(run / "report.md").st_mode)
+    if name.startswith("plots/"):  # replaced by the new plot, not written through
+        assert stat.S_ISREG(os.lstat(run / name).st_mode) and "<svg" in (run / name).read_text()
+
+
+@pytest.mark.parametrize(
+    "name", ["observations.jsonl", "guest-environment.json", "dmesg.txt", "environment.json"]
+)
+def test_collect_replaces_links_in_the_run_and_never_reads_links_in_the_share(tmp_path, name):
+    from pmemkit.rundir import RunDir, write_atomic
+
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = _victim(tmp_path)
+    before = victim.read_text()
+    with RunDir.open(run, require_run=False) as files:
+        files.write("plan.json", json.dumps(PLAN))
+        share = files.make_guest_share(json.dumps(PLAN))
+    (share / name).symlink_to(victim)  # the guest's link: not read
+    (run / name).symlink_to(victim)  # a link where the host writes: replaced
+    with RunDir.open(run) as files:
+        warnings = files.collect()
+    write_atomic(run / "environment.json", json.dumps(ENVIRONMENT))
+    assert victim.read_text() == before
+    assert (
+        f"guest/{name} is a symbolic link: not followed, not read" in warnings or name == "environment.json"
+    )
+    for written in ("observations.jsonl", "dmesg.txt", "environment.json"):
+        assert stat.S_ISREG(os.lstat(run / written).st_mode), written
+    assert MARK not in (run / "observations.jsonl").read_text()
+    assert MARK not in (run / "dmesg.txt").read_text()
+
+
+def test_a_share_replaced_by_a_link_is_not_read_and_not_reused(tmp_path):
+    from pmemkit.rundir import RunDir, RunDirError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "observations.jsonl").write_text(_obs(MARK).to_json() + "\n")
+    (run / "guest").symlink_to(elsewhere)
+    with RunDir.open(run, require_run=False) as files:
+        with pytest.raises(RunDirError, match="cannot create .*guest: File exists"):
+            files.make_guest_share("{}")
+        warnings = files.collect()
+    assert "guest/ is missing or not a directory: nothing collected" in warnings
+    assert MARK not in (run / "observations.jsonl").read_text()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["observations.jsonl"]
+
+
+def test_temp_names_are_fresh_and_created_exclusively(tmp_path, monkeypatch):
+    """Two writes never share a temp name, and a temp name that exists is never opened."""
+    from pmemkit import rundir
+
+    names: list[str] = []
+    real_open = os.open
+
+    def spy(path, flags, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            names.append(str(path))
+            assert flags & os.O_EXCL and flags & os.O_NOFOLLOW and flags & os.O_CREAT
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(rundir.os, "open", spy)
+    for _ in range(20):
+        rundir.write_atomic(tmp_path / "report.md", "x")
+    assert len(names) == 20 and len(set(names)) == 20
+    assert all(len(n) >= len(".report.md.") + 16 + len(".tmp") for n in names)  # 64 random bits
+    monkeypatch.setattr(rundir.secrets, "token_hex", lambda n: "0" * 16)  # a guessed name, planted
+    (tmp_path / ".report.md.0000000000000000.tmp").symlink_to(tmp_path / "victim")
+    with pytest.raises(rundir.RunDirError, match="File exists"):
+        rundir.write_atomic(tmp_path / "report.md", "y")
+    assert not (tmp_path / "victim").exists() and (tmp_path / "report.md").read_text() == "x"
