@@ -1,7 +1,16 @@
-"""safety against a fake /proc, /sys and /etc tree: every rule refuses with its name."""
+"""safety against a fake /proc, /sys and /etc tree: every rule refuses with its name.
+
+The device nodes are fake too (`safety._stat` answers for /dev/pmem3, /dev/vda …): safety judges a
+node by its kind and device number, and the host running the tests has no /dev/pmem3.
+"""
+
+import os
+import stat
+from types import SimpleNamespace
 
 import pytest
 
+import pmemkit.guest.safety as safety
 from pmemkit.guest.safety import (
     SafetyError,
     clear_for_destruction,
@@ -9,6 +18,22 @@ from pmemkit.guest.safety import (
     mounted_at,
     vm_token,
 )
+
+#: The fake machine's block device nodes: path -> (major, minor).
+FAKE_NODES = {"/dev/pmem3": (259, 3), "/dev/vda": (254, 0), "/dev/sdb": (8, 16), "/dev/md0": (9, 0)}
+
+
+@pytest.fixture(autouse=True)
+def fake_nodes(monkeypatch):
+    """Block device nodes for FAKE_NODES; every other path is stat'ed for real."""
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        if str(path) in FAKE_NODES:
+            return SimpleNamespace(st_mode=stat.S_IFBLK | 0o660, st_rdev=os.makedev(*FAKE_NODES[str(path)]))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(safety, "_stat", fake_stat)
 
 
 def make_root(
@@ -49,6 +74,9 @@ def make_root(
     (root / "sys/class/block/vda/dev").write_text("254:0\n")
     (root / "sys/class/block/sdb").mkdir()
     (root / "sys/class/block/sdb/dev").write_text("8:16\n")
+    (root / "sys/dev/block").mkdir(parents=True)
+    for number, target in (("259:3", ns / "block/pmem3"), ("254:0", "vda"), ("8:16", "sdb")):
+        (root / "sys/dev/block" / number).symlink_to(root / "sys/class/block" / target)
     return root
 
 
@@ -122,9 +150,10 @@ def _add_stack(root, name, members):
     stack = root / "sys/devices/virtual/block" / name
     (stack / "slaves").mkdir(parents=True)
     (stack / "dev").write_text("9:0\n")
-    for member in members:
-        (stack / "slaves" / member).mkdir()
+    for member in members:  # the kernel's slaves/ entries link to the members' own sysfs dirs
+        (stack / "slaves" / member).symlink_to((root / "sys/class/block" / member).resolve())
     (root / "sys/class/block" / name).symlink_to(stack)
+    (root / "sys/dev/block/9:0").symlink_to(stack)
 
 
 def test_stack_over_emulated_pmem_clears(tmp_path):
