@@ -8,6 +8,7 @@ otherwise skipped with the reason). Every loop device and mount is undone in the
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -24,6 +26,7 @@ from click.testing import CliRunner
 import pmemkit.guest.prepare as prepare_mod
 import pmemkit.guest.safety as safety
 from pmemkit.cli import main
+from pmemkit.guest import GuestError
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mknod, losetup, mount)")
@@ -49,6 +52,20 @@ def mount_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "mnt-pmemkit"
     monkeypatch.setattr(prepare_mod, "MOUNT_ROOT", str(root))
     return root
+
+
+@pytest.fixture
+def tools(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every command pmemkit starts during the test (they still run): refusals must start none."""
+    started: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(argv, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 — subprocess.run's own
+        started.append(list(argv))
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    return started
 
 
 def prepare(*args: str) -> tuple[int, list[str], str]:
@@ -122,7 +139,7 @@ def partition(dev: str, number: int) -> str:
 # --- not block devices: refused before any tool runs -------------------------------------------
 
 
-def test_regular_file_is_refused_and_left_alone(tmp_path, mount_root):
+def test_regular_file_is_refused_and_left_alone(tmp_path, mount_root, tools):
     target = tmp_path / "victim.img"
     target.write_bytes(os.urandom(4096) + bytes(4 * MiB))
     before = digest(target)
@@ -130,55 +147,93 @@ def test_regular_file_is_refused_and_left_alone(tmp_path, mount_root):
     assert_refused(code, err, "block-only")
     assert "regular file" in err[0] and "block device" in err[0]
     assert digest(target) == before
-    assert not mount_root.exists()
+    assert tools == [] and not mount_root.exists()
 
 
-def test_directory_is_refused(tmp_path, mount_root):
+def test_directory_is_refused(tmp_path, mount_root, tools):
+    (tmp_path / "keep").write_text("mine")
     code, err, _ = prepare(str(tmp_path), "--destroy-data", "--force")
     assert_refused(code, err, "block-only")
     assert "directory" in err[0]
+    assert tools == [] and (tmp_path / "keep").read_text() == "mine"
 
 
-def test_dev_null_is_refused(mount_root):
-    code, err, _ = prepare("/dev/null", "--destroy-data", "--force")
+SYSTEM_CHAR_DEVICES = [d for d in ("/dev/null", "/dev/zero", "/dev/full", "/dev/mem") if os.path.exists(d)]
+
+
+@pytest.mark.parametrize("path", SYSTEM_CHAR_DEVICES)
+def test_system_char_devices_are_refused_at_once(mount_root, tools, path):
+    code, err, _ = prepare(path, "--destroy-data", "--force")
     assert_refused(code, err, "block-only")
-    assert "character device 1:3" in err[0]
+    rdev = os.stat(path).st_rdev
+    assert f"character device {os.major(rdev)}:{os.minor(rdev)}" in err[0]
+    assert tools == []
 
 
-def test_nonexistent_path_is_refused(tmp_path, mount_root):
+def test_nonexistent_path_is_refused(tmp_path, mount_root, tools):
     code, err, _ = prepare(str(tmp_path / "no-such-device"), "--destroy-data", "--force")
     assert_refused(code, err, "block-only")
     assert "No such file" in err[0]
+    assert tools == [] and not (tmp_path / "no-such-device").exists()
 
 
 @needs_root
 @pytest.mark.parametrize("minor", [3, 5, 7], ids=["null-copy", "zero-copy", "full-copy"])
-def test_char_device_nodes_are_refused(tmp_path, mount_root, minor):
+def test_char_device_nodes_are_refused(tmp_path, mount_root, tools, minor):
     node = tmp_path / f"chr{minor}"
     os.mknod(node, stat.S_IFCHR | 0o600, os.makedev(1, minor))
     code, err, _ = prepare(str(node), "--destroy-data", "--force")
     assert_refused(code, err, "block-only")
     assert f"character device 1:{minor}" in err[0]
+    assert tools == []
 
 
-@pytest.mark.parametrize("name", ["-V", "--help", "-"])
-def test_option_like_names_are_refused(tmp_path, mount_root, monkeypatch, name):
+@pytest.mark.parametrize("name", ["-V", "--help", "-", "-F"])
+def test_option_like_names_are_refused(tmp_path, mount_root, monkeypatch, tools, name):
     monkeypatch.chdir(tmp_path)
     (tmp_path / name).write_bytes(b"")  # even if a file of that name exists
     code, err, _ = prepare("--destroy-data", "--force", "--", name)
     assert_refused(code, err, "device-name")
+    assert tools == [] and (tmp_path / name).read_bytes() == b""
 
 
-def test_symlink_to_a_regular_file_is_refused_with_what_it_resolves_to(tmp_path, mount_root):
-    target = tmp_path / "victim.img"
-    target.write_bytes(os.urandom(8192))
-    before = digest(target)
-    link = tmp_path / "pmem0"
+def _link_targets(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Link target and the words the refusal must use, for each kind of non-block target."""
+    victim = tmp_path / "victim.img"
+    victim.write_bytes(os.urandom(8192))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    return {
+        "file": (victim, "regular file"),
+        "dir": (folder, "directory"),
+        "dev-null": (Path("/dev/null"), "character device 1:3"),
+        "dangling": (tmp_path / "gone", "No such file"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["file", "dir", "dev-null", "dangling"])
+def test_symlinks_to_non_block_targets_are_refused(tmp_path, mount_root, tools, kind):
+    target, words = _link_targets(tmp_path)[kind]
+    before = digest(target) if target.is_file() else None
+    link = tmp_path / "pmem0"  # the name of a real pmem device: it earns nothing
     link.symlink_to(target)
     code, err, _ = prepare(str(link), "--destroy-data", "--force")
     assert_refused(code, err, "block-only")
-    assert f"resolves to {target}" in err[0]
-    assert digest(target) == before
+    assert str(target) in err[0] and words in err[0]  # the refusal names what the link resolves to
+    assert tools == []
+    if before:
+        assert digest(target) == before
+
+
+def test_link_chain_to_a_regular_file_is_refused(tmp_path, mount_root, tools):
+    victim = tmp_path / "victim.img"
+    victim.write_bytes(b"mine" * 1024)
+    (tmp_path / "hop").symlink_to(victim)
+    (tmp_path / "dev-pmem0").symlink_to(tmp_path / "hop")
+    code, err, _ = prepare(str(tmp_path / "dev-pmem0"), "--destroy-data", "--force")
+    assert_refused(code, err, "block-only")
+    assert f"resolves to {victim}" in err[0]
+    assert tools == [] and victim.read_bytes() == b"mine" * 1024
 
 
 def test_refusal_from_a_subprocess_has_no_traceback(tmp_path):
@@ -193,6 +248,99 @@ def test_refusal_from_a_subprocess_has_no_traceback(tmp_path):
     assert proc.returncode == 7
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert target.read_bytes() == b"x" * 4096
+
+
+# --- stubbed devices: what happens after the clearance, without a real device ------------------
+
+
+def cleared(path: str) -> SimpleNamespace:
+    """A clearance for `path` as safety gives it (fields of safety.Clearance)."""
+    return SimpleNamespace(device=path, rule="user-named", reason="stub", path=path)
+
+
+@pytest.mark.parametrize("code_name", ["EINVAL", "ENOTBLK", "ENOENT"])
+def test_failed_dax_mount_exits_8_and_leaves_no_mount_point(tmp_path, mount_root, monkeypatch, code_name):
+    monkeypatch.setattr(prepare_mod, "mkfs", lambda device, fs, **kw: cleared(device))
+    code = getattr(errno, code_name)
+
+    def refuse(source, target, fstype, options=""):
+        assert os.path.isdir(target)  # the mount point existed while the kernel was asked
+        raise OSError(code, os.strerror(code), target)
+
+    monkeypatch.setattr(prepare_mod, "mount", refuse)
+    status, err, out = prepare("/dev/pmem7", "--destroy-data")
+    assert status == 8, (err, out)
+    assert len(err) == 1 and code_name in err[0] and "/dev/pmem7" in err[0], err
+    assert not mount_root.exists()  # it made MOUNT_ROOT and pmem7-ext4, and removed both
+
+
+def test_failed_dax_mount_keeps_a_mount_root_it_did_not_make(tmp_path, mount_root, monkeypatch):
+    (mount_root / "theirs").mkdir(parents=True)
+    monkeypatch.setattr(prepare_mod, "mkfs", lambda device, fs, **kw: cleared(device))
+
+    def refuse(source, target, fstype, options=""):
+        raise OSError(errno.EINVAL, "Invalid argument", target)
+
+    monkeypatch.setattr(prepare_mod, "mount", refuse)
+    status, err, _ = prepare("/dev/pmem7", "--destroy-data", "--json")
+    assert status == 8, err
+    assert sorted(p.name for p in mount_root.iterdir()) == ["theirs"]
+
+
+def test_successful_mount_is_reported_with_its_mount_point(tmp_path, mount_root, monkeypatch):
+    """The control of the two above: a mount the kernel accepts exits 0 and names where it is."""
+    monkeypatch.setattr(prepare_mod, "mkfs", lambda device, fs, **kw: cleared(device))
+    monkeypatch.setattr(prepare_mod, "mount", lambda *a, **kw: None)
+    monkeypatch.setattr(prepare_mod, "files_are_dax", lambda d: True)
+    status, err, out = prepare("/dev/pmem7", "--destroy-data")
+    assert status == 0, err
+    assert str(mount_root / "pmem7-ext4") in out and "dax-mount ok" in out
+    assert sorted(p.name for p in mount_root.iterdir()) == ["pmem7-ext4"]
+
+
+def test_xfs_without_mkfs_xfs_stubbed_is_one_line_exit_4(tmp_path, mount_root, monkeypatch):
+    monkeypatch.setattr(prepare_mod, "clear_for_destruction", lambda device, **kw: cleared(device))
+    monkeypatch.setattr(prepare_mod, "_still_block_node", lambda c: c.path, raising=False)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    status, err, _ = prepare("/dev/pmem7", "--fs", "xfs", "--destroy-data")
+    assert status == 4 and len(err) == 1, err
+    assert err[0] == "pmemkit: error: mkfs.xfs is not installed: install xfsprogs"
+    assert not mount_root.exists()
+
+
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
+def test_mkfs_gets_double_dash_then_the_checked_node(monkeypatch, fs):
+    seen: list[list[str]] = []
+    monkeypatch.setattr(prepare_mod, "clear_for_destruction", lambda device, **kw: cleared("/dev/pmem7"))
+    monkeypatch.setattr(prepare_mod, "_still_block_node", lambda c: c.path, raising=False)
+    monkeypatch.setattr(prepare_mod, "_run", lambda argv, *a, **kw: seen.append(argv) or "")
+    prepare_mod.mkfs("/tmp/link-to-pmem7", fs)
+    assert seen == [[f"mkfs.{fs}", *seen[0][1:-2], "--", "/dev/pmem7"]]
+
+
+def test_mkfs_refuses_a_node_swapped_after_the_check(tmp_path, monkeypatch):
+    """Between the clearance and mkfs the path must still be the block node that was checked."""
+    swapped = tmp_path / "was-a-disk"
+    swapped.write_bytes(b"mine")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(prepare_mod, "clear_for_destruction", lambda device, **kw: cleared(str(swapped)))
+    monkeypatch.setattr(prepare_mod, "_run", lambda argv, *a, **kw: ran.append(argv) or "")
+    with pytest.raises(safety.SafetyError, match="block-only.*changed after it was checked"):
+        prepare_mod.mkfs(str(swapped), "ext4")
+    assert ran == [] and swapped.read_bytes() == b"mine"
+
+
+def test_run_names_the_package_of_a_missing_tool(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(safety.ToolMissing, match="^mkfs.ext4 is not installed: install e2fsprogs$"):
+        prepare_mod._run(["mkfs.ext4", "-V"])
+
+
+def test_run_turns_a_hang_into_one_guest_error(tmp_path):
+    with pytest.raises(GuestError, match="did not finish within 1 s"):
+        prepare_mod._run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=1)
 
 
 # --- real block devices (loop) -----------------------------------------------------------------
@@ -312,6 +460,16 @@ def fake_vm_root(tmp_path: Path) -> Path:
     (root / "sys/class/block/pmem0").symlink_to(ns / "block/pmem0")
     (root / "sys/dev/block").mkdir(parents=True)
     (root / "sys/dev/block/259:0").symlink_to(ns / "block/pmem0")
+    # and device-dax dax1.0 on a QEMU NVDIMM (ACPI.NFIT bus), where the kernel places it
+    nfit = root / "sys/devices/LNXSYSTM:00/ACPI0012:00/ndbus1"
+    dax = nfit / "region1/dax1.0/dax1.0"
+    dax.mkdir(parents=True)
+    (nfit / "provider").write_text("ACPI.NFIT\n")
+    (dax / "dev").write_text("252:0\n")
+    (root / "sys/class/dax").mkdir(parents=True)
+    (root / "sys/class/dax/dax1.0").symlink_to(dax)
+    (root / "sys/dev/char").mkdir(parents=True)
+    (root / "sys/dev/char/252:0").symlink_to(dax)
     return root
 
 
@@ -339,3 +497,26 @@ def test_in_vm_a_block_node_named_pmem0_is_judged_by_its_device_number(tmp_path,
     (root / "sys/dev/block" / number).symlink_to(Path("/sys/dev/block") / number)
     with pytest.raises(safety.SafetyError, match=rf"pmem-only.*calls it {os.path.basename(dev)}"):
         safety.clear_for_destruction(str(spoof), root=root)
+
+
+@needs_root
+def test_in_vm_a_char_node_named_like_devdax_is_judged_by_its_device_number(tmp_path):
+    root = fake_vm_root(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    spoof = scratch / "dax1.0"  # the name of the VM's device-dax, the device number of /dev/null
+    os.mknod(spoof, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    (root / "sys/dev/char/1:3").symlink_to("/sys/dev/char/1:3")
+    with pytest.raises(safety.SafetyError, match="pmem-only.*calls it null"):
+        safety.clear_for_destruction(str(spoof), root=root)
+
+
+def test_in_vm_a_regular_file_named_like_devdax_is_refused(tmp_path):
+    root = fake_vm_root(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    spoof = scratch / "dax1.0"
+    spoof.write_bytes(b"precious")
+    with pytest.raises(safety.SafetyError, match="block-only.*regular file"):
+        safety.clear_for_destruction(str(spoof), root=root)
+    assert spoof.read_bytes() == b"precious"
