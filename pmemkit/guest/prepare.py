@@ -204,13 +204,20 @@ def mkfs(device: str, fs: str, *, destroy_data: bool = False, force: bool = Fals
 
 
 def _still_block_node(clearance: Clearance) -> str:
-    """The cleared path, provided it is still a block device (nothing swapped in since the check)."""
+    """The cleared path, provided it is still the block device that was checked (same device
+    number, no link swapped in since)."""
     path = clearance.path or clearance.device
     try:
-        is_block = stat.S_ISBLK(os.stat(path).st_mode)
+        st = os.stat(path)
     except OSError:
-        is_block = False
-    if not is_block or os.path.realpath(path) != path:
+        st = None
+    same = (
+        st is not None
+        and stat.S_ISBLK(st.st_mode)
+        and os.path.realpath(path) == path
+        and (clearance.rdev is None or st.st_rdev == clearance.rdev)
+    )
+    if not same:
         raise SafetyError(
             f"refused {clearance.device}: rule 'block-only' — {path} changed after it was checked"
         )

@@ -56,13 +56,15 @@ class ToolMissing(GuestError):
 class Clearance:
     """Proof that a device may be overwritten, and which rule granted it (kept in provenance).
 
-    `path` is the node that was checked, links resolved: the only path tools may be given.
+    `path` is the node that was checked, links resolved: the only path tools may be given;
+    `rdev` its device number, so a later step can see the node is still the one checked.
     """
 
     device: str
     rule: str
     reason: str
     path: str = ""
+    rdev: int | None = None
 
 
 @dataclass(frozen=True)
@@ -376,7 +378,7 @@ def clear_for_destruction(
             _check_not_busy(device, node)
     if in_vm:
         reason = _emulated_reason(device, node.kind, sysdir, root)
-        return Clearance(device, "pmemkit-vm", f"inside pmemkit's VM; {reason}", node.path)
+        return Clearance(device, "pmemkit-vm", f"inside pmemkit's VM; {reason}", node.path, node.rdev)
     if not destroy_data:
         raise _refuse(
             device,
@@ -391,8 +393,9 @@ def clear_for_destruction(
     return Clearance(
         device,
         "user-named",
-        "named with --device --destroy-data" + (" --force" if force else ""),
+        "named on the command line with --destroy-data" + (" --force" if force else ""),
         node.path,
+        node.rdev,
     )
 
 

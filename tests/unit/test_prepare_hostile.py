@@ -332,6 +332,24 @@ def test_mkfs_refuses_a_node_swapped_after_the_check(tmp_path, monkeypatch):
     assert ran == [] and swapped.read_bytes() == b"mine"
 
 
+@needs_root
+def test_mkfs_refuses_a_block_node_whose_device_number_changed(tmp_path, monkeypatch):
+    """The same path, still a block device, but no longer the device that was checked."""
+    node = tmp_path / "disk"
+    os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(7, 250))
+    ran: list[list[str]] = []
+    monkeypatch.setattr(prepare_mod, "_run", lambda argv, *a, **kw: ran.append(argv) or "")
+    checked = safety.Clearance(str(node), "user-named", "stub", str(node), os.makedev(7, 251))
+    monkeypatch.setattr(prepare_mod, "clear_for_destruction", lambda device, **kw: checked)
+    with pytest.raises(safety.SafetyError, match="changed after it was checked"):
+        prepare_mod.mkfs(str(node), "ext4")
+    assert ran == []
+    same = safety.Clearance(str(node), "user-named", "stub", str(node), os.makedev(7, 250))
+    monkeypatch.setattr(prepare_mod, "clear_for_destruction", lambda device, **kw: same)
+    prepare_mod.mkfs(str(node), "ext4")  # the control: unchanged, so mkfs is run (stubbed here)
+    assert ran and ran[0][-2:] == ["--", str(node)]
+
+
 def test_run_names_the_package_of_a_missing_tool(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(safety.ToolMissing, match="^mkfs.ext4 is not installed: install e2fsprogs$"):
