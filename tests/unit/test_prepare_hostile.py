@@ -16,9 +16,10 @@ import stat
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -60,7 +61,7 @@ def tools(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     started: list[list[str]] = []
     real_run = subprocess.run
 
-    def recording_run(argv, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 — subprocess.run's own
+    def recording_run(argv: list[str], *args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         started.append(list(argv))
         return real_run(argv, *args, **kwargs)
 
@@ -86,7 +87,7 @@ def run(*argv: str) -> str:
 
 
 @pytest.fixture
-def loop(tmp_path: Path) -> Iterator[callable]:
+def loop(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
     """`loop(backing)` attaches a loop device (with partition scan); all are detached at the end."""
     attached: list[str] = []
 
