@@ -1,7 +1,7 @@
 """The guard in front of every destructive step: prove what a device is before anything touches it.
 
 pmemkit formats, namespaces and overwrites devices. Nothing destructive runs unless this module
-clears the device (DESIGN.md, "Safety rules"). A device is identified by what the kernel says it
+clears the device (README.md, "Safety"). A device is identified by what the kernel says it
 is, never by its name: the path is resolved through every link, the node must be a block device
 (a device-dax character device only inside pmemkit's VM), and its device number leads to
 /sys/dev/{block,char}/MAJ:MIN, where the nd bus, region and namespace are read. Then:
