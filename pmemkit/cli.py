@@ -426,13 +426,20 @@ def prepare(device: str, fs: str, destroy_data: bool, force: bool, as_json: bool
 
     Inside pmemkit's VM only emulated pmem qualifies; elsewhere only a DEVICE you name with
     --destroy-data, never a mounted one, and never one with data on it unless --force too.
+    A failed DAX mount exits 8 (the filesystem stays made, nothing stays mounted).
     """
     from pmemkit.guest.prepare import mkfs, mount_dax
+    from pmemkit.guest.safety import ToolMissing
+    from pmemkit.vm.errors import HostToolMissing
 
-    clearance = mkfs(device, fs, destroy_data=destroy_data, force=force)
-    result = mount_dax(device, fs)
+    try:
+        clearance = mkfs(device, fs, destroy_data=destroy_data, force=force)
+    except ToolMissing as exc:
+        fail(str(exc), HostToolMissing.exit_code)
+    result = mount_dax(clearance.path, fs)  # the node safety checked, links resolved
     info = {
         "device": device,
+        "path": clearance.path,
         "fs": fs,
         "clearance": clearance.rule,
         "outcome": result.outcome,
@@ -440,9 +447,15 @@ def prepare(device: str, fs: str, destroy_data: bool, force: bool, as_json: bool
         "detail": result.detail,
         "kernel_messages": result.messages,
     }
-    click.echo(
-        json.dumps(info, indent=2) if as_json else f"{device}: dax-mount {result.outcome} — {result.detail}"
-    )
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    if result.mountpoint is None:
+        fail(
+            f"{clearance.path}: formatted {fs}, but the dax mount failed: {result.outcome} — {result.detail}",
+            EXIT_GUEST_ERROR,
+        )
+    if not as_json:
+        click.echo(f"{device}: dax-mount {result.outcome} at {result.mountpoint} — {result.detail}")
 
 
 @main.command("guest-run", hidden=True)
