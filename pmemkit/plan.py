@@ -7,12 +7,14 @@ directory is exactly `Plan.to_dict()`.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pmemkit.rundir import write_atomic
 from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError
+
+__all__ = ["Plan", "write_atomic"]
 
 
 @dataclass
@@ -67,17 +69,3 @@ class Plan:
     @classmethod
     def read(cls, path: Path) -> Plan:
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        try:
-            os.fsync(f.fileno())
-        except OSError:
-            pass
-    tmp.replace(path)
