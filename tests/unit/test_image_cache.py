@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import pmemkit.vm.image as image
+import pmemkit.vm.kernel_apt as kernel_apt
 import pmemkit.vm.kernels as kernels
 from pmemkit.cli import main
 from pmemkit.vm.errors import ImageBuildError
@@ -91,7 +92,7 @@ def recipe(tmp_path, monkeypatch, state):
 
 def _fake_resolve(series, refresh=False, progress=print):
     release = {"6.1": "6.1.0-test", "6.12": "6.12.0-test"}[series]
-    return kernels.Resolution(
+    return kernel_apt.Resolution(
         series, release, (f"linux-image-{release}=1",), ("x",), ("http://m",), Path("/nonexistent")
     )
 
@@ -177,6 +178,7 @@ DRIVER = """
 import sys
 from pathlib import Path
 import pmemkit.vm.image as image
+import pmemkit.vm.kernel_apt as kernel_apt
 import pmemkit.vm.kernels as kernels
 from pmemkit.cli import main
 image.recipe_dir = lambda: Path(sys.argv[1])

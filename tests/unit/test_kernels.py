@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import pmemkit.vm.kernel_apt as kernel_apt
 import pmemkit.vm.kernels as kernels
 from pmemkit.cli import main
 from pmemkit.vm import kernel_config
@@ -74,7 +75,7 @@ def fake_apt(answers: dict[str, str], calls: list[list[str]]):
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PMEMKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(kernels, "mirror_for", lambda suite: "http://mirror.example/debian")
+    monkeypatch.setattr(kernel_apt, "mirror_for", lambda suite: "http://mirror.example/debian")
     return tmp_path / "cache"
 
 
@@ -85,7 +86,7 @@ def test_73_resolves_to_the_split_packages_with_exact_versions(cache):
         "show linux-image-amd64=7.3.4-1~bpo13+1": SHOW_META_73,
         "show linux-image-7.3.4+deb13-amd64=7.3.4-1~bpo13+1": SHOW_IMAGE_73,
     }
-    res = kernels.resolve("7.3", run=fake_apt(answers, calls), progress=lambda m: None)
+    res = kernel_apt.resolve("7.3", run=fake_apt(answers, calls), progress=lambda m: None)
     assert res.release == "7.3.4+deb13-amd64"
     assert res.packages == (
         "linux-image-7.3.4+deb13-amd64=7.3.4-1~bpo13+1",
@@ -108,9 +109,9 @@ def test_510_is_one_package_and_warm_lists_are_not_fetched_again(cache):
         "show linux-image-5.10.0-46-amd64=5.10.262-1": SHOW_IMAGE_510,
     }
     first: list[list[str]] = []
-    kernels.resolve("5.10", run=fake_apt(answers, first), progress=lambda m: None)
+    kernel_apt.resolve("5.10", run=fake_apt(answers, first), progress=lambda m: None)
     again: list[list[str]] = []
-    res = kernels.resolve("5.10", run=fake_apt(answers, again), progress=lambda m: None)
+    res = kernel_apt.resolve("5.10", run=fake_apt(answers, again), progress=lambda m: None)
     assert res.packages == ("linux-image-5.10.0-46-amd64=5.10.262-1",) and res.release == "5.10.0-46-amd64"
     assert first[0][-1] == "update" and all(argv[-1] != "update" for argv in again)
     assert res.suites == ("bullseye", "bullseye-security")
@@ -122,15 +123,15 @@ def test_a_suite_that_moved_on_is_refused_not_booted_under_the_wrong_name(cache)
         "show linux-image-amd64=7.2.13-1": SHOW_META_73.split("\n\n")[1],
     }
     with pytest.raises(ImageBuildError, match="carries kernel 7.2.13"):
-        kernels.resolve("7.3", run=fake_apt(answers, []), progress=lambda m: None)
+        kernel_apt.resolve("7.3", run=fake_apt(answers, []), progress=lambda m: None)
 
 
 def test_parse_depends_keeps_alternatives_and_exact_versions():
-    deps = kernels.parse_depends(SHOW_IMAGE_73)
+    deps = kernel_apt.parse_depends(SHOW_IMAGE_73)
     assert ("dracut", None) in deps and ("linux-initramfs-tool", None) in deps
     assert ("linux-binary-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1") in deps
-    assert kernels.split_packages(kernels.parse_depends(SHOW_IMAGE_510), "5.10.0-46-amd64") == []
-    assert kernels.parse_candidate("  Candidate: (none)\n") is None
+    assert kernel_apt.split_packages(kernel_apt.parse_depends(SHOW_IMAGE_510), "5.10.0-46-amd64") == []
+    assert kernel_apt.parse_candidate("  Candidate: (none)\n") is None
 
 
 @pytest.mark.parametrize("value", ["5.10", "6.1", "6.12", "7.3", "latest", "LATEST"])
@@ -323,7 +324,7 @@ def test_old_lists_that_cannot_be_refreshed_are_kept_with_a_warning(cache):
         "show linux-image-amd64=5.10.262-1": SHOW_META_510,
         "show linux-image-5.10.0-46-amd64=5.10.262-1": SHOW_IMAGE_510,
     }
-    kernels.resolve("5.10", run=fake_apt(answers, []), progress=lambda m: None)
+    kernel_apt.resolve("5.10", run=fake_apt(answers, []), progress=lambda m: None)
     (lists,) = (cache / "apt" / "5.10" / "lists").glob("*_Packages")
     os.utime(lists, (1, 1))  # fetched in 1970
 
@@ -333,11 +334,11 @@ def test_old_lists_that_cannot_be_refreshed_are_kept_with_a_warning(cache):
         return answers[" ".join(argv[3:])]
 
     messages: list[str] = []
-    res = kernels.resolve("5.10", run=offline, progress=messages.append)
+    res = kernel_apt.resolve("5.10", run=offline, progress=messages.append)
     assert res.release == "5.10.0-46-amd64"
     assert any(m.startswith("warning: keeping") and "Temporary failure" in m for m in messages)
     with pytest.raises(ImageBuildError, match="Temporary failure"):
-        kernels.resolve("5.10", refresh=True, run=offline, progress=messages.append)
+        kernel_apt.resolve("5.10", refresh=True, run=offline, progress=messages.append)
 
 
 # --- build-kernel.py's pure helpers: renamed, built-in and split-package kernels -----------------
