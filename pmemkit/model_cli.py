@@ -396,10 +396,10 @@ def size_cmd(
     """What the struct page array of one namespace costs, and where.
 
     struct page is 64 B per 4 KiB page: 1.5625 % of the namespace (16 GiB per TiB). map=mem
-    takes it from DRAM when the namespace is enabled (watch MemTotal drop); map=dev reserves
+    takes it from DRAM when the namespace is enabled (watch MemFree drop; MemTotal stays); map=dev reserves
     MAX_STRUCT_PAGE_SIZE per page (128 B on early 6.1) at the start of the namespace per
     nd_pfn_init(), so the data starts later and less is usable. A raw memmap= namespace pays in
-    DRAM with no info block; devdax map=mem on >= 5.17 shares tail vmemmap pages.
+    DRAM with no info block; devdax map=mem on >= 5.19 shares tail vmemmap pages.
     """
     report = memmap_size(kernel, mode, parse_size(size_text), map_, _size(align), source, force_raw)
     if as_json:
@@ -418,7 +418,7 @@ def size_cmd(
         )
     click.echo(f"data offset: {_human(report.data_offset_bytes)}")
     click.echo(f"usable:      {_human(report.usable_bytes)}")
-    click.echo(f"DRAM cost:   {_human(report.dram_bytes)}")
+    click.echo(f"DRAM cost:   {_human(report.dram_bytes)} (MemFree drop)")
     if report.vmemmap_dedup_saved_bytes:
         click.echo(f"vmemmap dedup saves: {_human(report.vmemmap_dedup_saved_bytes)}")
     for note in report.notes:
