@@ -23,6 +23,8 @@ from pmemkit.model import (
     render_text,
     rule_by_name,
 )
+from pmemkit.model import diff as model_diff
+from pmemkit.model.kernel import extrapolation_warning, is_extrapolated, parse_kernel
 from pmemkit.model.rules import MODEL_OPERATIONS, SEED, STACKS, Rule
 from pmemkit.scenario import MODES, SOURCES, Scenario, ScenarioError, parse_size
 
@@ -155,6 +157,14 @@ def _scenario(
     )
 
 
+def _warn_if_extrapolated(*kernels: str) -> None:
+    """Text output only: one warning line per kernel newer than the newest the model knows."""
+    for text in kernels:
+        kernel = parse_kernel(text)
+        if is_extrapolated(kernel):
+            click.echo(extrapolation_warning(kernel))
+
+
 def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
@@ -180,6 +190,7 @@ def model() -> None:
       pmemkit model table   --kernel 6.12 --markdown
       pmemkit model table   --kernel 6.1 --stack dm-linear
       pmemkit model size    --kernel 6.1.150 --mode fsdax --map dev --size 16GiB
+      pmemkit model diff    --from 6.1 --to 7.3 --markdown
     """
 
 
@@ -217,6 +228,7 @@ def predict_cmd(
     if as_json:
         _emit_json(p.to_dict())
         return
+    _warn_if_extrapolated(kernel)
     click.echo(f"{p.outcome}    {operation} on {_label(p.scenario, stack)}, kernel {kernel}")
     where = f"in {p.memmap_location}" if p.struct_page else "none"
     members = " (of the member devices)" if stack != "none" else ""
@@ -285,6 +297,7 @@ def explain_cmd(
                 "stack": stack,
                 "operation": operation,
                 "outcome": outcome,
+                "extrapolated": is_extrapolated(chain.kernel),
                 "seed": SEED,
                 "steps": [
                     {
@@ -302,6 +315,7 @@ def explain_cmd(
             }
         )
         return
+    _warn_if_extrapolated(kernel)
     click.echo(f"{operation} on {_label(chain.scenario, stack)}, kernel {kernel}: {outcome}\n")
     for n, (question, rule) in enumerate(steps, 1):
         click.echo("\n".join(_rule_block(f"{n}. {question}", rule, rule.answer)))
@@ -339,6 +353,8 @@ def table_cmd(kernel: str, fs: str, as_json: bool, markdown: bool, stack: str) -
     if as_json and markdown:
         fail("--json and --markdown exclude each other: pick one")
     table = build_table(kernel, fs, stack)
+    if not as_json:
+        _warn_if_extrapolated(kernel)
     click.echo(render_json(table) if as_json else render_markdown(table) if markdown else render_text(table))
 
 
@@ -405,6 +421,7 @@ def size_cmd(
     if as_json:
         _emit_json(report.to_dict())
         return
+    _warn_if_extrapolated(kernel)
     label = " ".join(x for x in (source, mode, f"map={report.map}" if report.map else "") if x)
     click.echo(
         f"kernel {kernel}, {label}, size {_human(report.size_bytes)}, align {_human(report.align_bytes)}"
@@ -423,3 +440,37 @@ def size_cmd(
         click.echo(f"vmemmap dedup saves: {_human(report.vmemmap_dedup_saved_bytes)}")
     for note in report.notes:
         click.echo(f"note: {note}")
+
+
+@model.command(name="diff")
+@click.option("--from", "old", required=True, help="The kernel you have, e.g. 6.1. " + KERNEL_HELP)
+@click.option("--to", "new", required=True, help="The kernel you move to, e.g. 7.3.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON: every change with both rules and the sources."
+)
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option(
+    "--all",
+    "all_rules",
+    is_flag=True,
+    help="Also list cells that keep their outcome but are decided by another rule.",
+)
+@stack_option
+@one_line_errors
+def diff_cmd(old: str, new: str, as_json: bool, markdown: bool, all_rules: bool, stack: str) -> None:
+    """Every prediction that changes between two kernels, with the rule and source behind it.
+
+    Asks both kernels every operation on every table column (fsdax map=mem/dev, devdax, raw
+    NFIT/memmap=/virtio-pmem, sector) under ext4 and xfs, and on the baselines (anonymous
+    memory, the root disk's page cache, the page-less /dev/mem control). A cell changes when its
+    outcome or its struct page answer differs; "changed by" is the newer kernel's rule that makes
+    the difference, with its kernel range and sources.
+    """
+    if as_json and markdown:
+        fail("--json and --markdown exclude each other: pick one")
+    result = model_diff.diff(old, new, stack, all_rules)
+    if as_json:
+        click.echo(model_diff.render_json(result))
+        return
+    _warn_if_extrapolated(old, new)
+    click.echo(model_diff.render_markdown(result) if markdown else model_diff.render_text(result))

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pmemkit.model.errors import ModelError
-from pmemkit.model.kernel import Kernel, KernelRange, parse_kernel
+from pmemkit.model.kernel import Kernel, KernelRange, is_extrapolated, parse_kernel
 from pmemkit.model.predict import TWO_MIB, backing, check_align
 from pmemkit.scenario import Scenario
 
@@ -95,6 +95,7 @@ class SizeReport:
     usable_bytes: int
     dram_bytes: int  # expected MemFree drop when the namespace is enabled (MemTotal is unchanged)
     vmemmap_dedup_saved_bytes: int = 0
+    extrapolated: bool = False  # kernel newer than the newest the model knows (kernel.NEWEST)
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -140,6 +141,7 @@ def memmap_size(
         data_offset_bytes=0,
         usable_bytes=size,
         dram_bytes=0,
+        extrapolated=is_extrapolated(k),
         sources=list(chain.struct_page.sources) if chain.struct_page else [],
     )
     if mode in ("fsdax", "devdax"):
