@@ -99,14 +99,30 @@ def _scenarios(kernel: str) -> list[tuple[str, Scenario]]:
     return out
 
 
-def _chain_rules(chain: Chain, op_rule: Rule) -> list[Rule]:
-    return [*chain.rules(), op_rule]
+def _steps(chain: Chain, op_rule: Rule) -> list[Rule | None]:
+    """The chain's rules step by step (available, struct-page, fs-dax, stack-dax, operation)."""
+    return [chain.available, chain.struct_page, chain.fs_dax, chain.stack_dax, op_rule]
 
 
-def _changed_by(old: list[Rule], new: list[Rule]) -> list[Rule]:
-    """The rules of the newer chain that the older chain does not have, first the deepest cause."""
-    names = {r.name for r in old}
-    return [rule for rule in new if rule.name not in names] or [new[-1]]
+def _changed_by(old: list[Rule | None], new: list[Rule | None]) -> list[Rule]:
+    """The newer chain's rules that differ, causes first.
+
+    A step whose answer changed (fs-dax pageless -> none) is a cause; a step decided by another
+    rule with the same answer (devdax refcounting in 6.15) is listed after the operation's rule.
+    """
+    causes, operation, same_answer = [], [], []
+    last = len(new) - 1
+    for n, (a, b) in enumerate(zip(old, new, strict=True)):
+        if b is None or (a is not None and a.name == b.name):
+            continue
+        if n == last:
+            operation.append(b)
+        elif a is None or a.answer != b.answer:
+            causes.append(b)
+        else:
+            same_answer.append(b)
+    found = causes + operation + same_answer
+    return found or [r for r in new if r is not None][-1:]
 
 
 def _stack_for(scenario: Scenario, stack: str) -> str:
@@ -131,7 +147,7 @@ def diff(old: str, new: str, stack: str = "none", all_rules: bool = False) -> Di
                 continue
             r_old = decide_operation(c_old, resolve(s_old, op)[1])
             r_new = decide_operation(c_new, resolve(s_new, op)[1])
-            by = _changed_by(_chain_rules(c_old, r_old), _chain_rules(c_new, r_new))
+            by = _changed_by(_steps(c_old, r_old), _steps(c_new, r_new))
             change = Change(
                 label + (f", {st}" if st != "none" else ""), op, p_old, p_new, by[0], tuple(by[1:])
             )

@@ -37,12 +37,22 @@ from functools import lru_cache
 from pmemkit.model.errors import ModelError
 from pmemkit.model.kernel import Kernel, is_extrapolated, parse_kernel
 from pmemkit.model.operations import canonical
-from pmemkit.model.rules import BASELINE_MODES, EXTRA_SOURCES, MODEL_OPERATIONS, SEED, STACKS, Rule, decide
+from pmemkit.model.rules import (
+    BASELINE_MODES,
+    EXTRA_MODES,
+    EXTRA_SOURCES,
+    MODEL_OPERATIONS,
+    SEED,
+    STACKS,
+    Rule,
+    decide,
+)
 from pmemkit.scenario import FILESYSTEMS, MAPS, MODES, SOURCES, Prediction, Scenario
 
 TWO_MIB = 2 << 20
 SECTION = 128 << 20  # x86-64 memory section before sub-section hotplug (5.3)
 MODEL_SOURCES = SOURCES + EXTRA_SOURCES
+MODEL_MODES = MODES + EXTRA_MODES
 #: What each mapping kind is called in reports (per-kind counts of the model-vs-kernel join).
 KINDS = {
     "pages": "DAX",
@@ -75,9 +85,9 @@ def normalize(scenario: Scenario) -> Scenario:
         return _normalize_baseline(scenario)
     if scenario.source not in MODEL_SOURCES:
         raise ModelError(f"unknown pmem source {scenario.source!r}: use one of {', '.join(MODEL_SOURCES)}")
-    if scenario.mode not in MODES:
+    if scenario.mode not in MODEL_MODES:
         raise ModelError(
-            f"unknown namespace mode {scenario.mode!r}: use one of {', '.join(MODES + BASELINE_MODES)}"
+            f"unknown namespace mode {scenario.mode!r}: use one of {', '.join(MODEL_MODES + BASELINE_MODES)}"
         )
     map_ = scenario.map
     if scenario.mode in ("fsdax", "devdax"):

@@ -75,6 +75,9 @@ STACKED = MD + DM
 BASELINE_MODES = ("anonymous", "pagecache", "devmem")
 #: Sources the model knows beyond pmemkit.scenario.SOURCES (kernels pmemkit cannot yet emulate).
 EXTRA_SOURCES = ("ramdax",)
+#: Modes the model knows beyond pmemkit.scenario.MODES: `kmem` is a devdax namespace handed to
+#: the page allocator as System RAM (daxctl reconfigure-device --mode=system-ram, dax/kmem).
+EXTRA_MODES = ("kmem",)
 
 #: The mapping-kind suffixes the experiments put in operation names (odirect-read-into-anon, ...).
 MAPPING_FAMILIES = ("odirect-read-into", "odirect-write-from", "buffered-read-into", "odirect-latency")
@@ -115,7 +118,7 @@ NEEDS_MOUNT = tuple(op for op in MODEL_OPERATIONS if op not in ("dax-mount", "st
 #: Fact names a rule's `when` may test, with their possible values.
 FACTS: dict[str, tuple[object, ...]] = {
     "source": ("memmap", "nvdimm", "virtio-pmem", "baseline", "ramdax"),
-    "mode": ("raw", "fsdax", "devdax", "sector", *BASELINE_MODES),
+    "mode": ("raw", "fsdax", "devdax", "sector", *EXTRA_MODES, *BASELINE_MODES),
     "baseline": (True, False),
     "reflink": (True, False),
     "aligned_128m": (True, False),
@@ -301,6 +304,16 @@ RULES: tuple[Rule, ...] = (
         mode="devdax",
     ),
     R(
+        "kmem-5.1",
+        "available",
+        "no",
+        "dax/kmem (a device-DAX namespace onlined as System RAM) arrived in 5.1.",
+        "commit c221c0b0308f 'device-dax: \"Hotplug\" persistent memory for use like normal RAM' (5.1)",
+        "drivers/dax/kmem.c dev_dax_kmem_probe()",
+        before="5.1",
+        mode="kmem",
+    ),
+    R(
         "virtio-pmem-5.3",
         "available",
         "no",
@@ -363,7 +376,7 @@ RULES: tuple[Rule, ...] = (
         "drivers/dax/device.c (character device only)",
         "drivers/md/dm-table.c dm_get_device() (lookup_bdev: block devices only)",
         stack=STACKED,
-        mode="devdax",
+        mode=("devdax", "kmem"),
     ),
     R(
         "available",
@@ -413,6 +426,18 @@ RULES: tuple[Rule, ...] = (
         SHOULD_MAP + ": not for BTT",
         SEED,
         mode="sector",
+    ),
+    R(
+        "kmem-hotplug-memmap",
+        "struct-page",
+        "dram",
+        "dax/kmem onlines the range with add_memory_driver_managed(): memory hotplug builds its "
+        "memmap in DRAM like any hot-added RAM (unless memmap_on_memory, off by default, puts it "
+        "in the range itself). Inferred from the source, to be confirmed.",
+        "drivers/dax/kmem.c dev_dax_kmem_probe() add_memory_driver_managed()",
+        "mm/memory_hotplug.c add_memory_resource(), memmap_on_memory (default off)",
+        status="I",
+        mode="kmem",
     ),
     R(
         "pfn-map-dev",
@@ -515,6 +540,32 @@ RULES: tuple[Rule, ...] = (
         mode="devmem",
     ),
     R(
+        "kmem-system-ram",
+        "fs-dax",
+        "anonymous",
+        "With dax/kmem the pmem is System RAM: the page allocator hands it out as ordinary "
+        "anonymous and page-cache pages, with struct page, never as a DAX mapping (no /dev/daxX.Y "
+        "left to map). Operations behave as on anonymous memory. Inferred from the source, to be "
+        "confirmed.",
+        "drivers/dax/kmem.c (IORESOURCE_SYSTEM_RAM, 'System RAM (kmem)')",
+        "Documentation/ABI/testing/sysfs-bus-dax, daxctl reconfigure-device --mode=system-ram",
+        status="I",
+        mode="kmem",
+    ),
+    R(
+        "devdax-chardev-refcounted-6.15",
+        "fs-dax",
+        "chardev",
+        "From 6.15 DAX pages are refcounted like ordinary folios (Alistair Popple, 'fs/dax: "
+        "properly refcount fs dax pages'; device-DAX maps with vmf_insert_folio_*): device-DAX "
+        "behaves as before, now with normal page references. Version inferred, to be confirmed.",
+        "drivers/dax/device.c dax_mmap(), vmf_insert_folio_pmd() (6.15)",
+        "Alistair Popple, 'fs/dax: properly refcount fs dax pages' series (6.15)",
+        status="I",
+        since="6.15",
+        mode="devdax",
+    ),
+    R(
         "devdax-chardev",
         "fs-dax",
         "chardev",
@@ -577,8 +628,8 @@ RULES: tuple[Rule, ...] = (
         "dax-with-pages-no-pfn-t",
         "fs-dax",
         "pages",
-        "Around 6.17 pfn_t, PFN_DEV/PFN_MAP and the devmap page-table bits were removed: DAX "
-        "pages are plain ZONE_DEVICE folios, so struct page is now the only way DAX works. "
+        "Around 6.17 pfn_t, PFN_DEV/PFN_MAP, FS_DAX_LIMITED and the devmap page-table bits were "
+        "removed: DAX pages are plain ZONE_DEVICE folios, so struct page is now the only way DAX works. "
         "Behaviour unchanged; version inferred, to be confirmed by the VM.",
         "drivers/nvdimm/pmem.c pmem_attach_disk() (BLK_FEAT_DAX)",
         "reference/kernel-page-backing.md timeline ~6.17 (pfn_t removal)",
@@ -703,6 +754,15 @@ RULES: tuple[Rule, ...] = (
         "io_uring arrived in 5.1; io_uring_setup() does not exist before.",
         "commit 'Add io_uring IO interface' (5.1)",
         before="5.1",
+    ),
+    R(
+        "mount-kmem",
+        ("dax-mount", "stack-copy", *D2D_BLOCKDEV, *D2D_FILES),
+        "n/a",
+        "A namespace onlined as System RAM (dax/kmem) has no block device and no character device "
+        "left: nothing to mount or copy device to device.",
+        "drivers/dax/kmem.c",
+        mode="kmem",
     ),
     R(
         "mount-chardev",
@@ -1071,9 +1131,12 @@ RULES: tuple[Rule, ...] = (
         "pmd-before-4.5",
         "pmd-fault",
         "fallback",
-        "DAX PMD mappings arrived with pfn_t in 4.5; before, faults were 4 KiB; inferred, to be "
-        "confirmed by the VM.",
-        "fs/dax.c dax_pmd_fault (4.5)",
+        "Before 4.5 filesystem DAX took 4 KiB faults: ee82c9ed41e8 'dax: disable pmd mappings' "
+        "(4.4-rc, stable) made FS_DAX_PMD depend on BROKEN because GUP, fork and THP paths took "
+        "DAX PMDs for pages with struct page; 5c7fb56e5e3f ('mm, dax: dax-pmd vs thp-pmd vs "
+        "hugetlbfs-pmd', 4.5) made them work with the devmap bit. Inferred, to be confirmed.",
+        "commit ee82c9ed41e8 'dax: disable pmd mappings' (4.4-rc, stable)",
+        "commit 5c7fb56e5e3f 'mm, dax: dax-pmd vs thp-pmd vs hugetlbfs-pmd' (4.5)",
         status="I",
         before="4.5",
     ),
@@ -1081,13 +1144,14 @@ RULES: tuple[Rule, ...] = (
         "pmd-fsdax-broken",
         "pmd-fault",
         "fallback",
-        "FS_DAX_PMD depended on BROKEN until the 4.9 iomap rework of DAX PMD faults, so filesystem "
-        "DAX took 4 KiB faults (device-DAX has its own PMD path). Range per issue 10 item 4, "
-        "inferred, to be confirmed.",
-        "fs/Kconfig FS_DAX_PMD 'depends on BROKEN' (4.5/4.7-4.8)",
+        "4.7-4.8: FS_DAX_PMD depended on BROKEN again (the PMD fault path raced with the radix "
+        "tree locking rework), until the iomap-based DAX PMD support of 4.9 removed the option, "
+        "so filesystem DAX took 4 KiB faults (device-DAX has its own PMD path). Range per issue "
+        "10 item 4; the 4.7 commit is inferred, to be confirmed.",
+        "fs/Kconfig FS_DAX_PMD 'depends on BROKEN' (4.7-4.8, inferred)",
         "Ross Zwisler, 'dax: add struct iomap based DAX PMD support' (4.9)",
         status="I",
-        since="4.5",
+        since="4.7",
         before="4.9",
         fs_dax=("pages", "pageless"),
     ),
@@ -1222,11 +1286,12 @@ RULES: tuple[Rule, ...] = (
         "A writable FOLL_LONGTERM pin of a shared file mapping that needs dirty tracking (ext4, "
         "xfs page cache) is refused: check_vma_flags() -> writable_file_mapping_allowed() -> "
         "-EFAULT (AF_XDP umem and io_uring pin with FOLL_WRITE|FOLL_LONGTERM). Present in 6.12.118, "
-        "absent in 6.1.192; the 6.5 version is from the patch's merge window, inferred.",
+        "absent in 6.1.192, observed on 6.12.118 in pmemkit's VM; the 6.5 lower bound is from the "
+        "patch's merge window (inferred).",
         "linux-source-6.12 mm/gup.c writable_file_mapping_allowed(), mm/vma.c vma_needs_dirty_tracking()",
         "Lorenzo Stoakes, 'mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to file-backed mappings' (6.5)",
         "linux-source-6.12 io_uring/memmap.c io_pin_pages(), net/xdp/xdp_umem.c xdp_umem_pin_pages()",
-        status="I",
+        "pmemkit VM run, Debian 6.12.118+deb13: longterm-pin, iouring-fixed-buffer on page cache -> EFAULT",
         since="6.5",
         fs_dax="none",
     ),

@@ -146,6 +146,14 @@ def memmap_size(
     )
     if mode in ("fsdax", "devdax"):
         _pfn_device(report, k)
+    elif mode == "kmem":
+        report.struct_page_bytes = SIZEOF_STRUCT_PAGE
+        report.memmap_bytes = report.dram_bytes = size // PAGE * SIZEOF_STRUCT_PAGE
+        report.sources.append(MEMFREE_SOURCE)
+        report.notes.append(
+            "kmem: the range is onlined as System RAM, so MemTotal grows by it (less the devdax "
+            "info block, not modelled) and its hotplug memmap comes from DRAM (inferred)"
+        )
     elif location == "dram":  # raw namespace on a ND_REGION_PAGEMAP region: no info block
         report.struct_page_bytes = SIZEOF_STRUCT_PAGE
         report.memmap_bytes = report.dram_bytes = size // PAGE * SIZEOF_STRUCT_PAGE

@@ -84,6 +84,11 @@ CASES = [
     ("6.1", "nvdimm", "raw", None, "pmd-fault", {"fs": "xfs"}, "fallback", "pmd-no-dax"),
     # issue 10 item 4: FS_DAX_PMD depended on BROKEN until 4.9 (inferred range)
     ("4.8", "nvdimm", "fsdax", "mem", "pmd-fault", {}, "fallback", "pmd-fsdax-broken"),
+    # issue 10 item 4: BROKEN from 4.7 until the 4.9 iomap PMD rework; 4.5-4.6 had working PMDs
+    ("4.6", "nvdimm", "fsdax", "mem", "pmd-fault", {}, "ok", "pmd-ok"),
+    ("4.7", "nvdimm", "fsdax", "mem", "pmd-fault", {}, "fallback", "pmd-fsdax-broken"),
+    ("4.9", "nvdimm", "fsdax", "mem", "pmd-fault", {}, "ok", "pmd-ok"),
+    ("4.8", "nvdimm", "devdax", "mem", "pmd-fault", {}, "ok", "pmd-ok"),
     ("4.9", "nvdimm", "fsdax", "mem", "pmd-fault", {}, "ok", "pmd-ok"),
     ("4.8", "nvdimm", "devdax", "mem", "pmd-fault", {}, "ok", "pmd-ok"),
     # futex / vmsplice
@@ -306,7 +311,7 @@ def _grid() -> list[Scenario]:
     for k, src, mode, fs, force_raw, align in itertools.product(
         KERNELS,
         ("memmap", "nvdimm", "virtio-pmem", "ramdax"),
-        ("raw", "fsdax", "devdax", "sector"),
+        ("raw", "fsdax", "devdax", "sector", "kmem"),
         ("ext4", "xfs"),
         (False, True),
         (None, 4096, 2 << 20),
@@ -395,3 +400,38 @@ def test_prediction_cites_every_deciding_rule() -> None:
 def test_inferred_rule_is_flagged_in_explanation() -> None:
     p = predict(Scenario("6.1", "nvdimm", "fsdax", "mem"), "splice")
     assert "inferred; to be confirmed by the VM" in p.explanation
+
+
+@pytest.mark.parametrize(
+    ("kernel", "op", "outcome", "rule"),
+    [
+        ("5.0", "dax-mount", "n/a", "kmem-5.1"),
+        ("6.1", "dax-mount", "n/a", "mount-kmem"),
+        ("6.1", "odirect-read-into-dax", "ok", "odirect-ram"),
+        ("6.1", "map-sync", "EINVAL", "mapsync-anonymous"),
+        ("6.12", "iouring-fixed-buffer", "ok", "longterm-anonymous"),
+    ],
+)
+def test_dax_kmem_is_system_ram(kernel: str, op: str, outcome: str, rule: str) -> None:
+    """Issue 10 item 10: devdax onlined as System RAM (dax/kmem, 5.1) behaves like anonymous memory."""
+    p = predict(Scenario(kernel, "nvdimm", "kmem"), op)
+    assert (p.outcome, p.rule) == (outcome, rule)
+    if kernel != "5.0":
+        assert p.struct_page and p.memmap_location == "dram"
+        assert p.kind == ("DAX" if op == "dax-mount" else "anonymous")
+
+
+def test_milestones_6_15_and_6_17_change_rules_not_outcomes() -> None:
+    """Issue 10 item 10: devdax refcounting (6.15) and pfn_t/devmap/FS_DAX_LIMITED removal (6.17)."""
+    assert backing(Scenario("6.14", "nvdimm", "devdax", "mem")).fs_dax.name == "devdax-chardev"
+    assert (
+        backing(Scenario("6.15", "nvdimm", "devdax", "mem")).fs_dax.name == "devdax-chardev-refcounted-6.15"
+    )
+    assert backing(Scenario("6.17", "nvdimm", "fsdax", "mem")).fs_dax.name == "dax-with-pages-no-pfn-t"
+    for op in ("longterm-pin", "odirect-read-into-dax", "map-sync"):
+        for mode in ("fsdax", "devdax"):
+            old, new = (
+                predict(Scenario("6.14", "nvdimm", mode, "mem"), op),
+                predict(Scenario("7.3", "nvdimm", mode, "mem"), op),
+            )
+            assert old.outcome == new.outcome, (mode, op)
