@@ -328,12 +328,16 @@ RULES: tuple[Rule, ...] = (
         "no",
         "From 5.7 a raw namespace whose memmap the pmem driver builds (memmap= and virtio-pmem "
         "regions, ND_REGION_PAGEMAP) must be 2 MiB (sub-section) aligned: otherwise the driver "
-        "says 'unable to map' and fails with -EOPNOTSUPP, and there is no /dev/pmem.",
+        "says '<range> misaligned, unable to map' and fails with -EOPNOTSUPP, and there is no "
+        "/dev/pmem. force_raw skips the check (pmem_should_map_pages() is false).",
         "commit 6acd7d5ef264 (5.7), per issue 10 item 9",
-        "mm/memremap.c memremap_pages() (sub-section granularity, 2 MiB on x86-64)",
+        "linux-source-6.1 drivers/nvdimm/namespace_devs.c nvdimm_namespace_common_probe(): "
+        "pmem_should_map_pages() && !IS_ALIGNED(start | end + 1, memremap_compat_align()) -> -EOPNOTSUPP",
+        "linux-source-6.1 mm/memremap.c memremap_compat_align() = SUBSECTION_SIZE (2 MiB on x86-64)",
         since="5.7",
         source=("memmap", "virtio-pmem"),
         mode="raw",
+        force_raw=False,
         aligned_2m=False,
     ),
     R(
@@ -349,6 +353,7 @@ RULES: tuple[Rule, ...] = (
         before="5.7",
         source=("memmap", "virtio-pmem"),
         mode="raw",
+        force_raw=False,
         aligned_2m=False,
     ),
     R(
@@ -365,6 +370,7 @@ RULES: tuple[Rule, ...] = (
         before="5.3",
         source="memmap",
         mode="raw",
+        force_raw=False,
         aligned_128m=False,
     ),
     R(
@@ -781,8 +787,9 @@ RULES: tuple[Rule, ...] = (
         "which pmemkit's mkfs uses without -m reflink=0). The block-device check comes first, so a "
         "device without DAX still just turns DAX off (order inferred from 6.1's xfs_setup_dax_always()).",
         "commit 35fcd75af3ed 'xfs: fail dax mount if reflink is enabled on a partition' (6.0) lifted it",
-        "linux-source-6.1 fs/xfs/xfs_super.c xfs_setup_dax_always(): bdev check, then reflink only "
-        "on a partition",
+        "linux-source-6.1 fs/xfs/xfs_super.c xfs_setup_dax_always(): 'DAX unsupported by block "
+        "device. Turning off DAX.' first, then reflink refused only on a partition ('DAX and reflink "
+        "cannot work with multi-partitions!')",
         "pmemkit guest/prepare.py XFS_DAX_OPTIONS (no -m reflink=0)",
         before="6.0",
         fs="xfs",
@@ -1540,9 +1547,11 @@ RULES: tuple[Rule, ...] = (
         "cache; no user mapping of pmem is pinned, so struct page is not needed (corrects the "
         "former EFAULT for page-less DAX: dax.rst's sendfile/splice shortcoming is about a "
         "page-less *buffer*). Inferred, to be confirmed by the VM.",
-        "fs/splice.c generic_file_splice_read()/copy_splice_read() -> read_iter",
-        "fs/dax.c dax_iomap_rw()",
-        "fs/read_write.c vfs_copy_file_range() (same sb: splice fallback)",
+        "linux-source-6.1 fs/splice.c generic_file_splice_read(): iov_iter_pipe() + call_read_iter() "
+        "(kernel pipe pages, no user buffer to pin)",
+        "linux-source-6.1 fs/ext4/file.c ext4_file_read_iter(): IS_DAX -> ext4_dax_read_iter() -> "
+        "dax_iomap_rw()",
+        "linux-source-6.1 fs/read_write.c generic_copy_file_range() -> do_splice_direct() (same sb)",
         status="I",
         fs_dax=FILE_MAPPED,
     ),

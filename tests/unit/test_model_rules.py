@@ -435,3 +435,13 @@ def test_milestones_6_15_and_6_17_change_rules_not_outcomes() -> None:
                 predict(Scenario("7.3", "nvdimm", mode, "mem"), op),
             )
             assert old.outcome == new.outcome, (mode, op)
+
+
+def test_force_raw_skips_the_pagemap_alignment_check() -> None:
+    """linux-source-6.1 namespace_devs.c: the 2 MiB check runs only when pmem_should_map_pages(),
+    which is false for force_raw, so a misaligned force_raw memmap= namespace still gets /dev/pmem."""
+    misaligned = Scenario("6.1", "memmap", "raw", align=4096)
+    assert predict(misaligned, "dax-mount").rule == "pagemap-needs-2m-alignment"
+    forced = Scenario("6.1", "memmap", "raw", force_raw=True, align=4096)
+    assert backing(forced).available.name == "available"
+    assert predict(forced, "dax-mount").outcome == "EINVAL"  # no struct page: ext4 refuses DAX
