@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from pmemkit import units
 from pmemkit.model import (
     build_table,
     explain,
@@ -26,7 +27,7 @@ from pmemkit.model import (
 from pmemkit.model import diff as model_diff
 from pmemkit.model.kernel import extrapolation_warning, is_extrapolated, parse_kernel
 from pmemkit.model.rules import MODEL_OPERATIONS, SEED, STACKS, Rule
-from pmemkit.scenario import MODES, SOURCES, Scenario, ScenarioError, parse_size
+from pmemkit.scenario import MODES, SOURCES, PmemConfig, Scenario, ScenarioError, parse_size
 
 EXIT_USAGE = 2
 
@@ -104,13 +105,15 @@ def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
             "source",
             required=True,
             help=f"Where the pmem comes from: {', '.join(SOURCES)} (memmap = legacy "
-            "memmap=nn!ss e820 range; nvdimm = ACPI NFIT, QEMU -device nvdimm).",
+            "memmap=nn!ss e820 range; nvdimm = ACPI NFIT, QEMU -device nvdimm), or a `run` spec "
+            "such as memmap:512M or nvdimm:1G,mode=devdax,map=dev (then --mode/--map are optional).",
         ),
         click.option(
             "--mode",
-            required=True,
-            help=f"Namespace mode: {', '.join(MODES)}. raw = plain block device; fsdax = pfn "
-            "device (filesystem DAX); devdax = /dev/daxX.Y; sector = BTT.",
+            default=None,
+            help=f"Namespace mode: {', '.join(MODES)}, kmem (devdax as System RAM). raw = plain "
+            "block device; fsdax = pfn device (filesystem DAX); devdax = /dev/daxX.Y; sector = BTT. "
+            "Required unless --pmem is a full spec.",
         ),
         click.option(
             "--map",
@@ -149,9 +152,46 @@ def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
     return func
 
 
+def resolve_pmem(pmem: str, mode: str | None, map_: str | None) -> tuple[str, str, str | None, int | None]:
+    """`--pmem` as a source name or as `run`'s spec -> (source, mode, map, size or None).
+
+    One spelling for both front ends (issue 9): `memmap:512M` and `virtio-pmem:1G` are raw
+    namespaces in pmemkit's guest, `nvdimm:1G` defaults to fsdax map=mem as `run` does. A --mode
+    or --map given beside a spec must agree with it.
+    """
+    if ":" not in pmem:
+        if mode is None:
+            raise ScenarioError(
+                "--mode is required with --pmem "
+                + units.shown(pmem)
+                + ": give --mode raw|fsdax|devdax|sector, "
+                "or a full spec such as --pmem nvdimm:1G,mode=fsdax"
+            )
+        return pmem, mode, map_, None
+    config = PmemConfig.parse(pmem)
+    spec_mode = config.mode or "raw"
+    if mode is not None and mode != spec_mode:
+        raise ScenarioError(
+            f"--mode {units.shown(mode)} contradicts --pmem {units.shown(pmem)} (mode {spec_mode}): give one"
+        )
+    spec_map = config.map if "map=" in pmem else None  # run's default map=mem gives way to --map
+    if map_ is not None and spec_map is not None and map_ != spec_map:
+        raise ScenarioError(
+            f"--map {units.shown(map_)} contradicts --pmem {units.shown(pmem)} (map {config.map}): give one"
+        )
+    return config.source, spec_mode, map_ or config.map, config.size
+
+
 def _scenario(
-    kernel: str, source: str, mode: str, map_: str | None, fs: str | None, force_raw: bool, align: str | None
+    kernel: str,
+    source: str,
+    mode: str | None,
+    map_: str | None,
+    fs: str | None,
+    force_raw: bool,
+    align: str | None,
 ) -> Scenario:
+    source, mode, map_, _ = resolve_pmem(source, mode, map_)
     return Scenario(
         kernel=kernel, source=source, mode=mode, map=map_, force_raw=force_raw, fs=fs, align=_size(align)
     )
@@ -207,7 +247,7 @@ def model() -> None:
 def predict_cmd(
     kernel: str,
     source: str,
-    mode: str,
+    mode: str | None,
     map_: str | None,
     fs: str | None,
     force_raw: bool,
@@ -262,7 +302,7 @@ def _rule_block(title: str, rule: Rule, answer: str) -> list[str]:
 def explain_cmd(
     kernel: str,
     source: str,
-    mode: str,
+    mode: str | None,
     map_: str | None,
     fs: str | None,
     force_raw: bool,
@@ -370,7 +410,11 @@ def _human(n: int) -> str:
 
 @model.command(name="size")
 @click.option("--kernel", required=True, help=KERNEL_HELP)
-@click.option("--mode", required=True, help=f"Namespace mode: {', '.join(MODES)}.")
+@click.option(
+    "--mode",
+    default=None,
+    help=f"Namespace mode: {', '.join(MODES)}, kmem (required unless --pmem is a spec).",
+)
 @click.option(
     "--map",
     "map_",
@@ -379,7 +423,10 @@ def _human(n: int) -> str:
     "or dev (memmap reserved at the start of the namespace).",
 )
 @click.option(
-    "--size", "size_text", required=True, help="Namespace size: 512M, 16GiB, 1073741824 (binary units)."
+    "--size",
+    "size_text",
+    default=None,
+    help="Namespace size: 512M, 16GiB, 1073741824 (binary units); taken from --pmem SOURCE:SIZE if omitted.",
 )
 @click.option(
     "--align", default=None, help="Namespace alignment (default 2M); the size must be a multiple of it."
@@ -389,7 +436,7 @@ def _human(n: int) -> str:
     "source",
     default="nvdimm",
     show_default=True,
-    help=f"pmem source ({', '.join(SOURCES)}); matters for raw mode.",
+    help=f"pmem source ({', '.join(SOURCES)}) or a `run` spec such as memmap:512M; matters for raw mode.",
 )
 @click.option("--force-raw", is_flag=True, help="raw only: no struct page (kernel >= 5.1).")
 @click.option(
@@ -401,9 +448,9 @@ def _human(n: int) -> str:
 @one_line_errors
 def size_cmd(
     kernel: str,
-    mode: str,
+    mode: str | None,
     map_: str | None,
-    size_text: str,
+    size_text: str | None,
     align: str | None,
     source: str,
     force_raw: bool,
@@ -417,7 +464,14 @@ def size_cmd(
     nd_pfn_init(), so the data starts later and less is usable. A raw memmap= namespace pays in
     DRAM with no info block; devdax map=mem on >= 5.19 shares tail vmemmap pages.
     """
-    report = memmap_size(kernel, mode, parse_size(size_text), map_, _size(align), source, force_raw)
+    source, mode, map_, spec_size = resolve_pmem(source, mode, map_)
+    if size_text is None and spec_size is None:
+        fail("--size is required unless --pmem carries one (e.g. --pmem nvdimm:16G,mode=fsdax)")
+    size = parse_size(size_text) if size_text is not None else spec_size
+    if size_text is not None and spec_size is not None and size != spec_size:
+        fail(f"--size {size_text} contradicts the size in --pmem {source} spec: give one")
+    assert size is not None
+    report = memmap_size(kernel, mode, size, map_, _size(align), source, force_raw)
     if as_json:
         _emit_json(report.to_dict())
         return

@@ -142,3 +142,46 @@ def test_kernel_spellings_refused_in_one_line(text: str) -> None:
     code, out, err = _run(*PREDICT, "--kernel", text)
     assert code == 2 and out == "" and err.startswith("pmemkit: error: ") and err.count("\n") == 1
     assert len(err) < 400
+
+
+@pytest.mark.parametrize(
+    ("spec", "extra", "source", "mode", "map_"),
+    [
+        ("memmap:512M", (), "memmap", "raw", None),
+        ("virtio-pmem:1G", (), "virtio-pmem", "raw", None),
+        ("nvdimm:1G", (), "nvdimm", "fsdax", "mem"),
+        ("nvdimm:1G,mode=devdax,map=dev", (), "nvdimm", "devdax", "dev"),
+        ("nvdimm:1G,mode=devdax", ("--map", "dev"), "nvdimm", "devdax", "dev"),
+        ("nvdimm", ("--mode", "raw"), "nvdimm", "raw", None),
+    ],
+)
+def test_pmem_means_the_same_spec_as_in_run(
+    spec: str, extra: tuple[str, ...], source: str, mode: str, map_: str | None
+) -> None:
+    """Issue 9 item 5: `--pmem memmap:512M` answers the model question for that source."""
+    code, out, _ = _run("predict", "--kernel", "6.1", "--pmem", spec, *extra, "--op", "dax-mount", "--json")
+    assert code == 0, out
+    scenario = json.loads(out)["scenario"]
+    assert (scenario["source"], scenario["mode"], scenario["map"]) == (source, mode, map_)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("predict", "--kernel", "6.1", "--pmem", "nvdimm", "--op", "dax-mount"),
+        ("predict", "--kernel", "6.1", "--pmem", "nvdimm:1G", "--mode", "raw", "--op", "dax-mount"),
+        ("predict", "--kernel", "6.1", "--pmem", "nvdimm:1G,map=dev", "--map", "mem", "--op", "dax-mount"),
+        ("predict", "--kernel", "6.1", "--pmem", "memmap:2G@", "--op", "dax-mount"),
+        ("size", "--kernel", "6.1", "--pmem", "nvdimm:16G", "--size", "1G"),
+        ("size", "--kernel", "6.1", "--mode", "fsdax"),
+    ],
+)
+def test_pmem_spec_errors_are_one_line(args: tuple[str, ...]) -> None:
+    code, out, err = _run(*args)
+    assert code == 2 and out == "" and err.startswith("pmemkit: error: ") and err.count("\n") == 1
+
+
+def test_size_takes_the_size_from_the_spec() -> None:
+    code, out, _ = _run("size", "--kernel", "6.1.150", "--pmem", "nvdimm:16G,mode=fsdax,map=mem", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["size_bytes"] == 16 << 30 and data["dram_bytes"] == 256 << 20
