@@ -14,8 +14,9 @@ What the model is asked (the contract with the experiments and the report's join
   `odirect-latency-*`), variants after a colon (`:read-only`, `:unfaulted`, `:after-fork`), the
   legacy `:pagecache-mmap` fallback suffix, and every d2d path: `d2d-blockdev-{odirect-anon,
   copy-file-range,sendfile,splice,buffered}` and `d2d-{ext4,xfs}-dax-{same,odirect-dax-buffer}`
-  (see operations.py). Bookkeeping steps (`stack-build`, `stack-queue-dax`, `d2d-file-copies`)
-  are not predicted: the report lists them as unpredicted.
+  (see operations.py), and `stack-queue-dax` (queue/dax of the device or stack). Bookkeeping
+  steps (`stack-build`, `stack-teardown`, `d2d-file-copies`) are not predicted: the report lists
+  them as unpredicted when they carry a kernel answer, and leaves them out when skipped.
 - `n/a` only for an operation that cannot be attempted (no file, no block device, mount refused).
 
 The walk is always the same (see rules.py): available -> struct-page -> fs-dax -> [stack-dax] ->

@@ -101,6 +101,7 @@ FILE_IO_OPS = ("odirect-read-dax-file", "odirect-write-dax-file", "fio-odirect-r
 #: Operations only the model knows so far; they join scenario.OPERATIONS once it names them.
 EXTRA_OPERATIONS = (
     "stack-copy",
+    "stack-queue-dax",
     *ACCESS_OPS,
     *FILE_IO_OPS,
     "odirect-latency-dax",
@@ -114,7 +115,9 @@ EXTRA_OPERATIONS = (
 )
 MODEL_OPERATIONS = OPERATIONS + tuple(op for op in EXTRA_OPERATIONS if op not in OPERATIONS)
 #: Operations that need the filesystem mounted (all but the mount itself and block-device I/O).
-NEEDS_MOUNT = tuple(op for op in MODEL_OPERATIONS if op not in ("dax-mount", "stack-copy", *D2D_BLOCKDEV))
+NEEDS_MOUNT = tuple(
+    op for op in MODEL_OPERATIONS if op not in ("dax-mount", "stack-copy", "stack-queue-dax", *D2D_BLOCKDEV)
+)
 #: Fact names a rule's `when` may test, with their possible values.
 FACTS: dict[str, tuple[object, ...]] = {
     "source": ("memmap", "nvdimm", "virtio-pmem", "baseline", "ramdax"),
@@ -240,8 +243,12 @@ RULES: tuple[Rule, ...] = (
         "available",
         "no",
         "RAM carve-outs presented as NVDIMM DIMM devices (drivers/nvdimm/ramdax.c) arrive in 6.19; "
-        "version inferred, to be confirmed.",
+        "version inferred from the libnvdimm-for-next queue, to be confirmed.",
         "drivers/nvdimm/ramdax.c (6.19, issue 10 item 10)",
+        "Mike Rapoport, 'nvdimm: allow creating DIMM devices on top of E820_TYPE_PRAM regions' "
+        "(ramdax, queued in nvdimm.git libnvdimm-for-next for the 6.19 merge window): memmap= and "
+        "DT pmem-region ranges become DIMMs with label space (128 KiB at the end of the range), "
+        "fsdax and devdax namespaces",
         status="I",
         before="6.19",
         source="ramdax",
@@ -746,7 +753,7 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "mount-baseline",
-        ("dax-mount", "stack-copy", *D2D_BLOCKDEV, *D2D_FILES),
+        ("dax-mount", "stack-copy", "stack-queue-dax", *D2D_BLOCKDEV, *D2D_FILES),
         "n/a",
         "A baseline (anonymous memory, the root disk's page cache, /dev/mem) is not a pmem block "
         "device: nothing to mount with -o dax, stack or copy device to device.",
@@ -763,7 +770,7 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "mount-kmem",
-        ("dax-mount", "stack-copy", *D2D_BLOCKDEV, *D2D_FILES),
+        ("dax-mount", "stack-copy", "stack-queue-dax", *D2D_BLOCKDEV, *D2D_FILES),
         "n/a",
         "A namespace onlined as System RAM (dax/kmem) has no block device and no character device "
         "left: nothing to mount or copy device to device.",
@@ -772,7 +779,7 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "mount-chardev",
-        ("dax-mount", *D2D_BLOCKDEV, *D2D_FILES),
+        ("dax-mount", "stack-queue-dax", *D2D_BLOCKDEV, *D2D_FILES),
         "n/a",
         "Device-DAX is a character device: there is no block device to copy and no filesystem to mount.",
         "drivers/dax/device.c",
@@ -1554,6 +1561,43 @@ RULES: tuple[Rule, ...] = (
         "linux-source-6.1 fs/read_write.c generic_copy_file_range() -> do_splice_direct() (same sb)",
         status="I",
         fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "queue-dax-raw-nfit-4.16",
+        "stack-queue-dax",
+        "ok",
+        "4.16-4.17: the pmem driver still set QUEUE_FLAG_DAX on page-less raw namespaces (fixed by "
+        "'pmem: only set QUEUE_FLAG_DAX for fsdax mode', 4.18), and dm copied it, so queue/dax "
+        "reads 1 though a mount refuses DAX. Inferred, to be confirmed.",
+        "commit 'pmem: only set QUEUE_FLAG_DAX for fsdax mode' (4.18)",
+        DM_TABLE,
+        status="I",
+        since="4.16",
+        before="4.18",
+        memmap="none",
+        mode="raw",
+        stack=("none", *DM),
+    ),
+    R(
+        "queue-dax-yes",
+        "stack-queue-dax",
+        "ok",
+        "The device (bare, or the stack over two such devices) advertises DAX: queue/dax reads 1 "
+        "exactly when a filesystem on it gets a DAX mapping (the stack-dax rule above decided).",
+        "block/blk-sysfs.c queue_dax_show() (QUEUE_FLAG_DAX; BLK_FEAT_DAX from 6.11)",
+        DM_TABLE,
+        fs_dax=("pages", "pageless"),
+    ),
+    R(
+        "queue-dax-no",
+        "stack-queue-dax",
+        "fallback",
+        "The device does not advertise DAX (queue/dax=0): md never sets it, dm only when every "
+        "member has it, pmem only with struct page (since 4.16); a filesystem on it gets the page cache.",
+        "block/blk-sysfs.c queue_dax_show()",
+        "drivers/md/md.c (no dax_device)",
+        DM_TABLE,
+        fs_dax="none",
     ),
     R(
         "stack-copy-devdax",

@@ -144,6 +144,11 @@ def memmap_size(
         extrapolated=is_extrapolated(k),
         sources=list(chain.struct_page.sources) if chain.struct_page else [],
     )
+    if source == "ramdax":
+        report.notes.append(
+            "ramdax: the driver keeps 128 KiB at the end of the memmap= range for its labels; the "
+            "namespace size given here is what remains (drivers/nvdimm/ramdax.c, 6.19)"
+        )
     if mode in ("fsdax", "devdax"):
         _pfn_device(report, k)
     elif mode == "kmem":

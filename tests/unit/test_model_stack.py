@@ -362,3 +362,23 @@ def test_bad_stack_is_one_line_exit_2(args: list[str]) -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("pmemkit: error: ")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stack", "mode", "outcome", "rule"),
+    [
+        ("6.1", "md-raid0", "fsdax", "fallback", "queue-dax-no"),
+        ("6.1", "md-raid1", "raw", "fallback", "queue-dax-no"),
+        ("6.1", "dm-linear", "fsdax", "ok", "queue-dax-yes"),
+        ("6.1", "dm-stripe", "raw", "fallback", "queue-dax-no"),
+        ("4.17", "dm-linear", "raw", "ok", "queue-dax-raw-nfit-4.16"),
+        ("4.18", "dm-linear", "raw", "fallback", "queue-dax-no"),
+        ("4.7", "dm-linear", "fsdax", "fallback", "queue-dax-no"),
+    ],
+)
+def test_stack_queue_dax_is_predicted(kernel: str, stack: str, mode: str, outcome: str, rule: str) -> None:
+    """raid.py's `stack-queue-dax` observation (queue/dax of the stacked device) is asked of the model."""
+    p = predict(
+        Scenario(kernel, "nvdimm", mode, "mem" if mode == "fsdax" else None), "stack-queue-dax", stack
+    )
+    assert (p.outcome, p.rule) == (outcome, rule)
