@@ -1114,11 +1114,29 @@ RULES: tuple[Rule, ...] = (
         "private-devmem",
         ("map-private", "fork-cow"),
         "ENOMEM",
-        "A private writable mapping of /dev/mem failed with ENOMEM on Debian 6.1 (observed); the "
-        "mechanism (commit accounting of the private writable range before mmap_mem() runs) is "
-        "inferred, to be confirmed.",
-        "pmemkit VM run, Debian 6.1.0-57: /dev/mem mmap(MAP_PRIVATE) -> 'Cannot allocate memory'",
+        "A private writable mapping of /dev/mem failed with ENOMEM on Debian 5.10, 6.1 and 6.12 "
+        "(observed); the mechanism (the commit accounting or PAT tracking of the private writable "
+        "range before mmap_mem() runs) is inferred, to be confirmed.",
+        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem mmap(MAP_PRIVATE) -> "
+        "'Cannot allocate memory'",
         "mm/mmap.c mmap_region() accountable_mapping() (inferred)",
+        before="7.3",
+        fs_dax="devmem",
+    ),
+    R(
+        "private-devmem-7.3",
+        ("map-private", "fork-cow"),
+        "ok",
+        "On Debian 7.3.4 the private /dev/mem mapping is made and copy-on-write after fork works "
+        "(the child wrote its copy, the parent kept its value; observed in three runs). The change "
+        "lies between 6.12 and 7.3; the model puts it at 7.3, the first kernel observed. A "
+        "candidate is the PAT/pfnmap tracking rework of remap_pfn_range() (6.17-6.18); inferred, "
+        "to be confirmed by a kernel in between.",
+        "pmemkit VM runs, Debian 7.3.4+deb13 (3 runs): /dev/mem fork-cow -> ok",
+        "David Hildenbrand, pfnmap tracking rework of remap_pfn_range() (mm/memory.c, "
+        "arch/x86/mm/pat/memtype.c, 6.17-6.18; candidate, inferred)",
+        status="I",
+        since="7.3",
         fs_dax="devmem",
     ),
     R(

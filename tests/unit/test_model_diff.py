@@ -185,3 +185,19 @@ def test_size_takes_the_size_from_the_spec() -> None:
     code, out, _ = _run("size", "--kernel", "6.1.150", "--pmem", "nvdimm:16G,mode=fsdax,map=mem", "--json")
     data = json.loads(out)
     assert code == 0 and data["size_bytes"] == 16 << 30 and data["dram_bytes"] == 256 << 20
+
+
+def test_diff_6_1_to_7_3_lists_what_the_four_kernel_runs_showed() -> None:
+    """Debian runs (pmemkit VM, 2026-12-07): 6.12 refuses long-term pins of page-cache files
+    (EFAULT), 7.3.4 maps /dev/mem privately and copies on write (ok, was ENOMEM up to 6.12)."""
+    changes = {(c.scenario, c.operation): c for c in diff("6.1", "7.3").changes}
+    devmem = changes[("/dev/mem (page-less)", "fork-cow")]
+    assert (devmem.before.outcome, devmem.after.outcome, devmem.changed_by.name) == (
+        "ENOMEM",
+        "ok",
+        "private-devmem-7.3",
+    )
+    assert ("/dev/mem (page-less)", "map-private") in changes
+    for op in ("longterm-pin", "iouring-fixed-buffer"):
+        assert changes[("page cache (root disk ext4)", op)].after.outcome == "EFAULT"
+    assert not [c for c in diff("6.1", "6.12").changes if c.operation == "fork-cow"]
