@@ -1120,23 +1120,24 @@ RULES: tuple[Rule, ...] = (
         "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem mmap(MAP_PRIVATE) -> "
         "'Cannot allocate memory'",
         "mm/mmap.c mmap_region() accountable_mapping() (inferred)",
-        before="7.3",
+        before="7.2",
         fs_dax="devmem",
     ),
     R(
-        "private-devmem-7.3",
+        "private-devmem-7.2",
         ("map-private", "fork-cow"),
         "ok",
-        "On Debian 7.3.4 the private /dev/mem mapping is made and copy-on-write after fork works "
-        "(the child wrote its copy, the parent kept its value; observed in three runs). The change "
-        "lies between 6.12 and 7.3; the model puts it at 7.3, the first kernel observed. A "
+        "On Debian 7.2.13 (sid) and 7.3.4 the private /dev/mem mapping is made and copy-on-write "
+        "after fork works (the child wrote its copy, the parent kept its value; observed in four "
+        "runs). The change lies between 6.12 and 7.2; the model puts it at 7.2, the first kernel "
+        "observed. A "
         "candidate is the PAT/pfnmap tracking rework of remap_pfn_range() (6.17-6.18); inferred, "
         "to be confirmed by a kernel in between.",
-        "pmemkit VM runs, Debian 7.3.4+deb13 (3 runs): /dev/mem fork-cow -> ok",
+        "pmemkit VM runs, Debian 7.2.13+deb14 (1 run) and 7.3.4+deb13 (3 runs): /dev/mem fork-cow -> ok",
         "David Hildenbrand, pfnmap tracking rework of remap_pfn_range() (mm/memory.c, "
         "arch/x86/mm/pat/memtype.c, 6.17-6.18; candidate, inferred)",
         status="I",
-        since="7.3",
+        since="7.2",
         fs_dax="devmem",
     ),
     R(

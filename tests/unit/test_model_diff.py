@@ -189,13 +189,13 @@ def test_size_takes_the_size_from_the_spec() -> None:
 
 def test_diff_6_1_to_7_3_lists_what_the_four_kernel_runs_showed() -> None:
     """Debian runs (pmemkit VM, 2026-12-07): 6.12 refuses long-term pins of page-cache files
-    (EFAULT), 7.3.4 maps /dev/mem privately and copies on write (ok, was ENOMEM up to 6.12)."""
+    (EFAULT), 7.2.13 and 7.3.4 map /dev/mem privately and copies on write (ok, was ENOMEM up to 6.12)."""
     changes = {(c.scenario, c.operation): c for c in diff("6.1", "7.3").changes}
     devmem = changes[("/dev/mem (page-less)", "fork-cow")]
     assert (devmem.before.outcome, devmem.after.outcome, devmem.changed_by.name) == (
         "ENOMEM",
         "ok",
-        "private-devmem-7.3",
+        "private-devmem-7.2",
     )
     assert ("/dev/mem (page-less)", "map-private") in changes
     for op in ("longterm-pin", "iouring-fixed-buffer"):
