@@ -200,7 +200,8 @@ def render_markdown(d: Diff) -> str:
         mark = " [I]" if r.status == "I" else ""
         lines.append(
             f"| {_md(c.scenario)} | {c.operation} | {c.before.outcome} | {c.after.outcome} | "
-            f"{r.name}{mark}{''.join(', ' + a.name for a in c.also)} | {_md(str(r.range))} | "
+            f"{r.name}{mark}{' (also: ' + ', '.join(a.name for a in c.also) + ')' if c.also else ''} | "
+            f"{_md(str(r.range))} | "
             f"{_md('; '.join(r.sources))} |"
         )
     return "\n".join(lines)
