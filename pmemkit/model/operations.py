@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pmemkit.model.errors import ModelError
 from pmemkit.model.rules import MAPPING_FAMILIES, MODEL_OPERATIONS
@@ -40,6 +41,12 @@ def canonical(name: str) -> Canonical:
     """Fold an observed operation name onto a MODEL_OPERATIONS name (ModelError if unknown)."""
     if not isinstance(name, str) or len(name) > MAX_NAME:
         raise ModelError(f"unknown operation {str(name)[:40]!r}: use one of {', '.join(MODEL_OPERATIONS)}")
+    return _canonical(name)
+
+
+@lru_cache(maxsize=1024)
+def _canonical(name: str) -> Canonical:
+    """canonical() for a string, cached: a report or a table asks the same names many times."""
     base, _, variant = name.partition(":")
     kinds: tuple[str, ...] = ()
     if variant == "pagecache-mmap":

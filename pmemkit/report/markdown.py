@@ -209,7 +209,7 @@ def model_section(run: RunContents, joined: list[Joined]) -> list[str]:
     ]
     lines += _table(headers, rows) + [""]
     if unpredicted:
-        names = sorted({j.observation.operation for j in unpredicted})
+        names = sorted({str(j.observation.operation) for j in unpredicted})
         lines += [
             f"{len(unpredicted)} observations have no prediction (the model does not ask these steps): "
             + ", ".join(f"`{n}`" for n in names)

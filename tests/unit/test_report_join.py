@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pmemkit.report.markdown import RunContents, join, render
+from pmemkit.report.markdown import RunContents, join, model_section, render
 from pmemkit.report.rundir import default_predictor
 from pmemkit.scenario import Observation, Prediction, Scenario
 
@@ -110,3 +110,15 @@ def test_the_join_asks_the_model_once_per_observation_for_every_table() -> None:
 def test_kind_follows_what_the_kernel_gave(mapping: str) -> None:
     joined = join(_run([_obs(FALLBACK, "kapi", "vmsplice", "ok", mapping)]), default_predictor())
     assert joined[0].kind == {"pagecache": "page cache", "dax": "DAX"}[mapping]
+
+
+@pytest.mark.parametrize(
+    "operation", [["odirect-read-into-dax"], {"op": 1}, 7, "x" * 5000, "odirect-read-into-anon"]
+)
+def test_a_damaged_operation_name_is_unpredicted_not_a_traceback(operation: object) -> None:
+    obs = _obs(FSDAX, "odirect", "placeholder", "ok", "dax")
+    object.__setattr__(obs, "operation", operation)  # what a damaged observations.jsonl may hold
+    joined = join(_run([obs]), default_predictor())
+    assert len(joined) == 1 and joined[0].prediction is None
+    text = "\n".join(model_section(_run([obs]), joined))
+    assert "1 observations have no prediction" in text
