@@ -146,6 +146,13 @@ def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
             "O_DIRECT copy through the device or --stack (block I/O, no user mapping of pmem).",
         ),
         stack_option,
+        click.option(
+            "--xfs-reflink/--no-xfs-reflink",
+            "reflink",
+            default=None,
+            help="XFS only: whether the filesystem has reflink. Default: what pmemkit's mkfs makes, "
+            "mkfs.xfs's default (reflink on since xfsprogs 5.1); before 6.0 XFS refuses -o dax on it.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -254,6 +261,7 @@ def predict_cmd(
     align: str | None,
     operation: str,
     stack: str,
+    reflink: bool | None,
     as_json: bool,
 ) -> None:
     """Predict what the kernel does for one scenario and operation.
@@ -263,7 +271,7 @@ def predict_cmd(
     rule that decided, the kernel range it holds for, and its sources; rules marked [I] are
     inferred and wait for the VM to confirm them. Use `explain` for the full reasoning.
     """
-    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation, stack)
+    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation, stack, reflink)
     rule = rule_by_name(p.rule)
     if as_json:
         _emit_json(p.to_dict())
@@ -309,6 +317,7 @@ def explain_cmd(
     align: str | None,
     operation: str,
     stack: str,
+    reflink: bool | None,
     as_json: bool,
 ) -> None:
     """Explain a prediction step by step, back to the seed mail's rule.
@@ -321,7 +330,7 @@ def explain_cmd(
     [I] inferred) and sources.
     """
     scenario = _scenario(kernel, source, mode, map_, fs, force_raw, align)
-    chain, op_rule = explain(scenario, operation, stack)
+    chain, op_rule = explain(scenario, operation, stack, reflink)
     steps = [("exists in this kernel", chain.available)]
     if chain.struct_page is not None and chain.fs_dax is not None:
         steps += [("struct page", chain.struct_page), ("mapping", chain.fs_dax)]

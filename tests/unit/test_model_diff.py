@@ -201,3 +201,18 @@ def test_diff_6_1_to_7_3_lists_what_the_four_kernel_runs_showed() -> None:
     for op in ("longterm-pin", "iouring-fixed-buffer"):
         assert changes[("page cache (root disk ext4)", op)].after.outcome == "EFAULT"
     assert not [c for c in diff("6.1", "6.12").changes if c.operation == "fork-cow"]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "flag", "outcome"),
+    [
+        ("5.10", (), "EINVAL"),  # pmemkit's mkfs.xfs makes reflink filesystems (observed EINVAL on 5.10.0-46)
+        ("5.10", ("--xfs-reflink",), "EINVAL"),
+        ("5.10", ("--no-xfs-reflink",), "ok"),
+        ("6.1", (), "ok"),  # 35fcd75af3ed (6.0): reflink refused only on a partition
+    ],
+)
+def test_xfs_reflink_is_a_fact_defaulting_to_mkfs(kernel: str, flag: tuple[str, ...], outcome: str) -> None:
+    args = ("predict", "--kernel", kernel, "--pmem", "nvdimm:1G", "--fs", "xfs", "--op", "dax-mount", *flag)
+    code, out, _ = _run(*args, "--json")
+    assert code == 0 and json.loads(out)["outcome"] == outcome
