@@ -1418,7 +1418,7 @@ RULES: tuple[Rule, ...] = (
         "Device-DAX pages have struct page and no filesystem owns their blocks: GUP with "
         "FOLL_LONGTERM allows them (RDMA to devdax works; observed for AF_XDP on Debian 6.1). The "
         "6.5 writable-file check passes too: dax_vm_ops has no page_mkwrite and the dax inode "
-        "cannot write back (inferred for 6.5+).",
+        "cannot write back (read in 6.12.117's drivers/dax/device.c and mm/vma.c).",
         "mm/gup.c check_vma_flags() (only fsdax refused)",
         "linux-source-6.12 mm/vma.c vma_needs_dirty_tracking()",
         "pmemkit VM run, Debian 6.1.0-57: longterm-pin on devdax -> ok",
@@ -1463,10 +1463,15 @@ RULES: tuple[Rule, ...] = (
         "iouring-fixed-buffer",
         "ok",
         "From 6.5 io_uring leaves the vma checks to GUP, and FOLL_LONGTERM allows device-DAX "
-        "(not fsdax, not a dirty-tracked file); inferred, to be confirmed by the VM.",
-        "linux-source-6.12 io_uring/memmap.c io_pin_pages()",
+        "(not fsdax, not a dirty-tracked file): read in 6.12.117's source; the 6.5 bound is the "
+        "commit's merge window, and no VM run has mapped devdax under io_uring yet.",
+        "linux-source-6.12 io_uring/memmap.c io_pin_pages(): pin_user_pages_fast(FOLL_WRITE | "
+        "FOLL_LONGTERM), no vma check of its own",
+        "linux-source-6.12 mm/gup.c check_vma_flags(): vma_is_fsdax() false for a character device; "
+        "writable_file_mapping_allowed() -> mm/vma.c vma_needs_dirty_tracking() false",
+        "linux-source-6.12 drivers/dax/device.c dax_vm_ops (no page_mkwrite/pfn_mkwrite), dax_open() "
+        "(f_mapping of the dax pseudo-fs inode: no writeback)",
         "commit 'io_uring: rsrc: delegate VMA file-backed check to GUP' (6.5)",
-        status="I",
         since="6.5",
         fs_dax="chardev",
     ),
