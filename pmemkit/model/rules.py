@@ -1117,11 +1117,15 @@ RULES: tuple[Rule, ...] = (
         ("map-private", "fork-cow"),
         "ENOMEM",
         "A private writable mapping of /dev/mem failed with ENOMEM on Debian 5.10, 6.1 and 6.12 "
-        "(observed); the mechanism (the commit accounting or PAT tracking of the private writable "
-        "range before mmap_mem() runs) is inferred, to be confirmed.",
+        "(observed). mmap_mem() itself never returns ENOMEM (its failures are EINVAL, ENOSYS, "
+        "EPERM and EAGAIN), so the refusal comes from the mm core around it (mmap_region(): "
+        "may_expand_vm(), security_vm_enough_memory_mm() for the private writable range, or an "
+        "allocation); which one is not known yet.",
         "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem mmap(MAP_PRIVATE) -> "
         "'Cannot allocate memory'",
-        "mm/mmap.c mmap_region() accountable_mapping() (inferred)",
+        "linux-source-6.1 and 6.12 drivers/char/mem.c mmap_mem() (no -ENOMEM path)",
+        "linux-source-6.12 mm/mmap.c __mmap_region() (-ENOMEM paths: may_expand_vm, accounting, "
+        "allocation; which one applies is unconfirmed)",
         before="7.2",
         fs_dax="devmem",
     ),
