@@ -793,17 +793,26 @@ RULES: tuple[Rule, ...] = (
         "EINVAL",
         "Before 6.0 XFS refuses -o dax on a reflink filesystem ('DAX and reflink cannot be used "
         "together!'), and mkfs.xfs makes reflink filesystems by default (bookworm's xfsprogs 6.1, "
-        "which pmemkit's mkfs uses without -m reflink=0). The block-device check comes first, so a "
-        "device without DAX still just turns DAX off (order inferred from 6.1's xfs_setup_dax_always()).",
+        "which pmemkit's mkfs uses without -m reflink=0). The refusal sits in the same -o dax "
+        "block as the block-device check and runs after it whatever that check found: a device "
+        "without DAX (md RAID, BTT, page-less raw) first gets 'DAX unsupported by block device. "
+        "Turning off DAX.' and is then refused all the same (observed EINVAL on Debian 5.10.0-46, "
+        "md-raid0/raid1 over memmap and NVDIMM members).",
+        "linux-source-5.10 (5.10.262) fs/xfs/xfs_super.c xfs_fc_fill_super(): inside "
+        "'if (mp->m_flags & XFS_MOUNT_DAX_ALWAYS)', bdev_dax_supported() false -> 'Turning off "
+        "DAX.' (xfs_mount_set_dax_mode(XFS_DAX_NEVER)), then unconditionally "
+        "xfs_sb_version_hasreflink() -> 'DAX and reflink cannot be used together!', -EINVAL",
         "commit 35fcd75af3ed 'xfs: fail dax mount if reflink is enabled on a partition' (6.0) lifted it",
         "linux-source-6.1 fs/xfs/xfs_super.c xfs_setup_dax_always(): 'DAX unsupported by block "
-        "device. Turning off DAX.' first, then reflink refused only on a partition ('DAX and reflink "
-        "cannot work with multi-partitions!')",
+        "device. Turning off DAX.' returns first, then reflink refused only on a partition ('DAX "
+        "and reflink cannot work with multi-partitions!')",
         "pmemkit guest/prepare.py XFS_DAX_OPTIONS (no -m reflink=0)",
+        "pmemkit VM run, Debian 5.10.0-46 (5.10.262), --suite d2d,raid: md0 'DAX unsupported by "
+        "block device. Turning off DAX.' then 'DAX and reflink cannot be used together!', EINVAL",
         before="6.0",
         fs="xfs",
         reflink=True,
-        fs_dax=("pages", "pageless"),
+        fs_dax=FILE_MAPPED,
     ),
     R(
         "mount-dax",
@@ -1682,17 +1691,54 @@ RULES: tuple[Rule, ...] = (
         status="I",
     ),
     R(
+        "d2d-files-cfr-exdev-5.10-stable",
+        "d2d-fs-dax-copy-file-range",
+        "EXDEV",
+        "5.10 stable from 5.10.160 carries the backport of 868f9f2f8e00 (with 10bc8e4af659, which "
+        "adds COPY_FILE_SPLICE): a cross-superblock copy_file_range() between filesystems without "
+        "->copy_file_range (ext4, xfs) is refused with -EXDEV, as in 5.19+. Observed EXDEV on "
+        "Debian 5.10.0-46 (5.10.262). 5.10.0-5.10.159 keep the 5.3 splice fallback.",
+        "linux-source-5.10 (5.10.262) fs/read_write.c generic_copy_file_checks(): no "
+        "COPY_FILE_SPLICE, no ->copy_file_range and i_sb differs -> -EXDEV",
+        "Debian linux 5.10.162-1 changelog, section ChangeLog-5.10.160: 'vfs: fix "
+        "copy_file_range() regression in cross-fs copies', 'vfs: fix copy_file_range() averts "
+        "filesystem freeze protection'",
+        "stable review '[PATCH 5.10 02/15] vfs: fix copy_file_range() regression in cross-fs "
+        "copies' (commit 868f9f2f8e00 upstream, 2022-12-15)",
+        "pmemkit VM run, Debian 5.10.0-46 (5.10.262), --suite d2d: ext4 to ext4 EXDEV",
+        since="5.10.160",
+        before="5.11",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "d2d-files-cfr-exdev-5.15-stable",
+        "d2d-fs-dax-copy-file-range",
+        "EXDEV",
+        "5.15 stable carries the backport of 868f9f2f8e00 from 5.15.53 (its author's word on the "
+        "stable list), so cross-filesystem copies are refused with -EXDEV there too. Inferred "
+        "from that mail, not read in a 5.15 source; to be confirmed.",
+        "Amir Goldstein on stable@vger.kernel.org, 2022-12-13, re 10bc8e4af659 for 5.15.y: 'The "
+        "regressing commit is in v5.15.53.'",
+        status="I",
+        since="5.15.53",
+        before="5.16",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
         "d2d-files-cfr-cross-fs-allowed",
         "d2d-fs-dax-copy-file-range",
         "ok",
-        "5.3-5.11 copy_file_range() fell back to a splice copy across filesystems "
-        "(5dae222a5ff0 'vfs: allow copy_file_range to copy across devices'); 868f9f2f8e00 limited "
-        "cross-filesystem copies again. Version bounds inferred, to be confirmed.",
+        "5.3-5.18 copy_file_range() fell back to a splice copy across filesystems "
+        "(5dae222a5ff0 'vfs: allow copy_file_range to copy across devices') until 868f9f2f8e00 "
+        "(5.19) refused cross-filesystem copies again; the 5.10.y and 5.15.y backports are the "
+        "rules above; whether 5.4.y got the backport too is not known (answered ok). The 5.3 "
+        "start is inferred, to be confirmed.",
         "commit 5dae222a5ff0 'vfs: allow copy_file_range to copy across devices' (5.3)",
-        "commit 868f9f2f8e00 'vfs: fix copy_file_range() regression in cross-fs copies' (5.12)",
+        "commit 868f9f2f8e00 'vfs: fix copy_file_range() regression in cross-fs copies' (5.19; Go's "
+        "internal/poll copy_file_range comment: 'Prior to Linux 5.19'), not 5.12",
         status="I",
         since="5.3",
-        before="5.12",
+        before="5.19",
         fs_dax=FILE_MAPPED,
     ),
     R(

@@ -42,6 +42,14 @@ CASES = [
     "6.1 md-raid0 memmap raw - ext4 dax-mount EINVAL mount-ext4-refused md-no-dax",
     "6.1 md-raid1 nvdimm fsdax mem ext4 dax-mount EINVAL mount-ext4-refused md-no-dax",
     "6.1 md-raid1 nvdimm fsdax dev xfs dax-mount fallback mount-xfs-fallback md-no-dax",
+    "6.0 md-raid0 memmap raw - xfs dax-mount fallback mount-xfs-fallback md-no-dax",
+    # ... but before 6.0 XFS turns DAX off and then still refuses its default reflink filesystem
+    # (5.10's xfs_fc_fill_super(); observed EINVAL on Debian 5.10.0-46, --suite raid)
+    "5.10.0-46-amd64 md-raid0 memmap raw - xfs dax-mount EINVAL mount-xfs-reflink-refused md-no-dax",
+    "5.10.0-46-amd64 md-raid1 memmap raw - xfs dax-mount EINVAL mount-xfs-reflink-refused md-no-dax",
+    "5.10.0-46-amd64 md-raid0 nvdimm fsdax mem xfs dax-mount EINVAL mount-xfs-reflink-refused md-no-dax",
+    "5.10.0-46-amd64 md-raid1 nvdimm fsdax mem xfs dax-mount EINVAL mount-xfs-reflink-refused md-no-dax",
+    "5.10.0-46-amd64 md-raid1 nvdimm fsdax mem xfs odirect-read-into-dax n/a fs-not-mounted md-no-dax",
     "4.15 md-raid0 nvdimm fsdax mem ext4 dax-mount EINVAL mount-ext4-refused-early md-no-dax",
     # 4.16-4.20 ext4 turned DAX off instead of failing (24f3478d664b; 361d24d40657 restored the
     # failure in 5.0): issue 10 item 2
@@ -58,7 +66,7 @@ CASES = [
     "6.1 md-raid1 nvdimm fsdax mem xfs odirect-read-into-dax ok odirect-ram md-no-dax",
     # dm DAX arrived in 4.8
     "4.7 dm-linear nvdimm fsdax mem ext4 dax-mount EINVAL mount-ext4-refused-early dm-dax-absent-before-4.8",
-    "4.7 dm-stripe nvdimm fsdax mem xfs dax-mount fallback mount-xfs-fallback dm-dax-absent-before-4.8",
+    "4.7 dm-stripe nvdimm fsdax mem xfs dax-mount EINVAL mount-xfs-reflink-refused dm-dax-absent-before-4.8",
     "4.8 dm-linear nvdimm fsdax mem ext4 dax-mount ok mount-dax dm-linear-dax",
     "4.8 dm-stripe nvdimm fsdax mem ext4 dax-mount ok mount-dax dm-stripe-dax",
     # dm passes through what the members have: pages, page-less (before 4.16) or nothing
@@ -98,6 +106,22 @@ def test_stack_rule_and_boundary(case: str) -> None:
     assert parse_kernel(kernel) in rule_by_name(stack_rule).range
     assert p.stack == stack
     assert p.stack_dax == (chain.facts["fs_dax"] in ("pages", "pageless"))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stack"),
+    [("5.10.0-46-amd64", "md-raid0"), ("5.10.0-46-amd64", "md-raid1"), ("4.7", "dm-stripe")],
+)
+def test_xfs_without_reflink_falls_back_on_a_stack_without_dax(kernel: str, stack: str) -> None:
+    """Before 6.0 only the reflink refusal turns XFS's 'Turning off DAX' into EINVAL: without
+    reflink the mount falls back to the page cache, and the mapping operations are answered."""
+    scenario = Scenario(kernel, "nvdimm", "fsdax", "mem", fs="xfs")
+    with_reflink = predict(scenario, "dax-mount", stack)
+    without = predict(scenario, "dax-mount", stack, reflink=False)
+    assert (with_reflink.outcome, with_reflink.rule) == ("EINVAL", "mount-xfs-reflink-refused")
+    assert (without.outcome, without.rule) == ("fallback", "mount-xfs-fallback")
+    assert predict(scenario, "pagecache-bypass", stack).outcome == "n/a"
+    assert predict(scenario, "pagecache-bypass", stack, reflink=False).outcome == "fallback"
 
 
 @pytest.mark.parametrize("stack", MD + DM)
