@@ -559,25 +559,3 @@ def check_user_xattrs(path: Path) -> None:
             "results share needs (9p security_model=mapped-xattr): use a --runs-dir on ext4, xfs or btrfs",
             2,
         ) from None
-
-
-def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]:
-    """Write RUN/report.md and RUN/plots/ from the run's files; returns the report path and the
-    number of observations. Refuses a directory that is not a run, or a run of another schema, or
-    one whose files cannot be rendered even in part, before writing anything."""
-    from pmemkit.report.rundir import ShapeError, render_run  # lazily: rendering needs numpy
-
-    with RunDir.open(run_dir) as run:
-        files = run.load()
-        try:
-            rendered = render_run(files, failure)
-        except ShapeError as exc:
-            raise RunDirError(
-                f"{run.path}: the run's files are not in a shape this pmemkit renders: {exc}; "
-                "nothing written",
-                2,
-            ) from None
-        warnings = rendered.contents.warnings
-        written = run.write_plots(rendered.plots, warnings)
-        run.write(REPORT, rendered.text(written))
-        return run.path / REPORT, len(rendered.contents.observations)
