@@ -6,13 +6,60 @@ directory is exactly `Plan.to_dict()`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError
+from pmemkit.scenario import PmemConfig, ScenarioError
+
+#: plan.json's own version. 2: `placements` (where the host put each device) became required, so a
+#: guest never re-derives an NVDIMM slot, a memmap start or a virtio-pmem device's place.
+PLAN_SCHEMA = 2
+PLACEMENT_FIELDS = {"memmap": "memmap_start", "nvdimm": "nfit_handle", "virtio-pmem": "pci_address"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the host put one planned pmem device: the guest finds the device by this record alone.
+
+    Decided once, by `vm.layout.plan_layout`; qemu's command line and the guest's matching both read
+    it. memmap: the range's physical start (the e820 namespace's `resource`); nvdimm: the DIMM slot
+    given to `-device nvdimm,slot=` and the NFIT handle QEMU derives from it; virtio-pmem: the PCI
+    address given to `-device virtio-pmem-pci,addr=`, spelt as sysfs shows it.
+    """
+
+    index: int  # position in Plan.pmem
+    source: str
+    memmap_start: int | None = None
+    nvdimm_slot: int | None = None
+    nfit_handle: int | None = None
+    pci_address: str | None = None  # e.g. "0000:00:10.0"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Placement:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ScenarioError(f"plan placement has unknown field(s) {unknown}")
+        return cls(**data)
+
+
+def check_placements(pmem: list[PmemConfig], placements: list[Placement]) -> None:
+    """One placement per device, in plan order, carrying the field its source is found by."""
+    if len(placements) != len(pmem):
+        raise ScenarioError(f"plan has {len(pmem)} pmem device(s) but {len(placements)} placement(s)")
+    for i, (cfg, place) in enumerate(zip(pmem, placements, strict=True)):
+        key = PLACEMENT_FIELDS[cfg.source]
+        if place.index != i or place.source != cfg.source or getattr(place, key) is None:
+            raise ScenarioError(f"plan placement {i} {place.to_dict()} does not place {cfg.spec()} ({key})")
+        if cfg.source == "memmap" and place.memmap_start != cfg.start:
+            raise ScenarioError(f"plan places {cfg.spec()} at {place.memmap_start:#x}, not at its start")
 
 
 @dataclass
@@ -27,7 +74,17 @@ class Plan:
     pmemkit_version: str = ""
     inject_fault: str | None = None  # tests of failure handling: "panic" or "hang" mid-run
     profile: str = "quick"  # experiment sizes and repetitions: quick | full
-    schema: int = SCHEMA_VERSION
+    placements: list[Placement] = field(default_factory=list)
+    schema: int = PLAN_SCHEMA
+
+    def __post_init__(self) -> None:
+        if self.pmem and not self.placements:
+            # Host side only (a plan read from JSON always carries its placements): the same decision
+            # plan_layout makes for qemu, from configs whose memmap starts it has already resolved.
+            from pmemkit.vm.layout import place_devices
+
+            self.placements = list(place_devices(self.pmem))
+        check_placements(self.pmem, self.placements)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,21 +97,29 @@ class Plan:
             "pmemkit_version": self.pmemkit_version,
             "inject_fault": self.inject_fault,
             "profile": self.profile,
+            "placements": [p.to_dict() for p in self.placements],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        if data.get("schema") != SCHEMA_VERSION:
-            raise ScenarioError(f"plan schema {data.get('schema')!r} is not {SCHEMA_VERSION}")
+        if data.get("schema") != PLAN_SCHEMA:
+            raise ScenarioError(
+                f"plan.json schema {data.get('schema')!r} is not {PLAN_SCHEMA} (this pmemkit's): the plan "
+                "was written by another pmemkit version; start the run again with `pmemkit run`"
+            )
+        pmem = [PmemConfig.from_dict(p) for p in data["pmem"]]
+        placements = [Placement.from_dict(p) for p in data.get("placements") or []]
+        check_placements(pmem, placements)  # before construction: a guest never fills them in itself
         return cls(
             suites=list(data["suites"]),
-            pmem=[PmemConfig.from_dict(p) for p in data["pmem"]],
+            pmem=pmem,
             filesystems=list(data.get("filesystems", ["ext4", "xfs"])),
             accel=data.get("accel", "tcg"),
             vm_token=data.get("vm_token", ""),
             pmemkit_version=data.get("pmemkit_version", ""),
             inject_fault=data.get("inject_fault"),
             profile=data.get("profile", "quick"),
+            placements=placements,
         )
 
     def params(self) -> dict[str, Any]:

@@ -42,8 +42,9 @@ OPERATIONS = (
     "stack-copy",
 )
 
-#: Outcome names that are not errno names.
-PLAIN_OUTCOMES = ("ok", "fallback", "n/a")
+#: Outcome names that are not errno names. `short`: the kernel moved fewer bytes than asked and
+#: reported no error (a short read or write); never `ok`, and not an errno the kernel returned.
+PLAIN_OUTCOMES = ("ok", "fallback", "n/a", "short")
 _ERRNO_RE = re.compile(r"^E[A-Z0-9]+$")
 
 

@@ -32,17 +32,33 @@ class Target:
     provenance: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # e.g. {"profile": "quick"}
 
-    def observation(self, experiment: str, operation: str, outcome: str, **extra: Any) -> Observation:
-        """An Observation of this target with its full provenance."""
+    def observation(
+        self, experiment: str, operation: str, outcome: str, *, repetitions: int = 1, **extra: Any
+    ) -> Observation:
+        """An Observation of this target with its full provenance.
+
+        `repetitions`: how many times the operation was carried out for this observation (the
+        samples behind its numbers); 1 for a single attempt.
+        """
         return Observation(
             experiment=experiment,
             operation=operation,
             outcome=outcome,
             scenario=self.scenario,
             device=self.device,
-            provenance=dict(self.provenance),
+            provenance=observation_provenance(self.provenance, repetitions),
             **extra,
         )
+
+
+def observation_provenance(base: dict[str, Any], repetitions: int) -> dict[str, Any]:
+    """The one place an observation's provenance is completed: its target's, plus its real repetitions.
+
+    0 is honest for a step that never ran (a failed preparation); the runner uses this too.
+    """
+    if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 0:
+        raise ValueError(f"repetitions must be a count (int >= 0), not {repetitions!r}")
+    return {**base, "repetitions": repetitions}
 
 
 Experiment = Callable[[Target, dict[str, Any]], Iterator[Observation]]
