@@ -126,8 +126,12 @@ def match_devices(configs: list[PmemConfig], placements: list[Placement]) -> lis
     handles = [(p.nfit_handle, configs[p.index]) for p in placements if p.nfit_handle is not None]
     nvdimm_regions = setup_nvdimms(handles)
     current = namespaces()
-    paths = {ns.region: os.path.realpath(f"/sys/bus/nd/devices/{ns.region}") for ns in current}
-    return match_namespaces(configs, placements, current, nvdimm_regions, paths)
+    return match_namespaces(configs, placements, current, nvdimm_regions, region_sysfs_paths(current))
+
+
+def region_sysfs_paths(current: list[Namespace]) -> dict[str, str]:
+    """Region → its real sysfs path, which runs through the PCI device of a virtio-pmem region."""
+    return {ns.region: os.path.realpath(f"/sys/bus/nd/devices/{ns.region}") for ns in current}
 
 
 def match_namespaces(
@@ -158,7 +162,7 @@ def match_namespaces(
         else:
             raise GuestError(f"{cfg.spec()}: the plan does not say where it was placed ({place.to_dict()})")
         if len(hits) != 1:
-            seen = [f"{ns.dev} on {ns.region} ({ns.provider}, resource {ns.resource})" for ns in current]
+            seen = [f"{ns.dev} on {ns.region} ({ns.provider}, at {ns.resource or 0:#x})" for ns in current]
             raise GuestError(f"{cfg.spec()}: {len(hits)} namespaces at {where}; the kernel has {seen}")
         prepared.append(PreparedDevice(place.index, cfg, hits[0], place))
     return prepared
