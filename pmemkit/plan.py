@@ -78,12 +78,8 @@ class Plan:
     schema: int = PLAN_SCHEMA
 
     def __post_init__(self) -> None:
-        if self.pmem and not self.placements:
-            # Host side only (a plan read from JSON always carries its placements): the same decision
-            # plan_layout makes for qemu, from configs whose memmap starts it has already resolved.
-            from pmemkit.vm.layout import place_devices
-
-            self.placements = list(place_devices(self.pmem))
+        # No default: the placements are the ones `vm.layout.plan_layout` gave qemu, handed in by the
+        # caller; a plan that would make anyone derive them a second time is refused here.
         check_placements(self.pmem, self.placements)
 
     def to_dict(self) -> dict[str, Any]:

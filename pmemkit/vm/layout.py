@@ -67,6 +67,7 @@ class VmLayout:
     memmaps: tuple[MemmapRange, ...]
     dimms: tuple[PmemConfig, ...]
     placements: tuple[Placement, ...] = ()  # one per planned device, in plan order
+    pmem: tuple[PmemConfig, ...] = ()  # the planned devices, every memmap start made explicit
 
     @property
     def dimm_placements(self) -> tuple[Placement, ...]:
@@ -174,7 +175,9 @@ def plan_layout(pmem: list[PmemConfig], ram: int | None = None) -> VmLayout:
             )
     starts = iter(memmaps)
     resolved = [dataclasses.replace(c, start=next(starts).start) if c.source == "memmap" else c for c in pmem]
-    return VmLayout(ram=ram, memmaps=tuple(memmaps), dimms=dimms, placements=place_devices(resolved))
+    return VmLayout(
+        ram=ram, memmaps=tuple(memmaps), dimms=dimms, placements=place_devices(resolved), pmem=tuple(resolved)
+    )
 
 
 # --- Plausibility against the host, before anything starts ----------------------------------------

@@ -8,7 +8,6 @@ and report.md. It is written even when the guest times out, panics or is killed.
 from __future__ import annotations
 
 import compileall
-import dataclasses
 import json
 import os
 import platform
@@ -91,11 +90,7 @@ def _qemu_version(qemu: str) -> str:
 def _resolved_pmem(options: RunOptions) -> tuple[list[PmemConfig], Any]:
     """Configs with every memmap start made explicit, so the guest can match ranges exactly."""
     layout = plan_layout(options.pmem, options.memory)
-    starts = iter(layout.memmaps)
-    resolved = [
-        dataclasses.replace(c, start=next(starts).start) if c.source == "memmap" else c for c in options.pmem
-    ]
-    return resolved, layout
+    return list(layout.pmem), layout
 
 
 def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResult:
@@ -139,6 +134,7 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
         pmemkit_version=__version__,
         inject_fault=options.inject_fault,
         profile=options.profile,
+        placements=list(layout.placements),  # the placements qemu's command line is built from
     )
     plan.write(run_dir / "plan.json")
     # The guest's python3 is 3.11 too: bytecode compiled here saves it seconds of TCG per boot.

@@ -5,7 +5,9 @@ here for real (quick profile): every operation yields an observation with a vali
 verified data. The DAX targets are covered by tests/vm.
 """
 
+import ast
 import os
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +214,88 @@ def test_baselines_name_their_mapping(kind, tmp_path):
     for name in ("odirect", "kapi"):
         obs = list(get(name)(_target(kind, tmp_path), {"profile": "quick"}))
         assert {o.metrics["mapping"] for o in obs} == {expected}, name
+
+
+# --- Short transfers are `short` everywhere; verification covers every byte moved -------------------
+
+
+def _half_partner(real):
+    """write_partner that writes only the first half: the kernel's read of the whole then comes up short."""
+
+    def write(target, name, data):
+        return real(target, name, data[: len(data) // 2])
+
+    return write
+
+
+def test_a_short_transfer_is_short_in_smoke_and_odirect_alike(tmp_path, monkeypatch):
+    if not _direct_io_works(tmp_path):
+        pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
+    from pmemkit.guest.experiments import odirect, smoke
+
+    monkeypatch.setattr(smoke, "write_partner", _half_partner(smoke.write_partner))
+    monkeypatch.setattr(odirect, "write_partner", _half_partner(odirect.write_partner))
+    target = _fs_target_without_dax(tmp_path)
+    read = {o.operation: o for o in get("smoke")(target, {})}["odirect-read-into-dax"]
+    assert read.outcome == "short" and "short transfer: 524288 of 1048576 bytes" in read.detail
+    with odirect.Mapping(target, "short", odirect.BUFFER_BYTES) as m:
+        case = odirect._read_case(target, m, "odirect-read-into-dax", prefault=True)
+    assert case.outcome == "short" and case.metrics["bytes"] == odirect.CASE_BYTES // 2
+
+
+def test_a_short_write_to_the_dax_file_is_short_not_ok(tmp_path, monkeypatch):
+    if not _direct_io_works(tmp_path):
+        pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
+    from pmemkit.guest.experiments import odirect
+
+    real = odirect.direct_write_from
+    monkeypatch.setattr(odirect, "direct_write_from", lambda view, dst, n: real(view, dst, n // 2))
+    obs = {o.operation: o for o in odirect._dax_file_cases(_fs_target_without_dax(tmp_path))}
+    written = obs["odirect-write-dax-file"]
+    assert written.outcome == "short" and written.metrics["bytes"] == odirect.CASE_BYTES // 2
+    assert written.metrics["mapping"] == "pagecache"
+
+
+def test_raid_roundtrip_compares_every_chunk_not_only_the_last(tmp_path, monkeypatch):
+    """A chunk read back wrong anywhere in the range is a mismatch (the old check saw only the last MiB)."""
+    if not _direct_io_works(tmp_path):
+        pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
+    from pmemkit.guest.experiments import raid
+
+    device = tmp_path / "device.img"
+    device.write_bytes(bytes(4 << 20))
+    clean = raid._odirect_roundtrip(str(device), 4 << 20, None)
+    assert clean["verified"] is True
+    assert clean["read"]["moved_bytes"] == clean["write"]["moved_bytes"] == 4 << 20
+    real = os.preadv
+
+    def corrupt_second_chunk(fd, buffers, offset):
+        n = real(fd, buffers, offset)
+        if offset == 1 << 20:
+            buffers[0][0] ^= 0xFF
+        return n
+
+    monkeypatch.setattr(raid.os, "preadv", corrupt_second_chunk)
+    assert raid._odirect_roundtrip(str(device), 4 << 20, None)["verified"] is False
+
+
+def _same_branches(node):
+    """An `a if c else b` or an `if` statement whose two branches are the same code."""
+    if isinstance(node, ast.IfExp):
+        return ast.dump(node.body) == ast.dump(node.orelse)
+    if isinstance(node, ast.If) and node.orelse:
+        return [ast.dump(n) for n in node.body] == [ast.dump(n) for n in node.orelse]
+    return False
+
+
+def test_no_condition_in_pmemkit_chooses_between_two_equal_answers():
+    """`"ok" if n == CASE_BYTES else "ok"` was an outcome that could not fail; none may come back."""
+    root = Path(__file__).resolve().parents[2] / "pmemkit"
+    found = [
+        f"{path.relative_to(root.parent)}:{node.lineno}"
+        for path in sorted(root.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if _same_branches(node)
+    ]
+    assert found == []
+    assert _same_branches(ast.parse('"ok" if n == 4 else "ok"', mode="eval").body)  # the check can fail

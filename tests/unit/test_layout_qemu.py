@@ -248,11 +248,7 @@ def _command(layout):
 def _resolved(specs):
     """What `pmemkit run` hands the plan: configs with memmap starts made explicit by the layout."""
     layout = plan_layout(cfgs(*specs))
-    starts = iter(layout.memmaps)
-    pmem = [
-        c if c.source != "memmap" else type(c)(c.source, c.size, next(starts).start) for c in cfgs(*specs)
-    ]
-    return layout, pmem
+    return layout, list(layout.pmem)
 
 
 def test_placement_virtio_first_gives_the_nvdimm_slot_0_and_handle_1():
@@ -261,6 +257,11 @@ def test_placement_virtio_first_gives_the_nvdimm_slot_0_and_handle_1():
     assert virtio == Placement(0, "virtio-pmem", pci_address="0000:00:10.0")
     assert (nv0.nvdimm_slot, nv0.nfit_handle) == (0, 1) and (nv1.nvdimm_slot, nv1.nfit_handle) == (1, 2)
     assert memmap == Placement(2, "memmap", memmap_start=layout.memmaps[0].start)
+    assert layout.pmem[2].start == layout.memmaps[0].start == 1 << 30  # the plan gets the start made explicit
+    assert [c.spec() for c in layout.pmem] == [c.spec() for c in cfgs(*VIRTIO_FIRST)[:2]] + [
+        "memmap:256M@1G",
+        cfgs(*VIRTIO_FIRST)[3].spec(),
+    ]
 
 
 def test_qemu_command_line_uses_the_placements():
@@ -275,10 +276,21 @@ def test_too_many_virtio_pmem_devices_is_one_clear_error():
         plan_layout(cfgs(*["virtio-pmem:64M"] * 17))
 
 
+def _plan(layout, pmem):
+    """The plan `pmemkit run` writes: the layout's placements handed in, never derived again."""
+    return Plan(suites=["smoke"], pmem=pmem, placements=list(layout.placements))
+
+
+def test_plan_never_derives_placements_itself():
+    _, pmem = _resolved(VIRTIO_FIRST)
+    with pytest.raises(ScenarioError, match="4 pmem device.* but 0 placement"):
+        Plan(suites=["smoke"], pmem=pmem)
+    assert Plan(suites=["smoke"], pmem=[]).placements == []
+
+
 def test_plan_carries_the_layouts_placements_and_round_trips():
     layout, pmem = _resolved(VIRTIO_FIRST)
-    plan = Plan(suites=["smoke"], pmem=pmem)
-    assert tuple(plan.placements) == layout.placements  # the same decision, not a second one
+    plan = _plan(layout, pmem)
     data = json.loads(json.dumps(plan.to_dict()))
     assert data["schema"] == PLAN_SCHEMA == 2
     assert data["placements"][0] == {"index": 0, "source": "virtio-pmem", "pci_address": "0000:00:10.0"}
@@ -287,8 +299,7 @@ def test_plan_carries_the_layouts_placements_and_round_trips():
 
 
 def test_plan_from_dict_refuses_old_schemas_and_missing_or_wrong_placements():
-    _, pmem = _resolved(VIRTIO_FIRST)
-    data = Plan(suites=["smoke"], pmem=pmem).to_dict()
+    data = _plan(*_resolved(VIRTIO_FIRST)).to_dict()
     with pytest.raises(ScenarioError, match=r"plan.json schema 1 is not 2 .*pmemkit run"):
         Plan.from_dict({**data, "schema": 1})
     with pytest.raises(ScenarioError, match="4 pmem device.* but 0 placement"):
@@ -359,7 +370,7 @@ def _guest_match(monkeypatch, specs):
     """The host half (layout, qemu, plan.json) feeds a fake guest kernel; the guest half matches."""
     layout, pmem = _resolved(specs)
     command = _command(layout)
-    plan = Plan.from_dict(json.loads(json.dumps(Plan(suites=["smoke"], pmem=pmem).to_dict())))
+    plan = Plan.from_dict(json.loads(json.dumps(_plan(layout, pmem).to_dict())))
     topology, current, paths = _fake_guest_kernel(command.argv(), command.cmdline())
     ndctl_calls = []
     monkeypatch.setattr(prepare, "vm_token", lambda: "t")
@@ -396,8 +407,7 @@ def test_guest_matches_every_device_the_host_placed(monkeypatch, specs):
 
 
 def test_guest_refuses_a_device_missing_where_the_plan_put_it(monkeypatch):
-    _, pmem = _resolved(("virtio-pmem:256M", "memmap:256M"))
-    plan = Plan(suites=["smoke"], pmem=pmem)
+    plan = _plan(*_resolved(("virtio-pmem:256M", "memmap:256M")))
     stray = Namespace("namespace0.0", "region0", "e820", "raw", None, 256 << 20, resource=3 << 30)
     with pytest.raises(GuestError, match=r"memmap:256M@1G: 0 namespaces at legacy pmem at 0x40000000"):
         prepare.match_namespaces(plan.pmem, plan.placements[1:], [stray], {}, {})

@@ -131,15 +131,31 @@ def test_raw_nvdimm_refuses_dax_with_the_kernels_reason(full_run):
 
 def test_odirect_into_and_from_dax_buffers_is_ok_and_verified(full_run):
     obs = observations(full_run[1])
-    dax_targets = [
+    smoke = [
         o
         for o in obs
         if o.experiment == "smoke" and o.operation in ("odirect-read-into-dax", "odirect-write-from-dax")
     ]
+    # A target counts as DAX by what the kernel did, not by the operation's name: raw NVDIMM + xfs
+    # mounts with DAX turned off and keeps the plain names; its buffers are page-cache mappings.
+    dax_targets = [o for o in smoke if o.metrics["mapping"] == "dax"]
+    fallbacks = [o for o in smoke if o.metrics["mapping"] == "pagecache"]
+    assert len(dax_targets) + len(fallbacks) == len(smoke)
     # memmap, fsdax mem, fsdax dev, virtio-pmem on two filesystems each, plus devdax: 9 targets × 2
     assert len(dax_targets) == 18
     for o in dax_targets:
         assert o.outcome == "ok" and o.metrics["verified"] is True, o.to_dict()
+    # The mapping agrees with the mount the kernel gave: exactly the targets whose dax-mount fell back.
+    fell_back = {
+        (o.scenario.source, o.scenario.mode, o.scenario.fs)
+        for o in obs
+        if o.operation == "dax-mount" and o.outcome == "fallback"
+    }
+    assert fell_back == {("nvdimm", "raw", "xfs")}
+    assert len(fallbacks) == 2
+    for o in fallbacks:
+        assert (o.scenario.source, o.scenario.mode, o.scenario.fs) in fell_back, o.to_dict()
+        assert o.metrics["verified"] is True and "fell back to the page cache" in o.detail, o.to_dict()
 
 
 def test_devdax_refuses_private_mappings(full_run):

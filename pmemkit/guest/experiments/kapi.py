@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import PAGE, Mapping
 from pmemkit.guest.syscalls import errno_name, files_are_dax
 from pmemkit.guest.transfer import partner_path, pattern, region_offset, verdict, write_partner
@@ -51,9 +51,6 @@ AF_XDP, SOL_XDP, XDP_UMEM_REG = 44, 283, 4
 MREMAP_MAYMOVE = 1
 MAP_FAILED = ctypes.c_void_p(-1).value
 WAKES = {"quick": 16, "full": 128}
-#: What each target kind's mappings are (`metrics["mapping"]`); a DAX mount may still fall back.
-MAPPINGS = {"fs": "dax", "devdax": "dax", "pagecache": "pagecache", "anon": "anon", "devmem": "pageless"}
-FALLBACK_NOTE = "the filesystem fell back to the page cache: the mapping has page-cache pages"
 
 
 def _errno() -> OSError:
@@ -78,15 +75,11 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     wakes = WAKES.get(params.get("profile", "quick"), 16)
     # On a filesystem that fell back to the page cache the interfaces meet page-cache pages, not DAX.
     # The operation keeps its name, so the model's prediction for the scenario is compared with it.
-    mapping = MAPPINGS[target.kind]
-    if target.kind == "fs" and not files_are_dax(target.path):
-        mapping = "pagecache"
+    mapping = mapping_of(target, target.kind == "fs" and files_are_dax(target.path))
     cases = (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
-    for observation in [*(case(target, wakes) for case in cases), _fork_cow_case(target)]:
-        observation.metrics["mapping"] = mapping
-        if mapping == "pagecache" and target.kind == "fs":
-            observation.detail += f" ({FALLBACK_NOTE})"
-        yield observation
+    for case in cases:
+        yield with_mapping(target, case(target, wakes), mapping)
+    yield with_mapping(target, _fork_cow_case(target), mapping)
 
 
 def _futex_case(target: Target, wakes: int) -> Observation:

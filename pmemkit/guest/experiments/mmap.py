@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import PAGE, Mapping
-from pmemkit.guest.syscalls import errno_name, meminfo_bytes, statx_dax
+from pmemkit.guest.syscalls import errno_name, files_are_dax, meminfo_bytes, statx_dax
 from pmemkit.guest.tracefs import TraceEvent, pid_smaps
 from pmemkit.guest.transfer import region_offset
 from pmemkit.measure.bandwidth import bandwidth
@@ -79,6 +79,12 @@ def _offset(target: Target, index: int, size: int) -> int:
 @register(NAME, kinds=KINDS)
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     profile = PROFILES[params.get("profile", "quick")]
+    mapping = mapping_of(target, target.kind == "fs" and files_are_dax(target.path))
+    for observation in _observations(target, profile):
+        yield with_mapping(target, observation, mapping)
+
+
+def _observations(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
     yield from _faults(target, profile)
     yield _bandwidth(target, profile)
     yield from _durability(target, profile)

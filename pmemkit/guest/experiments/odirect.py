@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import Mapping
 from pmemkit.guest.syscalls import errno_name, pread_into_address, statx_dax
 from pmemkit.guest.transfer import partner_path, pattern, region_offset, verdict, write_partner
@@ -34,7 +34,6 @@ NAME = "odirect"
 KINDS = ("fs", "devdax", "pagecache", "anon", "devmem")
 BUFFER_BYTES = 2 << 20  # one 2 MiB unit: device-dax and PMD friendly
 CASE_BYTES = 64 << 10
-FALLBACK_NOTE = "the filesystem fell back to the page cache: the buffer is a page-cache mapping"
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"sizes": [512, 4096, 65536, 1 << 20], "repetitions": 16},
     "full": {"sizes": [512, 4096, 16384, 65536, 262144, 1 << 20], "repetitions": 128},
@@ -51,13 +50,6 @@ BUFFER_NAMES = {
     "anon": "anon",
     "devmem": "pageless",
 }
-
-
-def mapping_kind(target: Target, mapping: Mapping) -> str:
-    """What the buffer really is: dax, pagecache (baseline, or a DAX mount that fell back), anon, pageless."""
-    if target.kind == "fs":
-        return "dax" if mapping.path and statx_dax(mapping.path)[0] else "pagecache"
-    return {"devdax": "dax", "pagecache": "pagecache", "anon": "anon", "devmem": "pageless"}[target.kind]
 
 
 def direct_read_into(view: memoryview, src: str, length: int) -> int:
@@ -232,7 +224,7 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     profile = PROFILES[params.get("profile", "quick")]
     kind = BUFFER_NAMES[target.kind]
     with Mapping(target, "odirect", BUFFER_BYTES, offset=region_offset(target, 0, BUFFER_BYTES)) as m:
-        mapping = mapping_kind(target, m)
+        mapping = mapping_of(target, bool(m.path) and statx_dax(m.path)[0])
         cases = [
             lambda: _read_case(target, m, f"odirect-read-into-{kind}", prefault=True),
             lambda: _write_case(target, m, f"odirect-write-from-{kind}"),
@@ -244,24 +236,16 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
                 lambda: _fork_case(target, m, f"odirect-read-into-{kind}:after-fork"),
             ]
         for case in cases:
-            yield _with_mapping(case(), mapping)
+            yield with_mapping(target, case(), mapping)
     if target.kind == "devmem":
         return
     fresh_offset = region_offset(target, 2, BUFFER_BYTES)
     with Mapping(target, "odirect-fresh", BUFFER_BYTES, offset=fresh_offset) as fresh:
         unfaulted = _read_case(target, fresh, f"odirect-read-into-{kind}:unfaulted", prefault=False)
-        yield _with_mapping(unfaulted, mapping)
-    yield _with_mapping(_readonly_case(target, f"odirect-read-into-{kind}:read-only"), mapping)
+        yield with_mapping(target, unfaulted, mapping)
+    yield with_mapping(target, _readonly_case(target, f"odirect-read-into-{kind}:read-only"), mapping)
     if target.kind == "fs":
         yield from _dax_file_cases(target)
-
-
-def _with_mapping(observation: Observation, mapping: str) -> Observation:
-    """Record what the buffer really was; where a DAX name meets a page-cache buffer, say so in words."""
-    observation.metrics["mapping"] = mapping
-    if mapping == "pagecache" and "-dax" in observation.operation:
-        observation.detail += f" ({FALLBACK_NOTE})"
-    return observation
 
 
 def _dax_file_cases(target: Target) -> Iterator[Observation]:
@@ -283,14 +267,14 @@ def _dax_file_cases(target: Target) -> Iterator[Observation]:
                     NAME, "odirect-write-dax-file", errno_name(exc.errno), detail=exc.strerror or ""
                 )
                 return
-            mapping = "dax" if statx_dax(path)[0] else "pagecache"
+            mapping = mapping_of(target, statx_dax(path)[0])
             with open(path, "rb") as f:
                 same = f.read(CASE_BYTES + 1) == data.tobytes()
             outcome, detail = verdict(n, CASE_BYTES, same, "O_DIRECT pwritev from an anonymous buffer")
             written = target.observation(
                 NAME, "odirect-write-dax-file", outcome, detail=detail, metrics={"bytes": n}
             )
-            yield _with_mapping(written, mapping)
+            yield with_mapping(target, written, mapping)
             view[:] = bytes(CASE_BYTES)
             try:
                 n = direct_read_into(view, path, CASE_BYTES)
@@ -301,7 +285,8 @@ def _dax_file_cases(target: Target) -> Iterator[Observation]:
                 return
             same = bytes(view[:CASE_BYTES]) == data.tobytes()
         outcome, detail = verdict(n, CASE_BYTES, same, "O_DIRECT preadv into an anonymous buffer")
-        yield _with_mapping(
+        yield with_mapping(
+            target,
             target.observation(NAME, "odirect-read-dax-file", outcome, detail=detail, metrics={"bytes": n}),
             mapping,
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.syscalls import errno_name, statx_dax
 from pmemkit.guest.transfer import partner_path, pattern, verdict, write_partner
 from pmemkit.scenario import Observation
@@ -26,7 +26,6 @@ from pmemkit.scenario import Observation
 NAME = "smoke"
 MAP_BYTES = 4 << 20  # a multiple of 2 MiB: device-dax refuses smaller mappings than its alignment
 IO_BYTES = 1 << 20
-FALLBACK_NOTE = "the filesystem fell back to the page cache: the buffer is a page-cache mapping"
 
 
 @register(NAME)
@@ -65,14 +64,10 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
         array = np.frombuffer(keep, dtype=np.uint8)
     # Without DAX (e.g. XFS turned it off) the buffer is a page-cache mapping. The operation keeps
     # its name, so the model's prediction for this scenario is compared; the fact travels with it.
-    mapping = "dax" if dax else "pagecache"
+    mapping = mapping_of(target, dax)
     try:
         for case in (_readwrite, _odirect_read_into, _odirect_write_from):
-            observation = case(target, array)
-            observation.metrics["mapping"] = mapping
-            if not dax:
-                observation.detail += f" ({FALLBACK_NOTE})"
-            yield observation
+            yield with_mapping(target, case(target, array), mapping)
     finally:
         del array
         if isinstance(keep, mmap.mmap):
