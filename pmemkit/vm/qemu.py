@@ -75,25 +75,24 @@ def backing_size(cfg: PmemConfig) -> int:
     return cfg.size + (LABEL_SIZE if cfg.source == "nvdimm" else 0)
 
 
-def pmem_device_args(
-    index: int, cfg: PmemConfig, backing: Path, placement: Placement | None = None
-) -> list[str]:
+def pmem_device_args(index: int, cfg: PmemConfig, backing: Path, placement: Placement) -> list[str]:
     """One NVDIMM (with a label area, so ndctl can make namespaces) or one virtio-pmem device.
 
     The plan's placement fixes where the guest finds it: an NVDIMM's explicit `slot` (its NFIT
-    handle follows from it), a virtio-pmem device's PCI address. Without one, slot 0 and QEMU's choice.
+    handle follows from it), a virtio-pmem device's PCI address. There is no default: a device
+    qemu placed by itself would be one the guest has to guess.
     """
+    if placement.source != cfg.source:
+        raise ValueError(f"placement {placement.to_dict()} is not one of {cfg.spec()}")
     mem_id = f"pmem{index}"
     obj = f"memory-backend-file,id={mem_id},share=on,mem-path={backing},size={backing_size(cfg)}"
-    if cfg.source == "nvdimm":
-        slot = placement.nvdimm_slot if placement else 0
-        dev = f"nvdimm,memdev={mem_id},id=nv{index},label-size={LABEL_SIZE},slot={slot}"
-    elif cfg.source == "virtio-pmem":
-        dev = f"virtio-pmem-pci,memdev={mem_id},id=vpmem{index}"
-        if placement and placement.pci_address:
-            dev += f",addr={placement.pci_address.split(':', 2)[2]}"  # slot.function, as QEMU reads it
+    if cfg.source == "nvdimm" and placement.nvdimm_slot is not None:
+        dev = f"nvdimm,memdev={mem_id},id=nv{index},label-size={LABEL_SIZE},slot={placement.nvdimm_slot}"
+    elif cfg.source == "virtio-pmem" and placement.pci_address:
+        slot_function = placement.pci_address.split(":", 2)[2]  # "10.0", as QEMU's addr= reads it
+        dev = f"virtio-pmem-pci,memdev={mem_id},id=vpmem{index},addr={slot_function}"
     else:
-        raise ValueError(f"{cfg.source} is not a memory device")
+        raise ValueError(f"{cfg.spec()} is not a memory device with a placement ({placement.to_dict()})")
     return ["-object", obj, "-device", dev]
 
 

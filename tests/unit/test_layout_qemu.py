@@ -78,11 +78,18 @@ def test_pieces():
 def test_nvdimm_backing_includes_label_area():
     cfg = PmemConfig.parse("nvdimm:512M")
     assert backing_size(cfg) == 512 * MiB + LABEL_SIZE
-    args = pmem_device_args(0, cfg, Path("/tmp/b"))
+    args = pmem_device_args(0, cfg, Path("/tmp/b"), Placement(0, "nvdimm", nvdimm_slot=2, nfit_handle=3))
     assert f"size={512 * MiB + LABEL_SIZE}" in args[1]
-    assert "label-size=" in args[3]
-    vp = pmem_device_args(1, PmemConfig.parse("virtio-pmem:256M"), Path("/tmp/c"))
-    assert vp[3].startswith("virtio-pmem-pci") and f"size={256 * MiB}" in vp[1]
+    assert "label-size=" in args[3] and args[3].endswith(",slot=2")
+    virtio = PmemConfig.parse("virtio-pmem:256M")
+    vp = pmem_device_args(1, virtio, Path("/tmp/c"), Placement(1, "virtio-pmem", pci_address="0000:00:11.0"))
+    assert (
+        vp[3].startswith("virtio-pmem-pci") and f"size={256 * MiB}" in vp[1] and vp[3].endswith(",addr=11.0")
+    )
+    with pytest.raises(ValueError, match="placement"):  # no guessing: a device without its place is refused
+        pmem_device_args(1, virtio, Path("/tmp/c"), Placement(1, "virtio-pmem"))
+    with pytest.raises(ValueError, match="is not one of"):
+        pmem_device_args(0, cfg, Path("/tmp/b"), Placement(0, "virtio-pmem", pci_address="0000:00:10.0"))
 
 
 def test_cmdline_has_memmap_nokaslr_and_marker():
