@@ -260,36 +260,39 @@ def _dax_file_cases(target: Target) -> Iterator[Observation]:
     try:
         with memoryview(buf) as view:
             view[:] = data.tobytes()
-            try:
-                n = direct_write_from(view, path, CASE_BYTES)
-            except OSError as exc:
-                yield target.observation(
-                    NAME, "odirect-write-dax-file", errno_name(exc.errno), detail=exc.strerror or ""
-                )
-                return
-            mapping = mapping_of(target, statx_dax(path)[0])
-            with open(path, "rb") as f:
-                same = f.read(CASE_BYTES + 1) == data.tobytes()
-            outcome, detail = verdict(n, CASE_BYTES, same, "O_DIRECT pwritev from an anonymous buffer")
-            written = target.observation(
-                NAME, "odirect-write-dax-file", outcome, detail=detail, metrics={"bytes": n}
+
+            def written() -> bool:
+                with open(path, "rb") as f:
+                    return f.read(CASE_BYTES + 1) == data.tobytes()
+
+            def read_back() -> bool:
+                return bytes(view[:CASE_BYTES]) == data.tobytes()
+
+            steps = (
+                (
+                    "odirect-write-dax-file",
+                    direct_write_from,
+                    written,
+                    "O_DIRECT pwritev from an anonymous buffer",
+                ),
+                (
+                    "odirect-read-dax-file",
+                    direct_read_into,
+                    read_back,
+                    "O_DIRECT preadv into an anonymous buffer",
+                ),
             )
-            yield with_mapping(target, written, mapping)
-            view[:] = bytes(CASE_BYTES)
-            try:
-                n = direct_read_into(view, path, CASE_BYTES)
-            except OSError as exc:
-                yield target.observation(
-                    NAME, "odirect-read-dax-file", errno_name(exc.errno), detail=exc.strerror or ""
-                )
-                return
-            same = bytes(view[:CASE_BYTES]) == data.tobytes()
-        outcome, detail = verdict(n, CASE_BYTES, same, "O_DIRECT preadv into an anonymous buffer")
-        yield with_mapping(
-            target,
-            target.observation(NAME, "odirect-read-dax-file", outcome, detail=detail, metrics={"bytes": n}),
-            mapping,
-        )
+            for op, call, landed, what in steps:
+                try:
+                    n = call(view, path, CASE_BYTES)
+                except OSError as exc:
+                    yield target.observation(NAME, op, errno_name(exc.errno), detail=exc.strerror or "")
+                    return
+                mapping = mapping_of(target, statx_dax(path)[0])
+                outcome, detail = verdict(n, CASE_BYTES, landed(), what)
+                observation = target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
+                yield with_mapping(target, observation, mapping)
+                view[:] = bytes(CASE_BYTES)  # the read must bring the data back, not find it there
     finally:
         buf.close()
         if os.path.exists(path):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import mmap
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -104,60 +104,58 @@ def _readwrite(target: Target, array: np.ndarray) -> Observation:
 
 def _odirect_read_into(target: Target, array: np.ndarray) -> Observation:
     """O_DIRECT read from a file on the ordinary disk into the mapped buffer."""
-    op = "odirect-read-into-dax"
     data = pattern(2, IO_BYTES)
     partner = write_partner(target, "odirect-src", data)
-    try:
-        fd = os.open(partner, os.O_RDONLY | os.O_DIRECT)
-    except OSError as exc:
-        return target.observation(NAME, op, f"skipped:{errno_name(exc.errno)} opening the partner file")
-    try:
-        with memoryview(array) as view:
-            start = time.perf_counter_ns()
-            n = os.preadv(fd, [view[:IO_BYTES]], 0)
-            elapsed = time.perf_counter_ns() - start
-    except OSError as exc:
-        return target.observation(NAME, op, errno_name(exc.errno), detail=f"preadv: {exc.strerror}")
-    finally:
-        os.close(fd)
-    same = bool(np.array_equal(array[:IO_BYTES], data))
-    outcome, detail = verdict(n, IO_BYTES, same, "O_DIRECT preadv into the mapping")
-    return target.observation(
-        NAME,
-        op,
-        outcome,
-        detail=detail,
-        metrics={"bytes": n, "elapsed_ns": elapsed, "verified": same},
-    )
+    buffer = array[:IO_BYTES]
+
+    def landed() -> bool:
+        return bool(np.array_equal(buffer, data))
+
+    return _odirect(target, "odirect-read-into-dax", partner, os.O_RDONLY, os.preadv, buffer, landed)
 
 
 def _odirect_write_from(target: Target, array: np.ndarray) -> Observation:
     """O_DIRECT write from the mapped buffer to a file on the ordinary disk."""
-    op = "odirect-write-from-dax"
-    partner = partner_path(target, "odirect-dst")
     data = pattern(3, IO_BYTES)
-    array[IO_BYTES : 2 * IO_BYTES] = data
+    partner = partner_path(target, "odirect-dst")
+    buffer = array[IO_BYTES : 2 * IO_BYTES]
+    buffer[:] = data
+
+    def landed() -> bool:
+        with open(partner, "rb") as f:
+            return f.read(IO_BYTES + 1) == data.tobytes()
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    return _odirect(target, "odirect-write-from-dax", partner, flags, os.pwritev, buffer, landed)
+
+
+def _odirect(
+    target: Target,
+    op: str,
+    partner: str,
+    flags: int,
+    call: Callable[[int, list[memoryview], int], int],
+    buffer: np.ndarray,
+    landed: Callable[[], bool],
+) -> Observation:
+    """One timed O_DIRECT `call` (preadv or pwritev) between `buffer` and the partner file, judged by
+    the shared verdict: every byte moved compared (`landed`), a short transfer `short`."""
     try:
-        fd = os.open(partner, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+        fd = os.open(partner, flags | os.O_DIRECT, 0o600)
     except OSError as exc:
         return target.observation(NAME, op, f"skipped:{errno_name(exc.errno)} opening the partner file")
     try:
-        with memoryview(array) as view:
+        with memoryview(buffer) as view:
             start = time.perf_counter_ns()
-            n = os.pwritev(fd, [view[IO_BYTES : 2 * IO_BYTES]], 0)
+            n = call(fd, [view], 0)
             elapsed = time.perf_counter_ns() - start
     except OSError as exc:
-        return target.observation(NAME, op, errno_name(exc.errno), detail=f"pwritev: {exc.strerror}")
+        return target.observation(NAME, op, errno_name(exc.errno), detail=f"{call.__name__}: {exc.strerror}")
     finally:
         os.close(fd)
-    with open(partner, "rb") as f:
-        written = np.frombuffer(f.read(), dtype=np.uint8)
-    same = bool(np.array_equal(written, data))
-    outcome, detail = verdict(n, IO_BYTES, same, "O_DIRECT pwritev from the mapping")
+    same = landed()
+    what = f"O_DIRECT {call.__name__} {'into' if call is os.preadv else 'from'} the mapping"
+    outcome, detail = verdict(n, IO_BYTES, same, what)
     return target.observation(
-        NAME,
-        op,
-        outcome,
-        detail=detail,
-        metrics={"bytes": n, "elapsed_ns": elapsed, "verified": same},
+        NAME, op, outcome, detail=detail, metrics={"bytes": n, "elapsed_ns": elapsed, "verified": same}
     )
