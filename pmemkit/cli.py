@@ -294,11 +294,16 @@ def run(
     Everything lands in runs/<timestamp>/: plan.json, observations.jsonl, environment.json,
     guest-console.log, dmesg.txt and report.md — also when the guest times out or crashes.
     """
+    from pmemkit.rundir import RunDirError, check_runs_dir
     from pmemkit.vm.errors import GuestFailure
     from pmemkit.vm.run import RunOptions
     from pmemkit.vm.run import run as run_vm
 
     inputs = validate_run_options(pmem_specs, suite, filesystems, timeout_s, memory, accel)
+    try:
+        check_runs_dir(runs_dir)  # a file, read-only or xattr-less --runs-dir: exit 2 before any boot
+    except RunDirError as exc:
+        fail(str(exc), exc.exit_code)
     options = RunOptions(
         pmem=inputs.pmem,
         suites=inputs.suites,
@@ -316,6 +321,8 @@ def run(
         if as_json:
             click.echo(json.dumps({"ok": False, "error": str(exc)}))
         raise
+    except RunDirError as exc:  # disk full, read-only, I/O error while writing the run directory
+        fail(str(exc), exc.exit_code)
     summary = {
         "ok": True,
         "run_dir": str(result.run_dir),
@@ -419,13 +426,20 @@ def prepare(device: str, fs: str, destroy_data: bool, force: bool, as_json: bool
 
     Inside pmemkit's VM only emulated pmem qualifies; elsewhere only a DEVICE you name with
     --destroy-data, never a mounted one, and never one with data on it unless --force too.
+    A failed DAX mount exits 8 (the filesystem stays made, nothing stays mounted).
     """
     from pmemkit.guest.prepare import mkfs, mount_dax
+    from pmemkit.guest.safety import ToolMissing
+    from pmemkit.vm.errors import HostToolMissing
 
-    clearance = mkfs(device, fs, destroy_data=destroy_data, force=force)
-    result = mount_dax(device, fs)
+    try:
+        clearance = mkfs(device, fs, destroy_data=destroy_data, force=force)
+    except ToolMissing as exc:
+        fail(str(exc), HostToolMissing.exit_code)
+    result = mount_dax(clearance.path, fs)  # the node safety checked, links resolved
     info = {
         "device": device,
+        "path": clearance.path,
         "fs": fs,
         "clearance": clearance.rule,
         "outcome": result.outcome,
@@ -433,9 +447,15 @@ def prepare(device: str, fs: str, destroy_data: bool, force: bool, as_json: bool
         "detail": result.detail,
         "kernel_messages": result.messages,
     }
-    click.echo(
-        json.dumps(info, indent=2) if as_json else f"{device}: dax-mount {result.outcome} — {result.detail}"
-    )
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    if result.mountpoint is None:
+        fail(
+            f"{clearance.path}: formatted {fs}, but the dax mount failed: {result.outcome} — {result.detail}",
+            EXIT_GUEST_ERROR,
+        )
+    if not as_json:
+        click.echo(f"{device}: dax-mount {result.outcome} at {result.mountpoint} — {result.detail}")
 
 
 @main.command("guest-run", hidden=True)
@@ -452,12 +472,22 @@ def guest_run(plan_path: Path, out_dir: Path) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the observations as JSON instead.")
 def report(run_dir: Path, as_json: bool) -> None:
-    """Re-render RUN_DIR/report.md from its files (e.g. after a model update)."""
-    from pmemkit.report.rundir import load_run, render_run_dir
+    """Re-render RUN_DIR/report.md from its files (e.g. after a model update).
 
-    if as_json:
-        contents = load_run(run_dir)
-        click.echo(json.dumps([o.to_dict() for o in contents.observations], indent=2))
-        return
-    path, count = render_run_dir(run_dir)
+    RUN_DIR must be a pmemkit run (a plan.json, environment.json or observations.jsonl of
+    pmemkit's); anything else is refused before a file is written (exit 2).
+    """
+    from pmemkit.rundir import RunDir, RunDirError, render_report
+
+    try:
+        if as_json:
+            with RunDir.open(run_dir) as run:
+                files = run.load()
+            for warning in files.warnings:
+                click.echo(f"pmemkit: warning: {warning}", err=True)
+            click.echo(json.dumps([o.to_dict() for o in files.observations], indent=2))
+            return
+        path, count = render_report(run_dir)
+    except RunDirError as exc:
+        fail(str(exc), exc.exit_code)
     click.echo(f"{count} observations; report: {path}")

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmemkit.scenario import PmemConfig, ScenarioError
+from pmemkit.rundir import write_atomic
+from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError
 
-#: plan.json's own version. 2: `placements` (where the host put each device) became required, so a
-#: guest never re-derives an NVDIMM slot, a memmap start or a virtio-pmem device's place.
-PLAN_SCHEMA = 2
+__all__ = ["Placement", "Plan", "check_placements", "write_atomic"]
+
+#: plan.json carries the run's schema (scenario.SCHEMA_VERSION), which the report checks; `placements`
+#: (where the host put each device) are required on top, so a guest never re-derives an NVDIMM slot, a
+#: memmap start or a virtio-pmem device's place. A plan is read only by the guest of the run that
+#: wrote it, so a plan without them is refused rather than versioned.
 PLACEMENT_FIELDS = {"memmap": "memmap_start", "nvdimm": "nfit_handle", "virtio-pmem": "pci_address"}
 
 
@@ -75,7 +78,7 @@ class Plan:
     inject_fault: str | None = None  # tests of failure handling: "panic" or "hang" mid-run
     profile: str = "quick"  # experiment sizes and repetitions: quick | full
     placements: list[Placement] = field(default_factory=list)
-    schema: int = PLAN_SCHEMA
+    schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         # No default: the placements are the ones `vm.layout.plan_layout` gave qemu, handed in by the
@@ -98,10 +101,15 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        if data.get("schema") != PLAN_SCHEMA:
+        if data.get("schema") != SCHEMA_VERSION:
             raise ScenarioError(
-                f"plan.json schema {data.get('schema')!r} is not {PLAN_SCHEMA} (this pmemkit's): the plan "
+                f"plan.json schema {data.get('schema')!r} is not {SCHEMA_VERSION} (this pmemkit's): the plan "
                 "was written by another pmemkit version; start the run again with `pmemkit run`"
+            )
+        if data.get("pmem") and not data.get("placements"):
+            raise ScenarioError(
+                "plan.json places none of its pmem devices: it was written by a pmemkit that left the "
+                "guest to guess where they are; start the run again with `pmemkit run`"
             )
         pmem = [PmemConfig.from_dict(p) for p in data["pmem"]]
         placements = [Placement.from_dict(p) for p in data.get("placements") or []]
@@ -128,17 +136,3 @@ class Plan:
     @classmethod
     def read(cls, path: Path) -> Plan:
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        try:
-            os.fsync(f.fileno())
-        except OSError:
-            pass
-    tmp.replace(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pmemkit.guest import GuestError
 from pmemkit.guest.kmsg import KernelLog
 from pmemkit.guest.probe import Namespace, namespaces, run_ndctl
-from pmemkit.guest.safety import Clearance, SafetyError, clear_for_destruction, vm_token
+from pmemkit.guest.safety import Clearance, SafetyError, ToolMissing, clear_for_destruction, vm_token
 from pmemkit.guest.syscalls import errno_name, files_are_dax, mount, umount
 from pmemkit.plan import Placement
 from pmemkit.scenario import PmemConfig
@@ -46,11 +47,42 @@ class PreparedDevice:
     placement: Placement | None = None
 
 
-def _run(argv: list[str]) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+#: The package that carries each tool pmemkit runs, for the "not installed" message.
+TOOL_PACKAGES = {
+    "mkfs.ext4": "e2fsprogs",
+    "mkfs.xfs": "xfsprogs",
+    "ndctl": "ndctl",
+    "modprobe": "kmod",
+    "blkid": "util-linux",
+}
+RUN_TIMEOUT_S = 300
+
+
+def _run(argv: list[str], timeout: float = RUN_TIMEOUT_S) -> str:
+    """Run a tool to completion, bounded in time, with no terminal to prompt on.
+
+    A missing tool is ToolMissing (naming its package), a hang or failure one GuestError line.
+    """
+    try:
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+    except FileNotFoundError as exc:
+        package = TOOL_PACKAGES.get(argv[0])
+        hint = f": install {package}" if package else ""
+        raise ToolMissing(f"{argv[0]} is not installed{hint}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GuestError(f"{' '.join(argv)} did not finish within {timeout:.0f} s; it was killed") from exc
+    except OSError as exc:
+        raise GuestError(f"cannot run {argv[0]}: {exc.strerror}") from exc
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise GuestError(f"{' '.join(argv)} failed: {lines[-1] if lines else proc.returncode}")
+        raise GuestError(f"{' '.join(argv)} failed: {lines[-1].strip() if lines else proc.returncode}")
     return proc.stdout
 
 
@@ -172,16 +204,39 @@ def mkfs(device: str, fs: str, *, destroy_data: bool = False, force: bool = Fals
     """Make a filesystem for DAX (options above) once safety has cleared the device.
 
     Inside pmemkit's VM emulated pmem is cleared; elsewhere only with `destroy_data` (and `force`
-    over existing data), as `safety.clear_for_destruction` rules. Returns the clearance.
+    over existing data), as `safety.clear_for_destruction` rules. mkfs gets the node safety
+    checked (links resolved), after `--`, and only if it is still that node. Returns the clearance.
     """
-    clearance = clear_for_destruction(device, destroy_data=destroy_data, force=force)
-    if fs == "ext4":
-        _run(["mkfs.ext4", "-q", "-F", *EXT4_DAX_OPTIONS, device])
-    elif fs == "xfs":
-        _run(["mkfs.xfs", "-q", "-f", *XFS_DAX_OPTIONS, device])
-    else:
+    if fs not in MKFS_OPTIONS:
         raise GuestError(f"unknown filesystem {fs!r}: use ext4 or xfs")
+    clearance = clear_for_destruction(device, destroy_data=destroy_data, force=force)
+    target = _still_block_node(clearance)
+    if fs == "ext4":
+        _run(["mkfs.ext4", "-q", "-F", *EXT4_DAX_OPTIONS, "--", target])
+    else:
+        _run(["mkfs.xfs", "-q", "-f", *XFS_DAX_OPTIONS, "--", target])
     return clearance
+
+
+def _still_block_node(clearance: Clearance) -> str:
+    """The cleared path, provided it is still the block device that was checked (same device
+    number, no link swapped in since)."""
+    path = clearance.path or clearance.device
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    same = (
+        st is not None
+        and stat.S_ISBLK(st.st_mode)
+        and os.path.realpath(path) == path
+        and (clearance.rdev is None or st.st_rdev == clearance.rdev)
+    )
+    if not same:
+        raise SafetyError(
+            f"refused {clearance.device}: rule 'block-only' — {path} changed after it was checked"
+        )
+    return path
 
 
 @dataclass
@@ -195,29 +250,83 @@ class MountResult:
 
 
 def mount_dax(device: str, fs: str) -> MountResult:
-    """Mount with dax=always; `fallback` when the kernel mounted but files are not DAX."""
-    mountpoint = os.path.join(MOUNT_ROOT, f"{os.path.basename(device)}-{fs}")
-    os.makedirs(mountpoint, exist_ok=True)
+    """Mount with dax=always; `fallback` when the kernel mounted but files are not DAX.
+
+    When the kernel refuses, the mount point directories this call created are removed again, so
+    nothing is left in MOUNT_ROOT that a caller is not told about (the outcome is then an errno
+    name and `mountpoint` None).
+    """
+    mountpoint = os.path.join(MOUNT_ROOT, f"{os.path.basename(os.path.realpath(device))}-{fs}")
+    if os.path.ismount(mountpoint):
+        raise GuestError(f"{mountpoint} is already a mount point; unmount it first")
+    created = _make_dirs(mountpoint)
     with KernelLog() as log:
         try:
             mount(device, mountpoint, fs, DAX_MOUNT_OPTIONS)
         except OSError as exc:
             messages = log.read()
+            _remove_dirs(created)
             return MountResult(errno_name(exc.errno), None, messages, _reason(messages, exc.strerror))
         messages = log.read()
-    if files_are_dax(mountpoint):
+    try:
+        dax = files_are_dax(mountpoint)
+    except OSError as exc:  # e.g. mounted read-only: no probe file, so no answer; leave nothing mounted
+        try:
+            umount(mountpoint)
+        except OSError as undo:
+            raise GuestError(
+                f"{device} is mounted at {mountpoint} but cannot be probed ({exc.strerror}) "
+                f"nor unmounted ({undo.strerror}); unmount it by hand"
+            ) from exc
+        _remove_dirs(created)
+        detail = f"mounted, but probing DAX failed: {exc.strerror}"
+        return MountResult(errno_name(exc.errno), None, messages, detail)
+    if dax:
         return MountResult("ok", mountpoint, messages, "mounted with DAX (statx: STATX_ATTR_DAX)")
     return MountResult("fallback", mountpoint, messages, _reason(messages, "mounted, but files are not DAX"))
 
 
+def _make_dirs(path: str) -> list[str]:
+    """mkdir -p, returning the directories it made (shallowest first); on failure it removes them
+    again and raises GuestError."""
+    missing = []
+    here = path
+    while not os.path.isdir(here):
+        missing.append(here)
+        here = os.path.dirname(here)
+    created: list[str] = []
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o755)
+        except OSError as exc:
+            _remove_dirs(created)
+            raise GuestError(f"cannot make mount point {directory}: {exc.strerror}") from exc
+        created.append(directory)
+    return created
+
+
+def _remove_dirs(created: list[str]) -> None:
+    """Remove directories `_make_dirs` made, deepest first, if they are still empty."""
+    for directory in reversed(created):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+
+
 def _reason(messages: list[str], default: str) -> str:
     """The kernel's own words where it gave any ("DAX unsupported by block device" …)."""
-    relevant = [m for m in messages if "dax" in m.lower() or "DAX" in m]
+    relevant = [m for m in messages if "dax" in m.lower()]
     return relevant[0] if relevant else default
 
 
 def unmount(mountpoint: str) -> None:
+    """Unmount, then remove the (now empty) mount point pmemkit made for it."""
     try:
         umount(mountpoint)
     except OSError as exc:
         raise GuestError(f"cannot unmount {mountpoint}: {exc.strerror}") from exc
+    try:
+        os.rmdir(mountpoint)
+    except OSError:
+        pass  # not empty or already gone: left as it is, never removed recursively

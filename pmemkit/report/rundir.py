@@ -1,60 +1,27 @@
-"""Read a run directory and write its report.md (the only file I/O of the report room)."""
+"""A run's parsed files → the report and its plots (pure: the file I/O is `pmemkit.rundir`'s)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from pmemkit.plan import write_atomic
 from pmemkit.report.markdown import Predictor, RunContents, render, render_plots
 from pmemkit.scenario import Observation, ScenarioError
 
-
-def _json(path: Path, warnings: list[str]) -> dict[str, Any]:
-    if not path.exists():
-        warnings.append(f"{path.name} is missing")
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        warnings.append(f"{path.name} is not valid JSON ({exc})")
-        return {}
+if TYPE_CHECKING:
+    from pmemkit.rundir import RunFiles
 
 
-def load_observations(path: Path, warnings: list[str]) -> list[Observation]:
-    """Every valid line; a damaged line becomes a warning, never a lost report."""
-    observations: list[Observation] = []
-    if not path.exists():
-        return observations
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            observations.append(Observation.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, ScenarioError, TypeError, KeyError) as exc:
-            warnings.append(f"{path.name} line {number} skipped: {exc}")
-    return observations
+def default_predictor(warnings: list[str] | None = None) -> Predictor | None:
+    """The model's prediction for an observation's scenario, or None where it has no answer.
 
-
-def load_run(run_dir: Path, failure: str | None = None) -> RunContents:
-    warnings: list[str] = []
-    return RunContents(
-        name=run_dir.name,
-        plan=_json(run_dir / "plan.json", warnings),
-        environment=_json(run_dir / "environment.json", warnings),
-        guest_environment=_json(run_dir / "guest-environment.json", []),
-        observations=load_observations(run_dir / "observations.jsonl", warnings),
-        failure=failure,
-        warnings=warnings,
-    )
-
-
-def default_predictor() -> Predictor | None:
-    """The model's prediction for an observation's scenario, or None where it has no answer."""
+    A model that cannot be imported is said in the report (`warnings`), never silently dropped.
+    """
     try:
         from pmemkit.model import ModelError, predict
-    except ImportError:
+    except ImportError as exc:
+        if warnings is not None:
+            warnings.append(f"the model could not be imported ({exc}): no model-vs-kernel comparison")
         return None
 
     def predictor(obs: Observation):  # type: ignore[no-untyped-def]
@@ -66,17 +33,114 @@ def default_predictor() -> Predictor | None:
     return predictor
 
 
-def render_run_dir(run_dir: Path, failure: str | None = None) -> tuple[Path, int]:
-    """Write `report.md` for `run_dir`; returns its path and the number of observations."""
-    contents = load_run(run_dir, failure)
-    if failure is None:
-        failure = contents.environment.get("failure")
-        contents.failure = failure
-    plots = render_plots(contents)
-    if plots:
-        (run_dir / "plots").mkdir(exist_ok=True)
-        for name, svg in plots.items():
-            write_atomic(run_dir / "plots" / name, svg)
-    report = run_dir / "report.md"
-    write_atomic(report, render(contents, default_predictor(), sorted(plots)))
-    return report, len(contents.observations)
+#: What a well-formed JSON value of the wrong shape raises somewhere in the renderer ("boot": 5,
+#: a list where a dict was written, a number too large for int(), NaN where a count belongs).
+SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError, RecursionError)
+
+
+class ShapeError(ValueError):
+    """The run's files are valid JSON but not in a shape this pmemkit renders, even in part."""
+
+
+@dataclass
+class Rendered:
+    """The plots to write and the report text, both rendered before anything is written."""
+
+    contents: RunContents
+    plots: dict[str, str]
+    predictor: Predictor | None
+
+    def text(self, plot_names: list[str]) -> str:
+        return render(self.contents, self.predictor, plot_names)
+
+
+def contents_of(files: RunFiles, failure: str | None = None) -> RunContents:
+    """RunContents for the renderer; the failure is the caller's or the one the run recorded."""
+    recorded = files.environment.get("failure")
+    if failure is None and isinstance(recorded, str):
+        failure = recorded
+    return RunContents(
+        name=files.name,
+        plan=files.plan,
+        environment=files.environment,
+        guest_environment=files.guest_environment,
+        observations=files.observations,
+        failure=failure,
+        warnings=list(files.warnings),
+    )
+
+
+def _why(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _attempt(contents: RunContents, predictor: Predictor | None) -> Rendered:
+    """Render plots and text once (on a copy of the warnings), so a shape error shows up here."""
+    trial = replace(contents, warnings=list(contents.warnings))
+    rendered = Rendered(trial, render_plots(trial), predictor)
+    rendered.text(sorted(rendered.plots))
+    return rendered
+
+
+def _renders(contents: RunContents, predictor: Predictor | None) -> BaseException | None:
+    try:
+        _attempt(contents, predictor)
+    except SHAPE_ERRORS as exc:
+        return exc
+    return None
+
+
+def _salvage(contents: RunContents, predictor: Predictor | None) -> RunContents:
+    """The run with each field or observation the renderer chokes on left out, each said in a warning.
+
+    The files are the guest's or a user's, so any value may have any JSON type; rather than
+    describe every field's type twice, what the renderer cannot use is found by trying: the run's
+    keys are added one at a time to an empty run, then the observations one at a time.
+    """
+    warnings = list(contents.warnings)
+    docs = {
+        "plan": "plan.json",
+        "environment": "environment.json",
+        "guest_environment": "guest-environment.json",
+    }
+    base = replace(contents, plan={}, environment={}, guest_environment={}, observations=[], warnings=[])
+    if (exc := _renders(base, predictor)) is not None:
+        raise ShapeError(f"even an empty run does not render ({_why(exc)})")
+    for attr, label in docs.items():
+        for key, value in getattr(contents, attr).items():
+            trial = replace(base, **{attr: {**getattr(base, attr), key: value}})
+            if (exc := _renders(trial, predictor)) is None:
+                base = trial
+            else:
+                warnings.append(
+                    f"{label}: {key!r:.60} left out, its value is not what pmemkit renders ({_why(exc)})"
+                )
+    kept = []
+    for index, obs in enumerate(contents.observations, 1):
+        if (exc := _renders(replace(base, observations=[obs]), predictor)) is None:
+            kept.append(obs)
+        else:
+            warnings.append(
+                f"observation {index} ({obs.experiment!r:.40} {obs.operation!r:.40}) left out: its fields "
+                f"are not what pmemkit renders ({_why(exc)})"
+            )
+    return replace(base, observations=kept, warnings=warnings)
+
+
+def render_run(files: RunFiles, failure: str | None = None) -> Rendered:
+    """The report and plots of a run; what cannot be rendered is left out with a warning.
+
+    Raises ShapeError when even that fails (then nothing is to be written).
+    """
+    contents = contents_of(files, failure)
+    predictor = default_predictor(contents.warnings)
+    try:
+        return _attempt(contents, predictor)
+    except SHAPE_ERRORS:
+        pass
+    salvaged = _salvage(contents, predictor)
+    try:
+        return _attempt(salvaged, predictor)
+    except SHAPE_ERRORS as exc:  # observations that render alone but not together
+        raise ShapeError(f"its observations do not render together ({_why(exc)})") from None

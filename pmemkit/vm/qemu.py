@@ -58,8 +58,15 @@ def root_drive_args(rootfs: Path) -> list[str]:
 
 
 def share_args(tag: str, path: Path, readonly: bool) -> list[str]:
-    """A 9p share; the source checkout read-only, the run directory read-write."""
-    spec = f"local,path={path},mount_tag={tag},security_model=none,id={tag}"
+    """A 9p share; the source checkout read-only, the guest's results directory read-write.
+
+    The writable share uses `security_model=mapped-xattr`: what the guest creates is stored as a
+    regular file (or directory) with its mode kept in user xattrs, so a symlink, device node or
+    FIFO the guest makes is a plain file on the host, never a host-visible link. The read-only
+    share lets the guest create nothing, so `none` (host modes as they are) suffices there.
+    """
+    model = "none" if readonly else "mapped-xattr"
+    spec = f"local,path={path},mount_tag={tag},security_model={model},id={tag}"
     if readonly:
         spec += ",readonly=on"
     return ["-virtfs", spec]

@@ -1,8 +1,10 @@
 """`pmemkit run` on the host: plan → image → boot → collect → report, keeping everything on failure.
 
-The run directory (`runs/<timestamp>/`) is the unit of truth: plan.json, observations.jsonl (the
-guest writes it through the 9p share as it goes), environment.json, guest-console.log, dmesg.txt
-and report.md. It is written even when the guest times out, panics or is killed.
+The run directory (`runs/<timestamp>/`) is the unit of truth; `pmemkit.rundir` does its file I/O.
+The guest writes only into `RUN/guest/` (its 9p share); the host writes plan.json,
+environment.json, guest-console.log and, after the boot, collects the guest's observations.jsonl,
+guest-environment.json and dmesg.txt into RUN/ and renders report.md there. All of it is written
+even when the guest times out, panics or is killed.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmemkit import __version__
-from pmemkit.plan import Plan, write_atomic
+from pmemkit import __version__, rundir
+from pmemkit.plan import Plan
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm.accel import choose_accel
 from pmemkit.vm.boot import BootResult, boot
@@ -66,17 +67,8 @@ class RunResult:
 
 
 def make_run_dir(runs_dir: Path) -> Path:
-    """`runs/<YYYYmmdd-HHMMSS>`, with a suffix when two runs start in the same second."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for suffix in ["", *[f"-{i}" for i in range(1, 100)]]:
-        path = runs_dir / f"{stamp}{suffix}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise VmConfigError(f"cannot create a run directory under {runs_dir}")
+    """`runs/<YYYYmmdd-HHMMSS>`; a --runs-dir that is a file or read-only is one line, exit 2."""
+    return rundir.make_run_dir(runs_dir)
 
 
 def _qemu_version(qemu: str) -> str:
@@ -109,8 +101,6 @@ def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResu
 
 
 def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuard) -> RunResult:
-    from pmemkit.report.rundir import render_run_dir
-
     qemu = shutil.which(QEMU)
     if qemu is None:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
@@ -136,7 +126,11 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
         profile=options.profile,
         placements=list(layout.placements),  # the placements qemu's command line is built from
     )
-    plan.write(run_dir / "plan.json")
+    plan_text = json.dumps(plan.to_dict(), indent=2) + "\n"
+    with rundir.RunDir.open(run_dir, require_run=False) as files:
+        files.write(rundir.PLAN, plan_text)  # the copy the host trusts
+        share = files.make_guest_share(plan_text)  # the only directory the guest can write
+    rundir.check_user_xattrs(share)
     # The guest's python3 is 3.11 too: bytecode compiled here saves it seconds of TCG per boot.
     compileall.compile_dir(repo_root() / "pmemkit", quiet=2)
     scratch_root = cache_dir() / "scratch"
@@ -158,7 +152,7 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
             initrd=image.initrd,
             rootfs=image.rootfs,
             source_dir=repo_root(),
-            results_dir=run_dir.resolve(),
+            results_dir=share.resolve(),
             vm_token=image.image_id,
             backing_files=backing,
         )
@@ -179,7 +173,7 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
             "qemu_argv": command.argv(),
             "timeout_s": timeout,
         }
-        write_atomic(run_dir / "environment.json", json.dumps(environment, indent=2) + "\n")
+        rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
         progress(f"booting the guest ({choice.accel}; {choice.reason}); timeout {timeout:.0f} s")
         result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard)
     finally:
@@ -200,30 +194,58 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
     }
     failure = failure_message(result, timeout)
     environment["failure"] = failure
-    write_atomic(run_dir / "environment.json", json.dumps(environment, indent=2) + "\n")
-    _ensure_dmesg(run_dir)
-    report, count = render_run_dir(run_dir, failure)
-    progress(f"report: {report}")
+    report, count, fault = _keep(run_dir, environment, failure)
+    if report is not None:
+        progress(f"report: {report}")
     if guard.received is not None:
         message = _interrupted_message(
             guard.received, result, count, run_dir, scratch if scratch_left else None
         )
-        raise RunInterrupted(message, guard.received)
+        raise RunInterrupted(message + (f"; but {fault}" if fault else ""), guard.received)
+    if fault is not None:
+        raise fault
     if failure:
         raise GuestFailure(f"{failure}; {count} observation(s) kept in {run_dir}")
     return RunResult(run_dir, result, count, report)
 
 
-def _ensure_dmesg(run_dir: Path) -> None:
-    """A guest that died before saving dmesg still left its kernel lines on the console."""
-    dmesg = run_dir / "dmesg.txt"
-    if dmesg.exists():
-        return
-    console = run_dir / "guest-console.log"
-    lines = console.read_text(errors="replace").splitlines() if console.exists() else []
-    kernel = [line for line in lines if line.startswith("[")]
-    header = "# reconstructed from guest-console.log: the guest ended before saving dmesg\n"
-    write_atomic(dmesg, header + "\n".join(kernel) + "\n")
+def _keep(
+    run_dir: Path, environment: dict[str, Any], failure: str | None
+) -> tuple[Path | None, int, rundir.RunDirError | None]:
+    """After the boot: collect the guest's files, write environment.json, render the report.
+
+    Each step is attempted even when one before it failed (a disk that filled up mid-run may have
+    room for a report once a failed copy is gone), and the first fault comes back as one line
+    saying what was still written: (report path or None, observations, fault or None).
+    """
+    faults: list[rundir.RunDirError] = []
+    try:
+        environment["collect_warnings"] = _collect(run_dir)
+    except rundir.RunDirError as exc:
+        faults.append(exc)
+        environment["collect_warnings"] = [str(exc)]
+    try:
+        rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
+    except rundir.RunDirError as exc:
+        faults.append(exc)
+    report: Path | None = None
+    count = 0
+    try:
+        report, count = rundir.render_report(run_dir, failure)
+    except rundir.RunDirError as exc:
+        faults.append(exc)
+    if not faults:
+        return report, count, None
+    kept = f"report.md written ({count} observation(s))" if report else "no report.md could be written"
+    guest = f"; the guest run: {failure}" if failure else ""
+    message = f"{faults[0]}; {kept}; what was kept is in {run_dir}{guest}"
+    return report, count, rundir.RunDirError(message, faults[0].exit_code)
+
+
+def _collect(run_dir: Path) -> list[str]:
+    """The guest's files copied into RUN/ after checks (dmesg rebuilt from the console if missing)."""
+    with rundir.RunDir.open(run_dir, require_run=False) as files:
+        return files.collect()
 
 
 def _interrupted_message(

@@ -238,8 +238,8 @@ import json  # noqa: E402
 
 from pmemkit.guest import GuestError, prepare  # noqa: E402
 from pmemkit.guest.probe import Namespace  # noqa: E402
-from pmemkit.plan import PLAN_SCHEMA, Placement, Plan  # noqa: E402
-from pmemkit.scenario import ScenarioError, format_size, parse_size  # noqa: E402
+from pmemkit.plan import Placement, Plan  # noqa: E402
+from pmemkit.scenario import SCHEMA_VERSION, ScenarioError, format_size, parse_size  # noqa: E402
 from pmemkit.vm.layout import place_devices  # noqa: E402
 
 VIRTIO_FIRST = ("virtio-pmem:256M", "nvdimm:512M,mode=fsdax", "memmap:256M", "nvdimm:384M,mode=devdax")
@@ -299,7 +299,7 @@ def test_plan_carries_the_layouts_placements_and_round_trips():
     layout, pmem = _resolved(VIRTIO_FIRST)
     plan = _plan(layout, pmem)
     data = json.loads(json.dumps(plan.to_dict()))
-    assert data["schema"] == PLAN_SCHEMA == 2
+    assert data["schema"] == SCHEMA_VERSION  # the run's schema, which the report checks
     assert data["placements"][0] == {"index": 0, "source": "virtio-pmem", "pci_address": "0000:00:10.0"}
     assert data["placements"][1] == {"index": 1, "source": "nvdimm", "nvdimm_slot": 0, "nfit_handle": 1}
     assert Plan.from_dict(data).placements == plan.placements
@@ -307,10 +307,13 @@ def test_plan_carries_the_layouts_placements_and_round_trips():
 
 def test_plan_from_dict_refuses_old_schemas_and_missing_or_wrong_placements():
     data = _plan(*_resolved(VIRTIO_FIRST)).to_dict()
-    with pytest.raises(ScenarioError, match=r"plan.json schema 1 is not 2 .*pmemkit run"):
-        Plan.from_dict({**data, "schema": 1})
-    with pytest.raises(ScenarioError, match="4 pmem device.* but 0 placement"):
-        Plan.from_dict({**data, "placements": []})
+    with pytest.raises(ScenarioError, match=rf"plan.json schema 7 is not {SCHEMA_VERSION} .*pmemkit run"):
+        Plan.from_dict({**data, "schema": 7})
+    for missing in ({k: v for k, v in data.items() if k != "placements"}, {**data, "placements": []}):
+        with pytest.raises(ScenarioError, match="places none of its pmem devices.*pmemkit run"):
+            Plan.from_dict(missing)  # a plan of the pmemkit before placements: refused, not guessed
+    with pytest.raises(ScenarioError, match="4 pmem device.* but 3 placement"):
+        Plan.from_dict({**data, "placements": data["placements"][:3]})
     wrong = [dict(p) for p in data["placements"]]
     wrong[1] = {"index": 1, "source": "nvdimm", "nvdimm_slot": 0}  # no NFIT handle
     with pytest.raises(ScenarioError, match="does not place nvdimm:512M"):

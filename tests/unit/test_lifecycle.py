@@ -268,14 +268,14 @@ def test_a_signal_while_the_image_is_checked_says_the_run_had_not_begun(fake_run
 def test_a_signal_after_the_guest_finished_completes_the_report_first(fake_run, monkeypatch):
     options, cache, pids = fake_run
     monkeypatch.setenv("FAKE_QEMU_MODE", "finish")
-    real_render = run_mod._ensure_dmesg
+    real_collect = run_mod._collect  # the step after the boot: the guest's files copied into RUN/
 
     def signal_while_reporting(run_dir):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.05)
-        real_render(run_dir)
+        return real_collect(run_dir)
 
-    monkeypatch.setattr(run_mod, "_ensure_dmesg", signal_while_reporting)
+    monkeypatch.setattr(run_mod, "_collect", signal_while_reporting)
     with pytest.raises(RunInterrupted) as caught:
         run_mod.run(options, progress=lambda message: None)
     assert caught.value.exit_code == 143 and "report was completed" in str(caught.value)

@@ -1,7 +1,8 @@
 import json
 
 from pmemkit.report.markdown import RunContents, phase_rows, render
-from pmemkit.report.rundir import load_run, render_run_dir
+from pmemkit.rundir import RunDir
+from pmemkit.rundir import render_report as render_run_dir
 from pmemkit.scenario import Observation, Prediction, Scenario
 
 
@@ -72,7 +73,8 @@ def test_render_run_dir_tolerates_damage(tmp_path):
     assert count == 2
     text = path.read_text()
     assert "line 2 skipped" in text and "FAILED" in text
-    assert load_run(tmp_path).warnings  # guest-environment.json missing is tolerated silently
+    with RunDir.open(tmp_path) as run:
+        assert run.load().warnings  # guest-environment.json missing is tolerated silently
 
 
 def _metric_obs(
