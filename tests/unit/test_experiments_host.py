@@ -202,7 +202,11 @@ def test_a_page_cache_fallback_keeps_operation_names_and_says_so(tmp_path):
     kapi = {o.operation: o for o in get("kapi")(target, {"profile": "quick"})}
     assert {"futex-shared", "vmsplice", "iouring-fixed-buffer", "fork-cow"} <= set(kapi)
     assert {o.metrics["mapping"] for o in kapi.values()} == {"pagecache"}
-    every = [*smoke, *odirect, *kapi]
+    mmap_obs = {o.operation: o for o in get("mmap")(target, {"profile": "quick"})}
+    assert {"first-touch-write", "map-sync", "pagecache-bypass"} <= set(mmap_obs)
+    assert {o.metrics["mapping"] for o in mmap_obs.values()} == {"pagecache"}
+    assert mmap_obs["map-sync"].outcome == "EOPNOTSUPP"  # the kernel's page-cache answer, compared as is
+    every = [*smoke, *odirect, *kapi, *mmap_obs]
     assert not [op for op in every if "pagecache-mmap" in op], every
 
 
@@ -211,7 +215,7 @@ def test_baselines_name_their_mapping(kind, tmp_path):
     if not _direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     expected = "anon" if kind == "anon" else "pagecache"
-    for name in ("odirect", "kapi"):
+    for name in ("odirect", "kapi", "mmap"):
         obs = list(get(name)(_target(kind, tmp_path), {"profile": "quick"}))
         assert {o.metrics["mapping"] for o in obs} == {expected}, name
 
