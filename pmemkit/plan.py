@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pmemkit.rundir import write_atomic
-from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError
+from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError, check_schema
 
 __all__ = ["Placement", "Plan", "check_placements", "write_atomic"]
 
@@ -101,11 +101,11 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        if data.get("schema") != SCHEMA_VERSION:
-            raise ScenarioError(
-                f"plan.json schema {data.get('schema')!r} is not {SCHEMA_VERSION} (this pmemkit's): the plan "
-                "was written by another pmemkit version; start the run again with `pmemkit run`"
-            )
+        check_schema(
+            data,
+            "plan.json",
+            "it was written by another pmemkit version; start the run again with `pmemkit run`",
+        )
         if data.get("pmem") and not data.get("placements"):
             raise ScenarioError(
                 "plan.json places none of its pmem devices: it was written by a pmemkit that left the "

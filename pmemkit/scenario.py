@@ -237,14 +237,17 @@ class Observation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
-        if data.get("schema") != SCHEMA_VERSION:
-            raise ScenarioError(
-                f"observation schema {data.get('schema')!r} is not {SCHEMA_VERSION}: "
-                "re-run with this pmemkit version"
-            )
+        check_schema(data, "observation", "re-run with this pmemkit version")
         fields = dict(data)
         fields["scenario"] = Scenario.from_dict(fields["scenario"])
         return cls(**fields)
+
+
+def check_schema(data: dict[str, Any], what: str, remedy: str) -> None:
+    """Refuse a record written with another schema, in one line naming both: its fields may mean
+    other things (shared by observations and plan.json)."""
+    if data.get("schema") != SCHEMA_VERSION:
+        raise ScenarioError(f"{what} schema {data.get('schema')!r} is not {SCHEMA_VERSION}: {remedy}")
 
 
 @dataclass

@@ -307,7 +307,7 @@ def test_plan_carries_the_layouts_placements_and_round_trips():
 
 def test_plan_from_dict_refuses_old_schemas_and_missing_or_wrong_placements():
     data = _plan(*_resolved(VIRTIO_FIRST)).to_dict()
-    with pytest.raises(ScenarioError, match=rf"plan.json schema 7 is not {SCHEMA_VERSION} .*pmemkit run"):
+    with pytest.raises(ScenarioError, match=rf"plan.json schema 7 is not {SCHEMA_VERSION}: .*pmemkit run"):
         Plan.from_dict({**data, "schema": 7})
     for missing in ({k: v for k, v in data.items() if k != "placements"}, {**data, "placements": []}):
         with pytest.raises(ScenarioError, match="places none of its pmem devices.*pmemkit run"):
