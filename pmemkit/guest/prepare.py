@@ -44,7 +44,7 @@ class PreparedDevice:
     index: int
     config: PmemConfig
     namespace: Namespace
-    placement: Placement | None = None
+    placement: Placement  # where the host put it (plan.json), the one fact it was found by
 
 
 #: The package that carries each tool pmemkit runs, for the "not installed" message.
