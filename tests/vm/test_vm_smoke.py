@@ -227,7 +227,10 @@ def test_killed_qemu_ends_with_a_clear_error_and_keeps_results(tmp_path):
     run_dir = None
     while time.monotonic() < deadline and proc.poll() is None:
         dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
-        if dirs and (dirs[0] / "observations.jsonl").exists():
+        # While qemu runs, the guest writes into RUN/guest/ (its share); RUN/ gets the checked copy after.
+        # Kill once it holds an observation: the test is that what was written is kept.
+        written = dirs[0] / "guest" / "observations.jsonl" if dirs else None
+        if written and written.exists() and written.stat().st_size > 0:
             run_dir = dirs[0]
             if qemu_processes_for(run_dir):
                 break
