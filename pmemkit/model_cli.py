@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from pmemkit import units
 from pmemkit.model import (
     build_table,
     explain,
@@ -23,8 +24,10 @@ from pmemkit.model import (
     render_text,
     rule_by_name,
 )
+from pmemkit.model import diff as model_diff
+from pmemkit.model.kernel import extrapolation_warning, is_extrapolated, parse_kernel
 from pmemkit.model.rules import MODEL_OPERATIONS, SEED, STACKS, Rule
-from pmemkit.scenario import MODES, SOURCES, Scenario, ScenarioError, parse_size
+from pmemkit.scenario import MODES, SOURCES, PmemConfig, Scenario, ScenarioError, parse_size
 
 EXIT_USAGE = 2
 
@@ -102,13 +105,15 @@ def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
             "source",
             required=True,
             help=f"Where the pmem comes from: {', '.join(SOURCES)} (memmap = legacy "
-            "memmap=nn!ss e820 range; nvdimm = ACPI NFIT, QEMU -device nvdimm).",
+            "memmap=nn!ss e820 range; nvdimm = ACPI NFIT, QEMU -device nvdimm), or a `run` spec "
+            "such as memmap:512M or nvdimm:1G,mode=devdax,map=dev (then --mode/--map are optional).",
         ),
         click.option(
             "--mode",
-            required=True,
-            help=f"Namespace mode: {', '.join(MODES)}. raw = plain block device; fsdax = pfn "
-            "device (filesystem DAX); devdax = /dev/daxX.Y; sector = BTT.",
+            default=None,
+            help=f"Namespace mode: {', '.join(MODES)}, kmem (devdax as System RAM). raw = plain "
+            "block device; fsdax = pfn device (filesystem DAX); devdax = /dev/daxX.Y; sector = BTT. "
+            "Required unless --pmem is a full spec.",
         ),
         click.option(
             "--map",
@@ -141,18 +146,70 @@ def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
             "O_DIRECT copy through the device or --stack (block I/O, no user mapping of pmem).",
         ),
         stack_option,
+        click.option(
+            "--xfs-reflink/--no-xfs-reflink",
+            "reflink",
+            default=None,
+            help="XFS only: whether the filesystem has reflink. Default: what pmemkit's mkfs makes, "
+            "mkfs.xfs's default (reflink on since xfsprogs 5.1); before 6.0 XFS refuses -o dax on it.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
+def resolve_pmem(pmem: str, mode: str | None, map_: str | None) -> tuple[str, str, str | None, int | None]:
+    """`--pmem` as a source name or as `run`'s spec -> (source, mode, map, size or None).
+
+    One spelling for both front ends (issue 9): `memmap:512M` and `virtio-pmem:1G` are raw
+    namespaces in pmemkit's guest, `nvdimm:1G` defaults to fsdax map=mem as `run` does. A --mode
+    or --map given beside a spec must agree with it.
+    """
+    if ":" not in pmem:
+        if mode is None:
+            raise ScenarioError(
+                "--mode is required with --pmem "
+                + units.shown(pmem)
+                + ": give --mode raw|fsdax|devdax|sector, "
+                "or a full spec such as --pmem nvdimm:1G,mode=fsdax"
+            )
+        return pmem, mode, map_, None
+    config = PmemConfig.parse(pmem)
+    spec_mode = config.mode or "raw"
+    if mode is not None and mode != spec_mode:
+        raise ScenarioError(
+            f"--mode {units.shown(mode)} contradicts --pmem {units.shown(pmem)} (mode {spec_mode}): give one"
+        )
+    spec_map = config.map if "map=" in pmem else None  # run's default map=mem gives way to --map
+    if map_ is not None and spec_map is not None and map_ != spec_map:
+        raise ScenarioError(
+            f"--map {units.shown(map_)} contradicts --pmem {units.shown(pmem)} (map {config.map}): give one"
+        )
+    return config.source, spec_mode, map_ or config.map, config.size
+
+
 def _scenario(
-    kernel: str, source: str, mode: str, map_: str | None, fs: str | None, force_raw: bool, align: str | None
+    kernel: str,
+    source: str,
+    mode: str | None,
+    map_: str | None,
+    fs: str | None,
+    force_raw: bool,
+    align: str | None,
 ) -> Scenario:
+    source, mode, map_, _ = resolve_pmem(source, mode, map_)
     return Scenario(
         kernel=kernel, source=source, mode=mode, map=map_, force_raw=force_raw, fs=fs, align=_size(align)
     )
+
+
+def _warn_if_extrapolated(*kernels: str) -> None:
+    """Text output only: one warning line per kernel newer than the newest the model knows."""
+    for text in kernels:
+        kernel = parse_kernel(text)
+        if is_extrapolated(kernel):
+            click.echo(extrapolation_warning(kernel))
 
 
 def _emit_json(data: Any) -> None:
@@ -180,6 +237,7 @@ def model() -> None:
       pmemkit model table   --kernel 6.12 --markdown
       pmemkit model table   --kernel 6.1 --stack dm-linear
       pmemkit model size    --kernel 6.1.150 --mode fsdax --map dev --size 16GiB
+      pmemkit model diff    --from 6.1 --to 7.3 --markdown
     """
 
 
@@ -196,13 +254,14 @@ def model() -> None:
 def predict_cmd(
     kernel: str,
     source: str,
-    mode: str,
+    mode: str | None,
     map_: str | None,
     fs: str | None,
     force_raw: bool,
     align: str | None,
     operation: str,
     stack: str,
+    reflink: bool | None,
     as_json: bool,
 ) -> None:
     """Predict what the kernel does for one scenario and operation.
@@ -212,11 +271,12 @@ def predict_cmd(
     rule that decided, the kernel range it holds for, and its sources; rules marked [I] are
     inferred and wait for the VM to confirm them. Use `explain` for the full reasoning.
     """
-    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation, stack)
+    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation, stack, reflink)
     rule = rule_by_name(p.rule)
     if as_json:
         _emit_json(p.to_dict())
         return
+    _warn_if_extrapolated(kernel)
     click.echo(f"{p.outcome}    {operation} on {_label(p.scenario, stack)}, kernel {kernel}")
     where = f"in {p.memmap_location}" if p.struct_page else "none"
     members = " (of the member devices)" if stack != "none" else ""
@@ -250,13 +310,14 @@ def _rule_block(title: str, rule: Rule, answer: str) -> list[str]:
 def explain_cmd(
     kernel: str,
     source: str,
-    mode: str,
+    mode: str | None,
     map_: str | None,
     fs: str | None,
     force_raw: bool,
     align: str | None,
     operation: str,
     stack: str,
+    reflink: bool | None,
     as_json: bool,
 ) -> None:
     """Explain a prediction step by step, back to the seed mail's rule.
@@ -269,7 +330,7 @@ def explain_cmd(
     [I] inferred) and sources.
     """
     scenario = _scenario(kernel, source, mode, map_, fs, force_raw, align)
-    chain, op_rule = explain(scenario, operation, stack)
+    chain, op_rule = explain(scenario, operation, stack, reflink)
     steps = [("exists in this kernel", chain.available)]
     if chain.struct_page is not None and chain.fs_dax is not None:
         steps += [("struct page", chain.struct_page), ("mapping", chain.fs_dax)]
@@ -285,6 +346,7 @@ def explain_cmd(
                 "stack": stack,
                 "operation": operation,
                 "outcome": outcome,
+                "extrapolated": is_extrapolated(chain.kernel),
                 "seed": SEED,
                 "steps": [
                     {
@@ -302,6 +364,7 @@ def explain_cmd(
             }
         )
         return
+    _warn_if_extrapolated(kernel)
     click.echo(f"{operation} on {_label(chain.scenario, stack)}, kernel {kernel}: {outcome}\n")
     for n, (question, rule) in enumerate(steps, 1):
         click.echo("\n".join(_rule_block(f"{n}. {question}", rule, rule.answer)))
@@ -339,6 +402,8 @@ def table_cmd(kernel: str, fs: str, as_json: bool, markdown: bool, stack: str) -
     if as_json and markdown:
         fail("--json and --markdown exclude each other: pick one")
     table = build_table(kernel, fs, stack)
+    if not as_json:
+        _warn_if_extrapolated(kernel)
     click.echo(render_json(table) if as_json else render_markdown(table) if markdown else render_text(table))
 
 
@@ -354,7 +419,11 @@ def _human(n: int) -> str:
 
 @model.command(name="size")
 @click.option("--kernel", required=True, help=KERNEL_HELP)
-@click.option("--mode", required=True, help=f"Namespace mode: {', '.join(MODES)}.")
+@click.option(
+    "--mode",
+    default=None,
+    help=f"Namespace mode: {', '.join(MODES)}, kmem (required unless --pmem is a spec).",
+)
 @click.option(
     "--map",
     "map_",
@@ -363,7 +432,10 @@ def _human(n: int) -> str:
     "or dev (memmap reserved at the start of the namespace).",
 )
 @click.option(
-    "--size", "size_text", required=True, help="Namespace size: 512M, 16GiB, 1073741824 (binary units)."
+    "--size",
+    "size_text",
+    default=None,
+    help="Namespace size: 512M, 16GiB, 1073741824 (binary units); taken from --pmem SOURCE:SIZE if omitted.",
 )
 @click.option(
     "--align", default=None, help="Namespace alignment (default 2M); the size must be a multiple of it."
@@ -373,7 +445,7 @@ def _human(n: int) -> str:
     "source",
     default="nvdimm",
     show_default=True,
-    help=f"pmem source ({', '.join(SOURCES)}); matters for raw mode.",
+    help=f"pmem source ({', '.join(SOURCES)}) or a `run` spec such as memmap:512M; matters for raw mode.",
 )
 @click.option("--force-raw", is_flag=True, help="raw only: no struct page (kernel >= 5.1).")
 @click.option(
@@ -385,9 +457,9 @@ def _human(n: int) -> str:
 @one_line_errors
 def size_cmd(
     kernel: str,
-    mode: str,
+    mode: str | None,
     map_: str | None,
-    size_text: str,
+    size_text: str | None,
     align: str | None,
     source: str,
     force_raw: bool,
@@ -396,15 +468,23 @@ def size_cmd(
     """What the struct page array of one namespace costs, and where.
 
     struct page is 64 B per 4 KiB page: 1.5625 % of the namespace (16 GiB per TiB). map=mem
-    takes it from DRAM when the namespace is enabled (watch MemTotal drop); map=dev reserves
+    takes it from DRAM when the namespace is enabled (watch MemFree drop; MemTotal stays); map=dev reserves
     MAX_STRUCT_PAGE_SIZE per page (128 B on early 6.1) at the start of the namespace per
     nd_pfn_init(), so the data starts later and less is usable. A raw memmap= namespace pays in
-    DRAM with no info block; devdax map=mem on >= 5.17 shares tail vmemmap pages.
+    DRAM with no info block; devdax map=mem on >= 5.19 shares tail vmemmap pages.
     """
-    report = memmap_size(kernel, mode, parse_size(size_text), map_, _size(align), source, force_raw)
+    source, mode, map_, spec_size = resolve_pmem(source, mode, map_)
+    if size_text is None and spec_size is None:
+        fail("--size is required unless --pmem carries one (e.g. --pmem nvdimm:16G,mode=fsdax)")
+    size = parse_size(size_text) if size_text is not None else spec_size
+    if size_text is not None and spec_size is not None and size != spec_size:
+        fail(f"--size {size_text} contradicts the size in --pmem {source} spec: give one")
+    assert size is not None
+    report = memmap_size(kernel, mode, size, map_, _size(align), source, force_raw)
     if as_json:
         _emit_json(report.to_dict())
         return
+    _warn_if_extrapolated(kernel)
     label = " ".join(x for x in (source, mode, f"map={report.map}" if report.map else "") if x)
     click.echo(
         f"kernel {kernel}, {label}, size {_human(report.size_bytes)}, align {_human(report.align_bytes)}"
@@ -418,8 +498,42 @@ def size_cmd(
         )
     click.echo(f"data offset: {_human(report.data_offset_bytes)}")
     click.echo(f"usable:      {_human(report.usable_bytes)}")
-    click.echo(f"DRAM cost:   {_human(report.dram_bytes)}")
+    click.echo(f"DRAM cost:   {_human(report.dram_bytes)} (MemFree drop)")
     if report.vmemmap_dedup_saved_bytes:
         click.echo(f"vmemmap dedup saves: {_human(report.vmemmap_dedup_saved_bytes)}")
     for note in report.notes:
         click.echo(f"note: {note}")
+
+
+@model.command(name="diff")
+@click.option("--from", "old", required=True, help="The kernel you have, e.g. 6.1. " + KERNEL_HELP)
+@click.option("--to", "new", required=True, help="The kernel you move to, e.g. 7.3.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON: every change with both rules and the sources."
+)
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option(
+    "--all",
+    "all_rules",
+    is_flag=True,
+    help="Also list cells that keep their outcome but are decided by another rule.",
+)
+@stack_option
+@one_line_errors
+def diff_cmd(old: str, new: str, as_json: bool, markdown: bool, all_rules: bool, stack: str) -> None:
+    """Every prediction that changes between two kernels, with the rule and source behind it.
+
+    Asks both kernels every operation on every table column (fsdax map=mem/dev, devdax, raw
+    NFIT/memmap=/virtio-pmem, sector) under ext4 and xfs, and on the baselines (anonymous
+    memory, the root disk's page cache, the page-less /dev/mem control). A cell changes when its
+    outcome or its struct page answer differs; "changed by" is the newer kernel's rule that makes
+    the difference, with its kernel range and sources.
+    """
+    if as_json and markdown:
+        fail("--json and --markdown exclude each other: pick one")
+    result = model_diff.diff(old, new, stack, all_rules)
+    if as_json:
+        click.echo(model_diff.render_json(result))
+        return
+    _warn_if_extrapolated(old, new)
+    click.echo(model_diff.render_markdown(result) if markdown else model_diff.render_text(result))

@@ -314,10 +314,17 @@ def _remove_dirs(created: list[str]) -> None:
             return
 
 
+#: Words of the line that decided a refusal or fallback, as opposed to the banner before it
+#: ("DAX enabled. Warning: EXPERIMENTAL" is printed before 5.10's xfs refuses DAX on reflink).
+_DECISIVE = ("cannot", "unsupported", "not supported", "turning off", "disabl", "refus", "invalid", "fail")
+
+
 def _reason(messages: list[str], default: str) -> str:
-    """The kernel's own words where it gave any ("DAX unsupported by block device" …)."""
+    """The kernel's own words that decided the outcome ("DAX and reflink cannot be used together!"),
+    else its last line about DAX, else `default`."""
     relevant = [m for m in messages if "dax" in m.lower()]
-    return relevant[0] if relevant else default
+    decisive = [m for m in relevant if any(word in m.lower() for word in _DECISIVE)]
+    return (decisive or relevant or [default])[-1]
 
 
 def unmount(mountpoint: str) -> None:

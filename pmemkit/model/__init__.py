@@ -4,7 +4,9 @@ Pure: no I/O, imports only the stdlib and pmemkit.scenario. The rules live in `r
 (one record per cited decision); `predict()` walks them, `memmap_size()` sizes the memmap per
 nd_pfn_init(), `build_table()` regenerates the reference's decision table for any kernel. Both
 `predict()` and `build_table()` take a `stack` (md-raid0, md-raid1, dm-linear, dm-stripe over two
-devices of the scenario's kind; default none).
+devices of the scenario's kind; default none). `diff.diff()` lists every prediction that changes
+between two kernels with the rule behind it. A kernel newer than `kernel.NEWEST` is answered by
+the rules in force there and flagged `extrapolated`.
 """
 
 from pmemkit.model.errors import ModelError

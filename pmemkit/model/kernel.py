@@ -23,8 +23,19 @@ FINAL = 1_000
 LATEST_STABLE = 1_000_000
 #: The oldest kernel the model answers for (the pmem driver and DAX era starts here).
 OLDEST = (4, 0)
+#: The newest kernel whose source the model's rules were checked against (Debian trixie-backports
+#: 7.3, issue 10). A later X.Y is answered by the rules in force at NEWEST, flagged `extrapolated`.
+NEWEST = (7, 3)
+#: Bounds on what we read: a release string is short, a version component has few digits.
+MAX_TEXT = 100
+MAX_DIGITS = 6
 
-_VERSION_RE = re.compile(r"^(?:v|linux-)?(\d+)\.(\d+)(?:\.(\d+))?(?:-rc(\d+))?([-+~_].*)?$", re.IGNORECASE)
+# ASCII digits only ([0-9], re.ASCII): `\d` would accept `６１` and int() would read it as 61.
+_N = rf"([0-9]{{1,{MAX_DIGITS}}})"
+_VERSION_RE = re.compile(
+    r"^(?:v|linux-)?" + _N + r"\." + _N + r"(?:\." + _N + r")?(?:-rc" + _N + r")?([-+~_][!-~]*)?$",
+    re.IGNORECASE | re.ASCII,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -57,11 +68,13 @@ class Kernel:
 def parse_kernel(text: str) -> Kernel:
     """Parse a kernel version or release string; raise ModelError with the fix if we cannot."""
     raw = str(text).strip()
-    m = _VERSION_RE.match(raw)
+    m = _VERSION_RE.match(raw) if len(raw) <= MAX_TEXT else None
     if not m:
+        shown = raw if len(raw) <= 40 else raw[:40] + f"... ({len(raw)} characters)"
         raise ModelError(
-            f"cannot read kernel version {raw!r}: write it like 6.1, 6.1.5, 6.11-rc2 "
-            "or a release string like 6.1.0-50-amd64"
+            f"cannot read kernel version {shown!r}: write it like 6.1, 6.1.5, 6.11-rc2 "
+            f"or a release string like 6.1.0-50-amd64 (ASCII, at most {MAX_TEXT} characters, "
+            f"{MAX_DIGITS} digits per number)"
         )
     major, minor = int(m.group(1)), int(m.group(2))
     patch_text, rc_text, suffix = m.group(3), m.group(4), m.group(5)
@@ -78,6 +91,23 @@ def parse_kernel(text: str) -> Kernel:
     if distro:
         patch = LATEST_STABLE
     return Kernel(major, minor, patch, rc, text=raw, distro=distro)
+
+
+def is_extrapolated(kernel: Kernel) -> bool:
+    """True for a kernel newer than NEWEST: its answers reuse the rules in force at NEWEST."""
+    return (kernel.major, kernel.minor) > NEWEST
+
+
+def newest_known() -> str:
+    return f"{NEWEST[0]}.{NEWEST[1]}"
+
+
+def extrapolation_warning(kernel: Kernel) -> str:
+    """The one line text output prints for an extrapolated kernel."""
+    return (
+        f"warning: kernel {kernel} is newer than the newest kernel the model knows "
+        f"({newest_known()}): the answer extrapolates the rules in force at {newest_known()}"
+    )
 
 
 def as_kernel(value: str | Kernel) -> Kernel:

@@ -31,8 +31,9 @@ futexes, vmsplice, RDMA/io_uring pins) are exactly the ones that need the page.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache, cached_property
 
-from pmemkit.model.kernel import Kernel, KernelRange
+from pmemkit.model.kernel import Kernel, KernelRange, parse_kernel
 from pmemkit.scenario import OPERATIONS
 
 SEED = (
@@ -69,30 +70,81 @@ MD = ("md-raid0", "md-raid1")
 DM = ("dm-linear", "dm-stripe")
 STACKED = MD + DM
 
+#: The yardsticks of one boot (guest/runner.py): anonymous memory, a page-cache file on the root
+#: disk, and the page-less `/dev/mem` mapping of a memmap= range before any driver claims it.
+BASELINE_MODES = ("anonymous", "pagecache", "devmem")
+#: Sources the model knows beyond pmemkit.scenario.SOURCES (kernels pmemkit cannot yet emulate).
+EXTRA_SOURCES = ("ramdax",)
+#: Modes the model knows beyond pmemkit.scenario.MODES: `kmem` is a devdax namespace handed to
+#: the page allocator as System RAM (daxctl reconfigure-device --mode=system-ram, dax/kmem).
+EXTRA_MODES = ("kmem",)
+
+#: The mapping-kind suffixes the experiments put in operation names (odirect-read-into-anon, ...).
+MAPPING_FAMILIES = ("odirect-read-into", "odirect-write-from", "buffered-read-into", "odirect-latency")
+#: O_DIRECT variants of odirect-read-into-* (the buffer read-only, not yet faulted, after fork).
+ODIRECT_VARIANTS = ("read-only", "unfaulted", "after-fork")
+#: The copy paths of the d2d experiment, between the two block devices and between two files.
+D2D_PATHS = ("odirect-anon", "copy-file-range", "sendfile", "splice", "buffered")
+D2D_BLOCKDEV = tuple(f"d2d-blockdev-{p}" for p in D2D_PATHS)
+D2D_FILES = tuple(f"d2d-fs-dax-{p}" for p in D2D_PATHS) + ("d2d-fs-dax-odirect-dax-buffer",)
+#: Touching the mapping: every experiment that maps, faults, reads and writes it.
+ACCESS_OPS = (
+    "first-touch-read",
+    "first-touch-write",
+    "mmap-readwrite",
+    "mmap-bandwidth",
+    "fio-mmap-seqread",
+    "buffered-read-into-dax",
+)
+#: I/O on a file of the scenario's filesystem with an ordinary (anonymous) buffer.
+FILE_IO_OPS = ("odirect-read-dax-file", "odirect-write-dax-file", "fio-odirect-randread")
 #: Operations only the model knows so far; they join scenario.OPERATIONS once it names them.
-EXTRA_OPERATIONS = ("stack-copy",)
+EXTRA_OPERATIONS = (
+    "stack-copy",
+    "stack-queue-dax",
+    *ACCESS_OPS,
+    *FILE_IO_OPS,
+    "odirect-latency-dax",
+    *(f"odirect-read-into-dax:{v}" for v in ODIRECT_VARIANTS),
+    "durability-msync",
+    "durability-map-sync",
+    "madvise",
+    "mremap",
+    *D2D_BLOCKDEV,
+    *D2D_FILES,
+)
 MODEL_OPERATIONS = OPERATIONS + tuple(op for op in EXTRA_OPERATIONS if op not in OPERATIONS)
+#: Operations that need the filesystem mounted (all but the mount itself and block-device I/O).
+NEEDS_MOUNT = tuple(
+    op for op in MODEL_OPERATIONS if op not in ("dax-mount", "stack-copy", "stack-queue-dax", *D2D_BLOCKDEV)
+)
 #: Fact names a rule's `when` may test, with their possible values.
 FACTS: dict[str, tuple[object, ...]] = {
-    "source": ("memmap", "nvdimm", "virtio-pmem"),
-    "mode": ("raw", "fsdax", "devdax", "sector"),
+    "source": ("memmap", "nvdimm", "virtio-pmem", "baseline", "ramdax"),
+    "mode": ("raw", "fsdax", "devdax", "sector", *EXTRA_MODES, *BASELINE_MODES),
+    "baseline": (True, False),
+    "reflink": (True, False),
+    "aligned_128m": (True, False),
+    "mount_refused": (True, False),
     "map": ("mem", "dev", None),
     "fs": ("ext4", "xfs"),
     "force_raw": (True, False),
     "aligned_2m": (True, False),
     "memmap": ("dram", "pmem", "none"),
-    "fs_dax": ("pages", "pageless", "none", "chardev"),
+    "fs_dax": ("pages", "pageless", "none", "chardev", "anonymous", "devmem"),
     "stack": STACKS,
 }
 ANSWERS: dict[str, tuple[str, ...]] = {
     "available": ("yes", "no"),
     "struct-page": ("dram", "pmem", "none"),
-    "fs-dax": ("pages", "pageless", "none", "chardev"),
+    "fs-dax": ("pages", "pageless", "none", "chardev", "anonymous", "devmem"),
     "stack-dax": ("passthrough", "none"),
 }
 
 MAPPED = ("pages", "pageless", "chardev")  # a user mapping of pmem exists (DAX)
 WITH_PAGES = ("pages", "chardev")  # DAX mapping whose pages have struct page
+FILE_MAPPED = ("pages", "pageless", "none")  # a file of a mounted filesystem (DAX or page cache)
+RAM_BACKED = ("none", "anonymous")  # ordinary DRAM pages: page cache or anonymous memory
 
 
 @dataclass(frozen=True)
@@ -113,11 +165,20 @@ class Rule:
     def range(self) -> KernelRange:
         return KernelRange(self.since, self.before)
 
+    @cached_property
+    def _bounds(self) -> tuple[Kernel | None, Kernel | None]:
+        """The range's ends, parsed once (a model table walk asks each rule thousands of times)."""
+        return (
+            parse_kernel(self.since) if self.since else None,
+            parse_kernel(self.before) if self.before else None,
+        )
+
     def matches(self, kernel: Kernel, facts: dict[str, object]) -> bool:
         """True when the kernel is in range and every `when` fact has an allowed value."""
-        if kernel not in self.range:
+        if not all(facts.get(key) in allowed for key, allowed in self.when.items()):
             return False
-        return all(facts.get(key) in allowed for key, allowed in self.when.items())
+        since, before = self._bounds
+        return (since is None or not kernel < since) and (before is None or kernel < before)
 
     def condition(self) -> str:
         """The `when` clause for people: `mode=fsdax|devdax, memmap=none`."""
@@ -154,12 +215,44 @@ def R(  # noqa: N802 - a terse name on purpose: the table below calls it ~80 tim
 
 
 ODIRECT = ("odirect-read-into-dax", "odirect-write-from-dax")
+#: Every operation that hands the mapping to O_DIRECT as its buffer.
+ODIRECT_ALL = (
+    *ODIRECT,
+    "odirect-latency-dax",
+    *(f"odirect-read-into-dax:{v}" for v in ODIRECT_VARIANTS),
+    "d2d-fs-dax-odirect-dax-buffer",
+)
 FUTEX_VMSPLICE = ("futex-shared", "vmsplice")
 SPLICE_SENDFILE = ("splice", "sendfile")
 
 # Each entry: R(name, asks, answer, why, *sources, status="V"|"I", since=, before=, **when).
 RULES: tuple[Rule, ...] = (
     # ---- 1. available: does the thing exist in this kernel? ---------------------------------
+    R(
+        "baseline-available",
+        "available",
+        "yes",
+        "The baselines exist on every kernel: anonymous memory, a page-cache file on the root disk, "
+        "and /dev/mem mapping a memmap= range that no driver has claimed (the page-less control).",
+        "mm/mmap.c do_mmap()",
+        "drivers/char/mem.c mmap_mem()",
+        mode=BASELINE_MODES,
+    ),
+    R(
+        "ramdax-6.19",
+        "available",
+        "no",
+        "RAM carve-outs presented as NVDIMM DIMM devices (drivers/nvdimm/ramdax.c) arrive in 6.19; "
+        "version inferred from the libnvdimm-for-next queue, to be confirmed.",
+        "drivers/nvdimm/ramdax.c (6.19, issue 10 item 10)",
+        "Mike Rapoport, 'nvdimm: allow creating DIMM devices on top of E820_TYPE_PRAM regions' "
+        "(ramdax, queued in nvdimm.git libnvdimm-for-next for the 6.19 merge window): memmap= and "
+        "DT pmem-region ranges become DIMMs with label space (128 KiB at the end of the range), "
+        "fsdax and devdax namespaces",
+        status="I",
+        before="6.19",
+        source="ramdax",
+    ),
     R(
         "no-pmem-driver",
         "available",
@@ -218,6 +311,16 @@ RULES: tuple[Rule, ...] = (
         mode="devdax",
     ),
     R(
+        "kmem-5.1",
+        "available",
+        "no",
+        "dax/kmem (a device-DAX namespace onlined as System RAM) arrived in 5.1.",
+        "commit c221c0b0308f 'device-dax: \"Hotplug\" persistent memory for use like normal RAM' (5.1)",
+        "drivers/dax/kmem.c dev_dax_kmem_probe()",
+        before="5.1",
+        mode="kmem",
+    ),
+    R(
         "virtio-pmem-5.3",
         "available",
         "no",
@@ -227,16 +330,55 @@ RULES: tuple[Rule, ...] = (
         source="virtio-pmem",
     ),
     R(
-        "memmap-needs-2m-alignment",
+        "pagemap-needs-2m-alignment",
         "available",
         "no",
-        "Since sub-section hotplug (5.3) a memmap= range must be 2 MiB aligned, otherwise "
-        "devm_memremap_pages() fails ('unable to map', -EOPNOTSUPP) and there is no /dev/pmem.",
-        "mm/memremap.c devm_memremap_pages(), sub-section hotplug (5.3/5.7)",
-        "reference/kernel-page-backing.md, Sizes: Alignment",
-        since="5.3",
-        source="memmap",
+        "From 5.7 a raw namespace whose memmap the pmem driver builds (memmap= and virtio-pmem "
+        "regions, ND_REGION_PAGEMAP) must be 2 MiB (sub-section) aligned: otherwise the driver "
+        "says '<range> misaligned, unable to map' and fails with -EOPNOTSUPP, and there is no "
+        "/dev/pmem. force_raw skips the check (pmem_should_map_pages() is false).",
+        "commit 6acd7d5ef264 (5.7), per issue 10 item 9",
+        "linux-source-6.1 drivers/nvdimm/namespace_devs.c nvdimm_namespace_common_probe(): "
+        "pmem_should_map_pages() && !IS_ALIGNED(start | end + 1, memremap_compat_align()) -> -EOPNOTSUPP",
+        "linux-source-6.1 mm/memremap.c memremap_compat_align() = SUBSECTION_SIZE (2 MiB on x86-64)",
+        since="5.7",
+        source=("memmap", "virtio-pmem"),
+        mode="raw",
+        force_raw=False,
         aligned_2m=False,
+    ),
+    R(
+        "pagemap-needs-2m-alignment-5.3",
+        "available",
+        "no",
+        "5.3-5.6: sub-section hotplug already maps 2 MiB units, so a raw pagemap namespace that is "
+        "not 2 MiB aligned still cannot be mapped (message and errno before 6acd7d5ef264 "
+        "inferred, to be confirmed).",
+        "mm/memory_hotplug.c sub-section hotplug (5.3)",
+        status="I",
+        since="5.3",
+        before="5.7",
+        source=("memmap", "virtio-pmem"),
+        mode="raw",
+        force_raw=False,
+        aligned_2m=False,
+    ),
+    R(
+        "pagemap-needs-128m-section",
+        "available",
+        "no",
+        "Before sub-section hotplug (5.3) devm_memremap_pages() mapped whole 128 MiB memory "
+        "sections: a raw pagemap namespace (memmap=) not 128 MiB aligned cannot be mapped and "
+        "gets no /dev/pmem. Inferred from the section size, to be confirmed by the VM.",
+        "kernel/memremap.c devm_memremap_pages() (SECTION_SIZE alignment, 4.3-5.2)",
+        "reference/kernel-page-backing.md timeline 4.3 (128 MiB sections)",
+        status="I",
+        since="4.3",
+        before="5.3",
+        source="memmap",
+        mode="raw",
+        force_raw=False,
+        aligned_128m=False,
     ),
     R(
         "stack-needs-block-device",
@@ -247,7 +389,7 @@ RULES: tuple[Rule, ...] = (
         "drivers/dax/device.c (character device only)",
         "drivers/md/dm-table.c dm_get_device() (lookup_bdev: block devices only)",
         stack=STACKED,
-        mode="devdax",
+        mode=("devdax", "kmem"),
     ),
     R(
         "available",
@@ -257,6 +399,27 @@ RULES: tuple[Rule, ...] = (
         "drivers/nvdimm/ (libnvdimm: pmem, pfn, dax and btt drivers)",
     ),
     # ---- 2. struct-page: does the namespace get a memmap, and where? ------------------------
+    R(
+        "baseline-ram-pages",
+        "struct-page",
+        "dram",
+        "Anonymous memory and the page cache are ordinary RAM: every page has its struct page in "
+        "the boot-time memmap.",
+        "mm/page_alloc.c (boot memmap of System RAM)",
+        mode=("anonymous", "pagecache"),
+    ),
+    R(
+        "devmem-no-pages",
+        "struct-page",
+        "none",
+        "A memmap= range is not System RAM (e820 type 12) and, before nd_pmem claims it, no "
+        "dev_pagemap covers it: /dev/mem maps it with remap_pfn_range() as VM_IO|VM_PFNMAP, pfns "
+        "with no struct page. The seed mail's 'user-visible page without struct page', on purpose.",
+        "drivers/char/mem.c mmap_mem() remap_pfn_range()",
+        "mm/memory.c remap_pfn_range_notrack(): VM_IO | VM_PFNMAP",
+        SEED,
+        mode="devmem",
+    ),
     R(
         "before-zone-device",
         "struct-page",
@@ -276,6 +439,18 @@ RULES: tuple[Rule, ...] = (
         SHOULD_MAP + ": not for BTT",
         SEED,
         mode="sector",
+    ),
+    R(
+        "kmem-hotplug-memmap",
+        "struct-page",
+        "dram",
+        "dax/kmem onlines the range with add_memory_driver_managed(): memory hotplug builds its "
+        "memmap in DRAM like any hot-added RAM (unless memmap_on_memory, off by default, puts it "
+        "in the range itself). Inferred from the source, to be confirmed.",
+        "drivers/dax/kmem.c dev_dax_kmem_probe() add_memory_driver_managed()",
+        "mm/memory_hotplug.c add_memory_resource(), memmap_on_memory (default off)",
+        status="I",
+        mode="kmem",
     ),
     R(
         "pfn-map-dev",
@@ -336,7 +511,73 @@ RULES: tuple[Rule, ...] = (
         mode="raw",
         source="nvdimm",
     ),
+    R(
+        "raw-ramdax-no-pages",
+        "struct-page",
+        "none",
+        "A ramdax region presents RAM carve-outs as NVDIMM DIMMs with labels, like NFIT; a raw "
+        "namespace on it is assumed to lack ND_REGION_PAGEMAP and so struct page. Inferred, to be "
+        "confirmed (pmemkit cannot boot 6.19 yet).",
+        "drivers/nvdimm/ramdax.c (6.19)",
+        SHOULD_MAP + ": ND_REGION_PAGEMAP",
+        status="I",
+        mode="raw",
+        source="ramdax",
+    ),
     # ---- 3. fs-dax: what a mapping of it is --------------------------------------------------
+    R(
+        "baseline-anonymous",
+        "fs-dax",
+        "anonymous",
+        "An anonymous mapping: DRAM pages with struct page, no file behind them.",
+        "mm/mmap.c do_mmap() (MAP_ANONYMOUS)",
+        mode="anonymous",
+    ),
+    R(
+        "baseline-pagecache",
+        "fs-dax",
+        "none",
+        "A file on the root disk (ext4 on virtio-blk): mapped through the page cache, the same "
+        "semantics a pmem filesystem gets when DAX is refused or turned off.",
+        "mm/filemap.c filemap_fault()",
+        mode="pagecache",
+    ),
+    R(
+        "baseline-devmem",
+        "fs-dax",
+        "devmem",
+        "/dev/mem maps the range as a VM_IO|VM_PFNMAP vma: user-visible, page-less, and refused "
+        "by every get_user_pages() caller.",
+        "drivers/char/mem.c mmap_mem()",
+        "mm/gup.c check_vma_flags(): VM_IO | VM_PFNMAP -> -EFAULT",
+        mode="devmem",
+    ),
+    R(
+        "kmem-system-ram",
+        "fs-dax",
+        "anonymous",
+        "With dax/kmem the pmem is System RAM: the page allocator hands it out as ordinary "
+        "anonymous and page-cache pages, with struct page, never as a DAX mapping (no /dev/daxX.Y "
+        "left to map). Operations behave as on anonymous memory. Inferred from the source, to be "
+        "confirmed.",
+        "drivers/dax/kmem.c (IORESOURCE_SYSTEM_RAM, 'System RAM (kmem)')",
+        "Documentation/ABI/testing/sysfs-bus-dax, daxctl reconfigure-device --mode=system-ram",
+        status="I",
+        mode="kmem",
+    ),
+    R(
+        "devdax-chardev-refcounted-6.15",
+        "fs-dax",
+        "chardev",
+        "From 6.15 DAX pages are refcounted like ordinary folios (Alistair Popple, 'fs/dax: "
+        "properly refcount fs dax pages'; device-DAX maps with vmf_insert_folio_*): device-DAX "
+        "behaves as before, now with normal page references. Version inferred, to be confirmed.",
+        "drivers/dax/device.c dax_mmap(), vmf_insert_folio_pmd() (6.15)",
+        "Alistair Popple, 'fs/dax: properly refcount fs dax pages' series (6.15)",
+        status="I",
+        since="6.15",
+        mode="devdax",
+    ),
     R(
         "devdax-chardev",
         "fs-dax",
@@ -400,10 +641,12 @@ RULES: tuple[Rule, ...] = (
         "dax-with-pages-no-pfn-t",
         "fs-dax",
         "pages",
-        "Around 6.17 pfn_t, PFN_DEV/PFN_MAP and the devmap page-table bits were removed: DAX "
-        "pages are plain ZONE_DEVICE folios, so struct page is now the only way DAX works. "
-        "Behaviour unchanged; version inferred, to be confirmed by the VM.",
+        "Around 6.17 pfn_t, PFN_DEV/PFN_MAP, FS_DAX_LIMITED and the devmap page-table bits were "
+        "removed: DAX pages are plain ZONE_DEVICE folios, so struct page is now the only way DAX works. "
+        "Behaviour unchanged (every DAX cell of the Debian 7.2.13 and 7.3.4 runs agreed); the 6.17 "
+        "bound is inferred, to be confirmed.",
         "drivers/nvdimm/pmem.c pmem_attach_disk() (BLK_FEAT_DAX)",
+        "pmemkit VM runs, Debian 7.2.13+deb14 and 7.3.4+deb13: 124 DAX cells each, all as predicted",
         "reference/kernel-page-backing.md timeline ~6.17 (pfn_t removal)",
         status="I",
         since="6.17",
@@ -499,13 +742,77 @@ RULES: tuple[Rule, ...] = (
         stack="dm-stripe",
     ),
     # ---- 4. operations -----------------------------------------------------------------------
+    # fs_dax here is the mapping the operation works on: pages/pageless/chardev (DAX), none (the
+    # page cache: the baseline file, or a pmem filesystem whose DAX was refused or turned off),
+    # anonymous, devmem (the page-less /dev/mem control).
+    R(
+        "fs-not-mounted",
+        NEEDS_MOUNT,
+        "n/a",
+        "The DAX mount was refused, so there is no file to map or copy: the operation cannot be attempted.",
+        "fs/ext4/super.c ext4_fill_super(), fs/xfs/xfs_super.c xfs_fs_fill_super()",
+        mount_refused=True,
+    ),
+    R(
+        "mount-baseline",
+        ("dax-mount", "stack-copy", "stack-queue-dax", *D2D_BLOCKDEV, *D2D_FILES),
+        "n/a",
+        "A baseline (anonymous memory, the root disk's page cache, /dev/mem) is not a pmem block "
+        "device: nothing to mount with -o dax, stack or copy device to device.",
+        "pmemkit guest/runner.py baselines",
+        baseline=True,
+    ),
+    R(
+        "iouring-absent",
+        "iouring-fixed-buffer",
+        "ENOSYS",
+        "io_uring arrived in 5.1; io_uring_setup() does not exist before.",
+        "commit 'Add io_uring IO interface' (5.1)",
+        before="5.1",
+    ),
+    R(
+        "mount-kmem",
+        ("dax-mount", "stack-copy", "stack-queue-dax", *D2D_BLOCKDEV, *D2D_FILES),
+        "n/a",
+        "A namespace onlined as System RAM (dax/kmem) has no block device and no character device "
+        "left: nothing to mount or copy device to device.",
+        "drivers/dax/kmem.c",
+        mode="kmem",
+    ),
     R(
         "mount-chardev",
-        "dax-mount",
+        ("dax-mount", "stack-queue-dax", *D2D_BLOCKDEV, *D2D_FILES),
         "n/a",
-        "Device-DAX is a character device: there is no filesystem to mount.",
+        "Device-DAX is a character device: there is no block device to copy and no filesystem to mount.",
         "drivers/dax/device.c",
         fs_dax="chardev",
+    ),
+    R(
+        "mount-xfs-reflink-refused",
+        "dax-mount",
+        "EINVAL",
+        "Before 6.0 XFS refuses -o dax on a reflink filesystem ('DAX and reflink cannot be used "
+        "together!'), and mkfs.xfs makes reflink filesystems by default (bookworm's xfsprogs 6.1, "
+        "which pmemkit's mkfs uses without -m reflink=0). The refusal sits in the same -o dax "
+        "block as the block-device check and runs after it whatever that check found: a device "
+        "without DAX (md RAID, BTT, page-less raw) first gets 'DAX unsupported by block device. "
+        "Turning off DAX.' and is then refused all the same (observed EINVAL on Debian 5.10.0-46, "
+        "md-raid0/raid1 over memmap and NVDIMM members).",
+        "linux-source-5.10 (5.10.262) fs/xfs/xfs_super.c xfs_fc_fill_super(): inside "
+        "'if (mp->m_flags & XFS_MOUNT_DAX_ALWAYS)', bdev_dax_supported() false -> 'Turning off "
+        "DAX.' (xfs_mount_set_dax_mode(XFS_DAX_NEVER)), then unconditionally "
+        "xfs_sb_version_hasreflink() -> 'DAX and reflink cannot be used together!', -EINVAL",
+        "commit 35fcd75af3ed 'xfs: fail dax mount if reflink is enabled on a partition' (6.0) lifted it",
+        "linux-source-6.1 fs/xfs/xfs_super.c xfs_setup_dax_always(): 'DAX unsupported by block "
+        "device. Turning off DAX.' returns first, then reflink refused only on a partition ('DAX "
+        "and reflink cannot work with multi-partitions!')",
+        "pmemkit guest/prepare.py XFS_DAX_OPTIONS (no -m reflink=0)",
+        "pmemkit VM run, Debian 5.10.0-46 (5.10.262), --suite d2d,raid: md0 'DAX unsupported by "
+        "block device. Turning off DAX.' then 'DAX and reflink cannot be used together!', EINVAL",
+        before="6.0",
+        fs="xfs",
+        reflink=True,
+        fs_dax=FILE_MAPPED,
     ),
     R(
         "mount-dax",
@@ -521,12 +828,30 @@ RULES: tuple[Rule, ...] = (
         "mount-ext4-refused",
         "dax-mount",
         "EINVAL",
-        "ext4 refuses mount -o dax on a device without DAX ('DAX unsupported by block device.'): "
-        "since 4.16 that is every page-less device, because DAX now needs struct page.",
+        "From 5.0 ext4 refuses mount -o dax on a device without DAX ('DAX unsupported by block "
+        "device.'): every page-less device since 4.16, because DAX now needs struct page.",
         "fs/ext4/super.c ext4_fill_super(): 'DAX unsupported by block device.'",
+        "patchwork 10631361 (ext4 fails the mount again, 5.0; opengcs#375, pmem-csi#225: 4.19 "
+        "mounted, 5.0.6 refused)",
         REQ_PAGE,
         VM61,
+        since="5.0",
+        fs_dax="none",
+        fs="ext4",
+    ),
+    R(
+        "mount-ext4-auto-disable",
+        "dax-mount",
+        "fallback",
+        "4.16-4.20: ext4 turned DAX off instead of failing the mount (24f3478d664b 'ext4: auto "
+        "disable dax instead of failing mount'), until failing returned (361d24d40657, 5.0). "
+        "Bounds inferred from the commits and user reports, to be confirmed.",
+        "commit 24f3478d664b 'ext4: auto disable dax instead of failing mount' (4.16)",
+        "commit 361d24d40657 (failing the mount returned, 5.0)",
+        "intel/pmem-csi#225 (4.19.5 mounted with dax, 5.0.6 refused)",
+        status="I",
         since="4.16",
+        before="5.0",
         fs_dax="none",
         fs="ext4",
     ),
@@ -554,6 +879,35 @@ RULES: tuple[Rule, ...] = (
         fs="xfs",
     ),
     R(
+        "access-mapping",
+        ACCESS_OPS,
+        "ok",
+        "Mapping, faulting, reading and writing the memory needs no get_user_pages(): the CPU "
+        "reaches it through the page tables whether or not it has struct page, and a buffered "
+        "read copies into it with copy_to_user(). Observed ok on Debian 6.1 for every kind.",
+        "mm/memory.c handle_mm_fault()",
+        "lib/usercopy.c / arch copy_to_user()",
+        "pmemkit VM run, Debian 6.1.0-57 (6.1.192): first-touch, bandwidth, buffered-read-into-*",
+    ),
+    R(
+        "bypass-anonymous",
+        "pagecache-bypass",
+        "n/a",
+        "Anonymous memory has no file and no page cache to bypass.",
+        "mm/mmap.c do_mmap() (MAP_ANONYMOUS)",
+        fs_dax="anonymous",
+    ),
+    R(
+        "bypass-devmem",
+        "pagecache-bypass",
+        "ok",
+        "/dev/mem maps the physical range directly (remap_pfn_range): no page cache at all; "
+        "inferred, to be confirmed by the VM.",
+        "drivers/char/mem.c mmap_mem()",
+        status="I",
+        fs_dax="devmem",
+    ),
+    R(
         "bypass-dax",
         "pagecache-bypass",
         "ok",
@@ -572,26 +926,51 @@ RULES: tuple[Rule, ...] = (
         fs_dax="none",
     ),
     R(
-        "odirect-no-dax",
-        ODIRECT,
-        "n/a",
-        "Without DAX there is no pmem mapping to do O_DIRECT into or from.",
-        "reference/kernel-page-backing.md decision table",
-        fs_dax="none",
+        "odirect-read-only-buffer",
+        "odirect-read-into-dax:read-only",
+        "EFAULT",
+        "An O_DIRECT read writes into the buffer, so it pins it with FOLL_WRITE; check_vma_flags() "
+        "refuses a vma without VM_WRITE with -EFAULT, whatever backs it (observed on Debian 6.1 for "
+        "DAX, page cache and anonymous buffers).",
+        "linux-source-6.1 mm/gup.c check_vma_flags(): write && !(vm_flags & VM_WRITE) -> -EFAULT",
+        "pmemkit VM run, Debian 6.1.0-57: odirect-read-into-*:read-only -> EFAULT",
+    ),
+    R(
+        "odirect-devmem",
+        ODIRECT_ALL,
+        "EFAULT",
+        "/dev/mem is a VM_IO|VM_PFNMAP vma: get_user_pages() refuses it with -EFAULT, so O_DIRECT "
+        "through it fails: the seed mail's rule observed (Debian 6.1: preadv 'Bad address').",
+        "linux-source-6.1 mm/gup.c check_vma_flags(): VM_IO | VM_PFNMAP -> -EFAULT",
+        "pmemkit VM run, Debian 6.1.0-57: odirect-read-into-pageless -> EFAULT",
+        SEED,
+        fs_dax="devmem",
+    ),
+    R(
+        "odirect-ram",
+        ODIRECT_ALL,
+        "ok",
+        "Page-cache and anonymous pages are ordinary RAM with struct page: get_user_pages() pins "
+        "them and the block layer DMAs into/out of them (observed on Debian 6.1).",
+        "mm/gup.c",
+        "block/bio.c bio_iov_iter_get_pages()",
+        "pmemkit VM run, Debian 6.1.0-57: odirect-*-anon, odirect-*-pagecache-mmap -> ok",
+        fs_dax=RAM_BACKED,
     ),
     R(
         "odirect-before-gup-dax",
-        ODIRECT,
+        ODIRECT_ALL,
         "EFAULT",
         "Before 4.5 get_user_pages() could not resolve DAX PTEs (no pfn_t/devmap yet), so "
         "O_DIRECT with a DAX buffer fails; inferred, to be confirmed by the VM.",
         "mm/gup.c get_user_pages() DAX support with pfn_t (4.5)",
         status="I",
         before="4.5",
+        fs_dax=MAPPED,
     ),
     R(
         "odirect-pageless",
-        ODIRECT,
+        ODIRECT_ALL,
         "EFAULT",
         "O_DIRECT pins the user buffer with get_user_pages(), which needs struct page: a page-less "
         "DAX mapping fails with EFAULT (as the /dev/mem mapping of pmem does on 6.1). The seed's "
@@ -604,7 +983,7 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "odirect-pages",
-        ODIRECT,
+        ODIRECT_ALL,
         "ok",
         "The DAX pages have struct page, so get_user_pages() pins them and the block layer DMAs "
         "into/out of pmem like any RAM (verified on Debian 6.1 for every DAX mode).",
@@ -615,8 +994,28 @@ RULES: tuple[Rule, ...] = (
         fs_dax=WITH_PAGES,
     ),
     R(
+        "file-io-no-file",
+        FILE_IO_OPS,
+        "n/a",
+        "No file of a filesystem: device-DAX, anonymous memory and /dev/mem have none to do O_DIRECT on.",
+        "drivers/dax/device.c dax_fops (no read_iter)",
+        fs_dax=("chardev", "anonymous", "devmem"),
+    ),
+    R(
+        "file-io",
+        FILE_IO_OPS,
+        "ok",
+        "O_DIRECT on a file of the filesystem with an anonymous buffer: DAX files copy through the "
+        "kernel mapping (dax_iomap_rw), page-cache files go to the block device; the buffer is "
+        "ordinary RAM either way (observed ok on Debian 6.1, DAX and fallback alike).",
+        "fs/dax.c dax_iomap_rw()",
+        "fs/iomap/direct-io.c",
+        "pmemkit VM run, Debian 6.1.0-57: odirect-read-dax-file, fio-odirect-randread -> ok",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
         "mapsync-unknown-flag",
-        "map-sync",
+        ("map-sync", "durability-map-sync"),
         "EINVAL",
         "MAP_SHARED_VALIDATE and MAP_SYNC arrived in 4.15; before, the map type is invalid.",
         "mm/mmap.c do_mmap(): unknown MAP_TYPE -> -EINVAL",
@@ -624,17 +1023,36 @@ RULES: tuple[Rule, ...] = (
         before="4.15",
     ),
     R(
+        "mapsync-anonymous",
+        ("map-sync", "durability-map-sync"),
+        "EINVAL",
+        "An anonymous mapping knows only MAP_SHARED and MAP_PRIVATE: MAP_SHARED_VALIDATE is an "
+        "invalid map type there.",
+        "linux-source-6.1 mm/mmap.c do_mmap(): anonymous switch (flags & MAP_TYPE) default -> -EINVAL",
+        fs_dax="anonymous",
+    ),
+    R(
+        "mapsync-devmem",
+        ("map-sync", "durability-map-sync"),
+        "EOPNOTSUPP",
+        "/dev/mem does not declare MAP_SYNC support, so MAP_SHARED_VALIDATE with MAP_SYNC is "
+        "refused as an unknown flag.",
+        "linux-source-6.1 mm/mmap.c do_mmap(): flags & ~flags_mask -> -EOPNOTSUPP",
+        "drivers/char/mem.c mem_fops (no mmap_supported_flags)",
+        fs_dax="devmem",
+    ),
+    R(
         "mapsync-devdax",
-        "map-sync",
+        ("map-sync", "durability-map-sync"),
         "ok",
         "Device-DAX accepts MAP_SYNC: its mappings have no filesystem metadata to sync.",
-        "drivers/dax/device.c (mmap_supported_flags = MAP_SYNC)",
+        "drivers/dax/device.c (6.1 mmap_supported_flags = MAP_SYNC; 6.12 fop_flags = FOP_MMAP_SYNC)",
         VM61,
         fs_dax="chardev",
     ),
     R(
         "mapsync-async-region",
-        "map-sync",
+        ("map-sync", "durability-map-sync"),
         "EOPNOTSUPP",
         "virtio-pmem is an ND_REGION_ASYNC region: CPU cache flushes do not make data durable, so "
         "filesystems refuse MAP_SYNC on it (dax_synchronous() is false).",
@@ -646,7 +1064,7 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "mapsync-dax",
-        "map-sync",
+        ("map-sync", "durability-map-sync"),
         "ok",
         "A DAX file on a synchronous region supports MAP_SYNC: page faults commit metadata first.",
         "fs/ext4/file.c, fs/xfs/xfs_file.c (VM_SYNC)",
@@ -655,7 +1073,7 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "mapsync-pageless",
-        "map-sync",
+        ("map-sync", "durability-map-sync"),
         "ok",
         "On 4.15 a page-less DAX file still took MAP_SYNC (DAX did not need pages yet); "
         "inferred, to be confirmed by the VM.",
@@ -665,12 +1083,34 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "mapsync-no-dax",
-        "map-sync",
+        ("map-sync", "durability-map-sync"),
         "EOPNOTSUPP",
         "MAP_SYNC is only supported on DAX files; a page-cache file refuses it.",
         "fs/ext4/file.c ext4_file_mmap(): !IS_DAX && VM_SYNC -> -EOPNOTSUPP",
         "vm-facts.md: EOPNOTSUPP on dax=never",
         fs_dax="none",
+    ),
+    R(
+        "msync-no-fsync",
+        "durability-msync",
+        "EINVAL",
+        "msync(MS_SYNC) of a shared file mapping calls vfs_fsync_range(), which returns -EINVAL "
+        "when the file has no ->fsync: device-DAX and /dev/mem have none. Inferred from the "
+        "source, to be confirmed by the VM (the experiment does not run it there yet).",
+        "linux-source-6.1 mm/msync.c, fs/sync.c vfs_fsync_range(): !f_op->fsync -> -EINVAL",
+        "drivers/dax/device.c dax_fops, drivers/char/mem.c mem_fops (no fsync)",
+        status="I",
+        fs_dax=("chardev", "devmem"),
+    ),
+    R(
+        "msync",
+        "durability-msync",
+        "ok",
+        "msync of a file mapping writes it back (page cache) or flushes the CPU caches of the DAX "
+        "range (dax_writeback_mapping_range); with no file (anonymous) it is a no-op.",
+        "mm/msync.c",
+        "fs/dax.c dax_writeback_mapping_range()",
+        "pmemkit VM run, Debian 6.1.0-57: durability-msync -> ok",
     ),
     R(
         "private-devdax",
@@ -682,30 +1122,86 @@ RULES: tuple[Rule, ...] = (
         fs_dax="chardev",
     ),
     R(
+        "private-devmem",
+        ("map-private", "fork-cow"),
+        "ENOMEM",
+        "A private writable mapping of /dev/mem failed with ENOMEM on Debian 5.10, 6.1 and 6.12 "
+        "(observed). mmap_mem() itself never returns ENOMEM (its failures are EINVAL, ENOSYS, "
+        "EPERM and EAGAIN), so the refusal comes from the mm core around it (mmap_region(): "
+        "may_expand_vm(), security_vm_enough_memory_mm() for the private writable range, or an "
+        "allocation); which one is not known yet.",
+        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem mmap(MAP_PRIVATE) -> "
+        "'Cannot allocate memory'",
+        "linux-source-6.1 and 6.12 drivers/char/mem.c mmap_mem() (no -ENOMEM path)",
+        "linux-source-6.12 mm/mmap.c __mmap_region() (-ENOMEM paths: may_expand_vm, accounting, "
+        "allocation; which one applies is unconfirmed)",
+        before="7.2",
+        fs_dax="devmem",
+    ),
+    R(
+        "private-devmem-7.2",
+        ("map-private", "fork-cow"),
+        "ok",
+        "On Debian 7.2.13 (sid) and 7.3.4 the private /dev/mem mapping is made and copy-on-write "
+        "after fork works (the child wrote its copy, the parent kept its value; observed in four "
+        "runs). The change lies between 6.12 and 7.2; the model puts it at 7.2, the first kernel "
+        "observed. A "
+        "candidate is the PAT/pfnmap tracking rework of remap_pfn_range() (6.17-6.18); inferred, "
+        "to be confirmed by a kernel in between.",
+        "pmemkit VM runs, Debian 7.2.13+deb14 (1 run) and 7.3.4+deb13 (3 runs): /dev/mem fork-cow -> ok",
+        "David Hildenbrand, pfnmap tracking rework of remap_pfn_range() (mm/memory.c, "
+        "arch/x86/mm/pat/memtype.c, 6.17-6.18; candidate, inferred)",
+        status="I",
+        since="7.2",
+        fs_dax="devmem",
+    ),
+    R(
         "private-file",
         "map-private",
         "ok",
-        "A private mapping of a (DAX or not) file is allowed; writes copy-on-write into DRAM.",
+        "A private mapping of a (DAX or not) file, or of anonymous memory, is allowed; writes "
+        "copy-on-write into DRAM.",
         "fs/dax.c dax_fault_cow()",
-        fs_dax=("pages", "pageless", "none"),
+        fs_dax=("pages", "pageless", "none", "anonymous"),
     ),
     R(
         "pmd-no-dax",
         "pmd-fault",
         "fallback",
-        "Without DAX, faults fill the page cache 4 KiB at a time.",
+        "Without DAX no DAX PMD fault happens (the experiment counts fs_dax:dax_pmd_fault_done): "
+        "page cache, anonymous memory and /dev/mem fault 4 KiB at a time (observed fallback for "
+        "xfs without DAX on Debian 6.1).",
         DAX_RST,
-        fs_dax="none",
+        "tracepoint fs_dax:dax_pmd_fault_done",
+        fs_dax=("none", "anonymous", "devmem"),
     ),
     R(
         "pmd-before-4.5",
         "pmd-fault",
         "fallback",
-        "DAX PMD mappings arrived with pfn_t in 4.5; before, faults were 4 KiB; inferred, to be "
-        "confirmed by the VM.",
-        "fs/dax.c dax_pmd_fault (4.5)",
+        "Before 4.5 filesystem DAX took 4 KiB faults: ee82c9ed41e8 'dax: disable pmd mappings' "
+        "(4.4-rc, stable) made FS_DAX_PMD depend on BROKEN because GUP, fork and THP paths took "
+        "DAX PMDs for pages with struct page; 5c7fb56e5e3f ('mm, dax: dax-pmd vs thp-pmd vs "
+        "hugetlbfs-pmd', 4.5) made them work with the devmap bit. Inferred, to be confirmed.",
+        "commit ee82c9ed41e8 'dax: disable pmd mappings' (4.4-rc, stable)",
+        "commit 5c7fb56e5e3f 'mm, dax: dax-pmd vs thp-pmd vs hugetlbfs-pmd' (4.5)",
         status="I",
         before="4.5",
+    ),
+    R(
+        "pmd-fsdax-broken",
+        "pmd-fault",
+        "fallback",
+        "4.7-4.8: FS_DAX_PMD depended on BROKEN again (the PMD fault path raced with the radix "
+        "tree locking rework), until the iomap-based DAX PMD support of 4.9 removed the option, "
+        "so filesystem DAX took 4 KiB faults (device-DAX has its own PMD path). Range per issue "
+        "10 item 4; the 4.7 commit is inferred, to be confirmed.",
+        "fs/Kconfig FS_DAX_PMD 'depends on BROKEN' (4.7-4.8, inferred)",
+        "Ross Zwisler, 'dax: add struct iomap based DAX PMD support' (4.9)",
+        status="I",
+        since="4.7",
+        before="4.9",
+        fs_dax=("pages", "pageless"),
     ),
     R(
         "pmd-pageless",
@@ -739,12 +1235,26 @@ RULES: tuple[Rule, ...] = (
         fs_dax=WITH_PAGES,
     ),
     R(
-        "futex-vmsplice-no-dax",
+        "gup-devmem",
+        FUTEX_VMSPLICE + ("longterm-pin", "iouring-fixed-buffer"),
+        "EFAULT",
+        "Shared futexes, vmsplice and every pin look the page up with get_user_pages(), which "
+        "refuses the VM_IO|VM_PFNMAP /dev/mem vma with -EFAULT (observed on Debian 6.1).",
+        "linux-source-6.1 and 6.12 mm/gup.c check_vma_flags(): VM_IO | VM_PFNMAP -> -EFAULT",
+        "pmemkit VM run, Debian 6.1.0-57: /dev/mem futex, vmsplice, AF_XDP, io_uring -> EFAULT",
+        SEED,
+        fs_dax="devmem",
+    ),
+    R(
+        "futex-vmsplice-ram",
         FUTEX_VMSPLICE,
-        "n/a",
-        "Without DAX the mapping is ordinary page cache: nothing pmem-specific to test.",
-        "reference/kernel-page-backing.md decision table",
-        fs_dax="none",
+        "ok",
+        "Page-cache and anonymous pages have struct page and a mapping (or anon_vma): the shared "
+        "futex key resolves and vmsplice pins them (observed on Debian 6.1).",
+        "kernel/futex/core.c get_futex_key()",
+        "fs/splice.c vmsplice_to_pipe()",
+        "pmemkit VM run, Debian 6.1.0-57: futex-shared, vmsplice on anonymous and page cache -> ok",
+        fs_dax=RAM_BACKED,
     ),
     R(
         "futex-vmsplice-before-gup-dax",
@@ -755,6 +1265,7 @@ RULES: tuple[Rule, ...] = (
         "fs/splice.c vmsplice",
         status="I",
         before="4.5",
+        fs_dax=MAPPED,
     ),
     R(
         "futex-vmsplice-pageless",
@@ -769,23 +1280,77 @@ RULES: tuple[Rule, ...] = (
         fs_dax="pageless",
     ),
     R(
+        "futex-fsdax-no-mapping",
+        "futex-shared",
+        "EFAULT",
+        "A shared futex key needs page->mapping; filesystem-DAX pages got one only with d2c997c0f145 "
+        "(4.17), so before that get_futex_key() finds no mapping and returns -EFAULT. Inferred from "
+        "the commit, to be confirmed by the VM.",
+        "kernel/futex.c get_futex_key(): !page->mapping -> -EFAULT",
+        "commit d2c997c0f145 'fs, dax: use page->mapping to warn if truncate collides with a busy "
+        "page' (4.17)",
+        status="I",
+        before="4.17",
+        fs_dax="pages",
+    ),
+    R(
+        "futex-devdax-no-mapping",
+        "futex-shared",
+        "EFAULT",
+        "Device-DAX pages got page->mapping and page->index later than fsdax (~4.19, 'device-dax: "
+        "Enable page_mapping()'); before, a shared futex on them fails like fsdax before 4.17. "
+        "Version inferred, to be confirmed.",
+        "kernel/futex.c get_futex_key()",
+        "commit 'device-dax: Enable page_mapping()' (~4.19)",
+        status="I",
+        before="4.19",
+        fs_dax="chardev",
+    ),
+    R(
         "futex-vmsplice-pages",
         FUTEX_VMSPLICE,
         "ok",
-        "With struct page, futexes and vmsplice 'Just Work' on pmem, as the seed mail predicted; "
-        "inferred, to be confirmed by the VM.",
-        "kernel/futex get_futex_key()",
+        "With struct page (and page->mapping), futexes and vmsplice 'Just Work' on pmem, as the "
+        "seed mail predicted (observed on Debian 6.1 for every DAX mode).",
+        "kernel/futex/core.c get_futex_key()",
         "fs/splice.c vmsplice_to_pipe()",
+        "pmemkit VM run, Debian 6.1.0-57: futex-shared, vmsplice on DAX -> ok",
         SEED,
-        status="I",
         fs_dax=WITH_PAGES,
     ),
     R(
-        "longterm-no-dax",
+        "longterm-anonymous",
+        ("longterm-pin", "iouring-fixed-buffer"),
+        "ok",
+        "Anonymous memory is what long-term pins are for: FOLL_LONGTERM pins it.",
+        "mm/gup.c __gup_longterm_locked()",
+        "pmemkit VM run, Debian 6.1.0-57: AF_XDP and io_uring on anonymous -> ok",
+        fs_dax="anonymous",
+    ),
+    R(
+        "longterm-pagecache-writable-file",
+        ("longterm-pin", "iouring-fixed-buffer"),
+        "EFAULT",
+        "A writable FOLL_LONGTERM pin of a shared file mapping that needs dirty tracking (ext4, "
+        "xfs page cache) is refused: check_vma_flags() -> writable_file_mapping_allowed() -> "
+        "-EFAULT (AF_XDP umem and io_uring pin with FOLL_WRITE|FOLL_LONGTERM). Present in 6.12.118, "
+        "absent in 6.1.192, observed on 6.12.118 in pmemkit's VM; the 6.5 lower bound is from the "
+        "patch's merge window (inferred).",
+        "linux-source-6.12 mm/gup.c writable_file_mapping_allowed(), mm/vma.c vma_needs_dirty_tracking()",
+        "Lorenzo Stoakes, 'mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to file-backed mappings' (6.5)",
+        "linux-source-6.12 io_uring/memmap.c io_pin_pages(), net/xdp/xdp_umem.c xdp_umem_pin_pages()",
+        "pmemkit VM run, Debian 6.12.118+deb13: longterm-pin, iouring-fixed-buffer on page cache -> EFAULT",
+        since="6.5",
+        fs_dax="none",
+    ),
+    R(
+        "longterm-pagecache",
         "longterm-pin",
-        "n/a",
-        "Without DAX there is no pmem mapping to pin.",
-        "reference/kernel-page-backing.md decision table",
+        "ok",
+        "Up to 6.4 GUP pins page-cache pages long-term without complaint (observed ok for AF_XDP on "
+        "Debian 6.1, both the root disk's file and xfs without DAX).",
+        "linux-source-6.1 mm/gup.c check_vma_flags() (no file-backed check)",
+        "pmemkit VM run, Debian 6.1.0-57: longterm-pin on page cache -> ok",
         fs_dax="none",
     ),
     R(
@@ -796,6 +1361,31 @@ RULES: tuple[Rule, ...] = (
         "mm/gup.c (4.5)",
         status="I",
         before="4.5",
+        fs_dax=MAPPED,
+    ),
+    R(
+        "longterm-pageless",
+        "longterm-pin",
+        "EFAULT",
+        "Page-less DAX has no struct page to pin: GUP fails with EFAULT before any long-term check "
+        "(get_user_pages_longterm() calls get_user_pages() first on 4.15).",
+        DAX_RST + " 'Shortcomings'",
+        "commit 'mm: introduce get_user_pages_longterm' (4.15): get_user_pages() then vma_is_fsdax()",
+        SEED,
+        fs_dax="pageless",
+    ),
+    R(
+        "longterm-devdax-vma-is-fsdax-bug",
+        "longterm-pin",
+        "EOPNOTSUPP",
+        "4.15's vma_is_fsdax() compared i_mode == S_IFCHR (permission bits included), so device-DAX "
+        "looked like fsdax and get_user_pages_longterm() refused it too, until 'mm: Fix "
+        "vma_is_fsdax() helper' (230f5a8969d8, 4.16 and 4.15 stable). Inferred, to be confirmed.",
+        "commit 230f5a8969d8 'mm: Fix vma_is_fsdax() helper' (4.16, stable)",
+        status="I",
+        since="4.15",
+        before="4.16",
+        fs_dax="chardev",
     ),
     R(
         "longterm-fsdax-gup-longterm",
@@ -807,7 +1397,7 @@ RULES: tuple[Rule, ...] = (
         "commit 'mm: introduce get_user_pages_longterm' (4.15)",
         since="4.15",
         before="5.2",
-        fs_dax=("pages", "pageless"),
+        fs_dax="pages",
     ),
     R(
         "longterm-fsdax-foll-longterm",
@@ -826,8 +1416,10 @@ RULES: tuple[Rule, ...] = (
         "longterm-pin",
         "EOPNOTSUPP",
         "From 6.15 fsdax pages are refcounted normally and GUP-fast refuses FOLL_LONGTERM on fsdax "
-        "too; outcome unchanged. Version inferred, to be confirmed by the VM.",
+        "too; outcome unchanged (observed EOPNOTSUPP on Debian 7.2.13 and 7.3.4). The 6.15 bound is "
+        "inferred, to be confirmed by a kernel in between.",
         "mm/gup.c check_vma_flags(), gup_fast folio checks (6.15)",
+        "pmemkit VM runs, Debian 7.2.13+deb14, 7.3.4+deb13: longterm-pin on fsdax, raw memmap -> EOPNOTSUPP",
         status="I",
         since="6.15",
         fs_dax="pages",
@@ -837,18 +1429,13 @@ RULES: tuple[Rule, ...] = (
         "longterm-pin",
         "ok",
         "Device-DAX pages have struct page and no filesystem owns their blocks: GUP with "
-        "FOLL_LONGTERM allows them (RDMA to devdax works).",
+        "FOLL_LONGTERM allows them (RDMA to devdax works; observed for AF_XDP on Debian 6.1). The "
+        "6.5 writable-file check passes too: dax_vm_ops has no page_mkwrite and the dax inode "
+        "cannot write back (read in 6.12.117's drivers/dax/device.c and mm/vma.c).",
         "mm/gup.c check_vma_flags() (only fsdax refused)",
+        "linux-source-6.12 mm/vma.c vma_needs_dirty_tracking()",
+        "pmemkit VM run, Debian 6.1.0-57: longterm-pin on devdax -> ok",
         fs_dax="chardev",
-    ),
-    R(
-        "longterm-pageless",
-        "longterm-pin",
-        "EFAULT",
-        "Page-less DAX has no struct page to pin: GUP fails.",
-        DAX_RST + " 'Shortcomings'",
-        SEED,
-        fs_dax="pageless",
     ),
     R(
         "longterm-unguarded",
@@ -862,60 +1449,54 @@ RULES: tuple[Rule, ...] = (
         fs_dax="pages",
     ),
     R(
-        "iouring-absent",
+        "iouring-fsdax-longterm",
         "iouring-fixed-buffer",
-        "ENOSYS",
-        "io_uring arrived in 5.1; io_uring_setup() does not exist before.",
-        "commit 'Add io_uring IO interface' (5.1)",
-        before="5.1",
-    ),
-    R(
-        "iouring-no-dax",
-        "iouring-fixed-buffer",
-        "n/a",
-        "Without DAX there is no pmem mapping to register.",
-        "reference/kernel-page-backing.md decision table",
-        fs_dax="none",
+        "EOPNOTSUPP",
+        "io_uring pins with FOLL_LONGTERM, which refuses filesystem-DAX vmas before io_uring's own "
+        "checks run (6.1: pin_user_pages() first; 6.5+: the only check).",
+        "linux-source-6.1 io_uring/rsrc.c io_sqe_buffer_register() -> pin_user_pages(FOLL_LONGTERM)",
+        "linux-source-6.12 io_uring/memmap.c io_pin_pages(), mm/gup.c check_vma_flags()",
+        fs_dax="pages",
     ),
     R(
         "iouring-file-backed-refused",
         "iouring-fixed-buffer",
         "EOPNOTSUPP",
-        "Up to 6.4 io_uring refuses fixed buffers backed by any file other than shmem/hugetlb, "
-        "device-dax included.",
-        "io_uring/rsrc.c io_sqe_buffer_register(): file-backed vma -> -EOPNOTSUPP",
+        "Up to 6.4 io_uring refuses fixed buffers backed by any file other than shmem/hugetlb: "
+        "device-DAX and page-cache files alike (observed on Debian 6.1).",
+        "linux-source-6.1 io_uring/rsrc.c io_sqe_buffer_register(): !vma_is_shmem && "
+        "!is_file_hugepages -> -EOPNOTSUPP",
+        "pmemkit VM run, Debian 6.1.0-57: io_uring on devdax and page cache -> EOPNOTSUPP",
         since="5.1",
         before="6.5",
-        fs_dax=MAPPED,
-    ),
-    R(
-        "iouring-fsdax-longterm",
-        "iouring-fixed-buffer",
-        "EOPNOTSUPP",
-        "From 6.5 io_uring relies on FOLL_LONGTERM, which refuses filesystem-DAX vmas.",
-        "io_uring/rsrc.c io_pin_pages()",
-        "mm/gup.c check_vma_flags()",
-        since="6.5",
-        fs_dax="pages",
+        fs_dax=("chardev", "none"),
     ),
     R(
         "iouring-devdax",
         "iouring-fixed-buffer",
         "ok",
-        "From 6.5 a device-DAX buffer pins like any FOLL_LONGTERM-able memory; inferred, to be "
-        "confirmed by the VM.",
-        "io_uring/rsrc.c io_pin_pages()",
-        status="I",
+        "From 6.5 io_uring leaves the vma checks to GUP, and FOLL_LONGTERM allows device-DAX "
+        "(not fsdax, not a dirty-tracked file): read in 6.12.117's source; the 6.5 bound is the "
+        "commit's merge window, and no VM run has mapped devdax under io_uring yet.",
+        "linux-source-6.12 io_uring/memmap.c io_pin_pages(): pin_user_pages_fast(FOLL_WRITE | "
+        "FOLL_LONGTERM), no vma check of its own",
+        "linux-source-6.12 mm/gup.c check_vma_flags(): vma_is_fsdax() false for a character device; "
+        "writable_file_mapping_allowed() -> mm/vma.c vma_needs_dirty_tracking() false",
+        "linux-source-6.12 drivers/dax/device.c dax_vm_ops (no page_mkwrite/pfn_mkwrite), dax_open() "
+        "(f_mapping of the dax pseudo-fs inode: no writeback)",
+        "commit 'io_uring: rsrc: delegate VMA file-backed check to GUP' (6.5)",
         since="6.5",
         fs_dax="chardev",
     ),
     R(
-        "fork-no-dax",
+        "fork-ram",
         "fork-cow",
-        "n/a",
-        "Without DAX, copy-on-write after fork is ordinary page-cache behaviour.",
-        "reference/kernel-page-backing.md decision table",
-        fs_dax="none",
+        "ok",
+        "Copy-on-write after fork of page-cache or anonymous memory is ordinary RAM behaviour "
+        "(observed on Debian 6.1).",
+        "mm/memory.c copy_page_range(), do_wp_page()",
+        "pmemkit VM run, Debian 6.1.0-57: fork-cow on anonymous and page cache -> ok",
+        fs_dax=RAM_BACKED,
     ),
     R(
         "fork-devdax",
@@ -942,12 +1523,48 @@ RULES: tuple[Rule, ...] = (
         "fork-pages",
         "fork-cow",
         "ok",
-        "With struct page, fork and copy-on-write of a private DAX mapping work like RAM; "
-        "inferred, to be confirmed by the VM.",
+        "With struct page, fork and copy-on-write of a private DAX mapping work like RAM "
+        "(observed on Debian 6.1 for fsdax and raw memmap/virtio-pmem).",
         "mm/memory.c copy_page_range()",
+        "pmemkit VM run, Debian 6.1.0-57: fork-cow on fsdax -> ok",
         SEED,
-        status="I",
         fs_dax="pages",
+    ),
+    R(
+        "madvise-devmem",
+        "madvise",
+        "EINVAL",
+        "MADV_DONTNEED refuses VM_PFNMAP vmas (can_madv_lru_vma()), so madvise on /dev/mem fails "
+        "with EINVAL (observed on Debian 6.1).",
+        "linux-source-6.1 mm/madvise.c can_madv_lru_vma(): VM_LOCKED|VM_PFNMAP|VM_HUGETLB",
+        "pmemkit VM run, Debian 6.1.0-57: madvise on /dev/mem -> EINVAL",
+        fs_dax="devmem",
+    ),
+    R(
+        "madvise",
+        "madvise",
+        "ok",
+        "MADV_DONTNEED and MADV_HUGEPAGE are accepted on DAX, page-cache and anonymous vmas "
+        "(observed on Debian 6.1).",
+        "mm/madvise.c madvise_dontneed_free(), mm/khugepaged.c hugepage_madvise()",
+        "pmemkit VM run, Debian 6.1.0-57: madvise -> ok",
+    ),
+    R(
+        "mremap",
+        "mremap",
+        "ok",
+        "Moving a mapping without growing it (MREMAP_MAYMOVE, same size) only moves page-table "
+        "entries; VM_PFNMAP is refused only when it grows (observed ok on Debian 6.1, /dev/mem too).",
+        "mm/mremap.c vma_to_resize(): VM_DONTEXPAND|VM_PFNMAP only when new_len > old_len",
+        "pmemkit VM run, Debian 6.1.0-57: mremap -> ok",
+    ),
+    R(
+        "io-no-file",
+        SPLICE_SENDFILE + ("copy-file-range",),
+        "n/a",
+        "Anonymous memory and /dev/mem have no file on a filesystem to copy from.",
+        "fs/splice.c, fs/read_write.c",
+        fs_dax=("anonymous", "devmem"),
     ),
     R(
         "io-devdax-no-read",
@@ -963,50 +1580,65 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "cfr-absent",
-        "copy-file-range",
+        ("copy-file-range", "d2d-blockdev-copy-file-range", "d2d-fs-dax-copy-file-range"),
         "ENOSYS",
         "copy_file_range(2) arrived in 4.5.",
         "commit 'vfs: add copy_file_range syscall and vfs helper' (4.5)",
         before="4.5",
     ),
     R(
-        "io-no-dax",
-        SPLICE_SENDFILE + ("copy-file-range",),
-        "n/a",
-        "Without DAX these go through the page cache: nothing pmem-specific to test.",
-        "reference/kernel-page-backing.md decision table",
-        fs_dax="none",
-    ),
-    R(
-        "splice-sendfile-pageless",
-        SPLICE_SENDFILE,
-        "EFAULT",
-        "dax.rst lists sendfile and splice among what fails on page-less DAX mappings (errno name inferred).",
-        DAX_RST + " 'Shortcomings'",
-        SEED,
-        fs_dax="pageless",
-    ),
-    R(
-        "cfr-pageless",
-        "copy-file-range",
-        "EFAULT",
-        "copy_file_range falls back to splice, which fails on page-less DAX; inferred, to be "
-        "confirmed by the VM.",
-        "fs/read_write.c vfs_copy_file_range()",
-        status="I",
-        fs_dax="pageless",
-    ),
-    R(
-        "io-pages",
+        "io-file-to-file",
         SPLICE_SENDFILE + ("copy-file-range",),
         "ok",
-        "With struct page behind the DAX file, splice, sendfile and copy_file_range work; "
-        "inferred, to be confirmed by the VM.",
-        "fs/splice.c",
-        "fs/read_write.c",
-        SEED,
+        "File to file (same filesystem) these copy through the kernel: read_iter/splice_read of "
+        "the DAX file copies from pmem via the kernel mapping (dax_iomap_rw), or from the page "
+        "cache; no user mapping of pmem is pinned, so struct page is not needed (corrects the "
+        "former EFAULT for page-less DAX: dax.rst's sendfile/splice shortcoming is about a "
+        "page-less *buffer*). Inferred, to be confirmed by the VM.",
+        "linux-source-6.1 fs/splice.c generic_file_splice_read(): iov_iter_pipe() + call_read_iter() "
+        "(kernel pipe pages, no user buffer to pin)",
+        "linux-source-6.1 fs/ext4/file.c ext4_file_read_iter(): IS_DAX -> ext4_dax_read_iter() -> "
+        "dax_iomap_rw()",
+        "linux-source-6.1 fs/read_write.c generic_copy_file_range() -> do_splice_direct() (same sb)",
         status="I",
-        fs_dax="pages",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "queue-dax-raw-nfit-4.16",
+        "stack-queue-dax",
+        "ok",
+        "4.16-4.17: the pmem driver still set QUEUE_FLAG_DAX on page-less raw namespaces (fixed by "
+        "'pmem: only set QUEUE_FLAG_DAX for fsdax mode', 4.18), and dm copied it, so queue/dax "
+        "reads 1 though a mount refuses DAX. Inferred, to be confirmed.",
+        "commit 'pmem: only set QUEUE_FLAG_DAX for fsdax mode' (4.18)",
+        DM_TABLE,
+        status="I",
+        since="4.16",
+        before="4.18",
+        memmap="none",
+        mode="raw",
+        stack=("none", *DM),
+    ),
+    R(
+        "queue-dax-yes",
+        "stack-queue-dax",
+        "ok",
+        "The device (bare, or the stack over two such devices) advertises DAX: queue/dax reads 1 "
+        "exactly when a filesystem on it gets a DAX mapping (the stack-dax rule above decided).",
+        "block/blk-sysfs.c queue_dax_show() (QUEUE_FLAG_DAX; BLK_FEAT_DAX from 6.11)",
+        DM_TABLE,
+        fs_dax=("pages", "pageless"),
+    ),
+    R(
+        "queue-dax-no",
+        "stack-queue-dax",
+        "fallback",
+        "The device does not advertise DAX (queue/dax=0): md never sets it, dm only when every "
+        "member has it, pmem only with struct page (since 4.16); a filesystem on it gets the page cache.",
+        "block/blk-sysfs.c queue_dax_show()",
+        "drivers/md/md.c (no dax_device)",
+        DM_TABLE,
+        fs_dax="none",
     ),
     R(
         "stack-copy-devdax",
@@ -1036,11 +1668,108 @@ RULES: tuple[Rule, ...] = (
         SEED,
         status="I",
     ),
+    R(
+        "d2d-blockdev-cfr-not-regular",
+        "d2d-blockdev-copy-file-range",
+        "EINVAL",
+        "copy_file_range(2) copies only between regular files: two block devices are refused "
+        "with -EINVAL before any data moves.",
+        "linux-source-6.1 and 6.12 fs/read_write.c generic_file_rw_checks(): !S_ISREG -> -EINVAL",
+        "commit 'vfs: add copy_file_range syscall and vfs helper' (4.5: the same S_ISREG check)",
+    ),
+    R(
+        "d2d-blockdev",
+        D2D_BLOCKDEV,
+        "ok",
+        "Block device to block device: O_DIRECT through an anonymous buffer, sendfile and splice "
+        "(def_blk_fops splice_read/splice_write) and buffered copies move data in bios and page "
+        "cache pages of DRAM; the pmem itself is never mapped to user space, so it needs no struct "
+        "page (the seed mail's 'hidden behind the block layer'). Inferred from the block path.",
+        "linux-source-6.1 block/fops.c def_blk_fops (.splice_read, .splice_write)",
+        "drivers/nvdimm/pmem.c pmem_submit_bio()",
+        SEED,
+        status="I",
+    ),
+    R(
+        "d2d-files-cfr-exdev-5.10-stable",
+        "d2d-fs-dax-copy-file-range",
+        "EXDEV",
+        "5.10 stable from 5.10.160 carries the backport of 868f9f2f8e00 (with 10bc8e4af659, which "
+        "adds COPY_FILE_SPLICE): a cross-superblock copy_file_range() between filesystems without "
+        "->copy_file_range (ext4, xfs) is refused with -EXDEV, as in 5.19+. Observed EXDEV on "
+        "Debian 5.10.0-46 (5.10.262). 5.10.0-5.10.159 keep the 5.3 splice fallback.",
+        "linux-source-5.10 (5.10.262) fs/read_write.c generic_copy_file_checks(): no "
+        "COPY_FILE_SPLICE, no ->copy_file_range and i_sb differs -> -EXDEV",
+        "Debian linux 5.10.162-1 changelog, section ChangeLog-5.10.160: 'vfs: fix "
+        "copy_file_range() regression in cross-fs copies', 'vfs: fix copy_file_range() averts "
+        "filesystem freeze protection'",
+        "stable review '[PATCH 5.10 02/15] vfs: fix copy_file_range() regression in cross-fs "
+        "copies' (commit 868f9f2f8e00 upstream, 2022-12-15)",
+        "pmemkit VM run, Debian 5.10.0-46 (5.10.262), --suite d2d: ext4 to ext4 EXDEV",
+        since="5.10.160",
+        before="5.11",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "d2d-files-cfr-exdev-5.15-stable",
+        "d2d-fs-dax-copy-file-range",
+        "EXDEV",
+        "5.15 stable carries the backport of 868f9f2f8e00 from 5.15.53 (its author's word on the "
+        "stable list), so cross-filesystem copies are refused with -EXDEV there too. Inferred "
+        "from that mail, not read in a 5.15 source; to be confirmed.",
+        "Amir Goldstein on stable@vger.kernel.org, 2022-12-13, re 10bc8e4af659 for 5.15.y: 'The "
+        "regressing commit is in v5.15.53.'",
+        status="I",
+        since="5.15.53",
+        before="5.16",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "d2d-files-cfr-cross-fs-allowed",
+        "d2d-fs-dax-copy-file-range",
+        "ok",
+        "5.3-5.18 copy_file_range() fell back to a splice copy across filesystems "
+        "(5dae222a5ff0 'vfs: allow copy_file_range to copy across devices') until 868f9f2f8e00 "
+        "(5.19) refused cross-filesystem copies again; the 5.10.y and 5.15.y backports are the "
+        "rules above; whether 5.4.y got the backport too is not known (answered ok). The 5.3 "
+        "start is inferred, to be confirmed.",
+        "commit 5dae222a5ff0 'vfs: allow copy_file_range to copy across devices' (5.3)",
+        "commit 868f9f2f8e00 'vfs: fix copy_file_range() regression in cross-fs copies' (5.19; Go's "
+        "internal/poll copy_file_range comment: 'Prior to Linux 5.19'), not 5.12",
+        status="I",
+        since="5.3",
+        before="5.19",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "d2d-files-cfr-exdev",
+        "d2d-fs-dax-copy-file-range",
+        "EXDEV",
+        "The d2d file copy goes between two filesystems (one per device); without COPY_FILE_SPLICE "
+        "(an in-kernel flag) a cross-superblock copy_file_range() is refused with -EXDEV when the "
+        "filesystem has no ->copy_file_range (ext4 and xfs have none).",
+        "linux-source-6.1 and 6.12 fs/read_write.c vfs_copy_file_range(): i_sb differs -> -EXDEV",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "d2d-files",
+        D2D_FILES,
+        "ok",
+        "File to file between the two filesystems (O_DIRECT through an anonymous buffer, sendfile, "
+        "splice, buffered) copies through read_iter/write_iter: DAX files via the kernel mapping, "
+        "page-cache files via the page cache; nothing needs the pmem's struct page. Inferred.",
+        "fs/dax.c dax_iomap_rw()",
+        "fs/splice.c do_splice_direct()",
+        status="I",
+        fs_dax=FILE_MAPPED,
+    ),
 )
+
 
 QUESTION_NAMES = QUESTIONS + MODEL_OPERATIONS
 
 
+@cache
 def rules_for(ask: str) -> tuple[Rule, ...]:
     """The rules answering one question or operation, in decision order."""
     return tuple(rule for rule in RULES if ask in rule.asks)

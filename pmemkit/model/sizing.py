@@ -8,6 +8,11 @@ with align >= 2 MiB (memremap_compat_align() / the 2 MiB default) and the namesp
 assumed aligned. MAX_STRUCT_PAGE_SIZE is what map=dev *reserves* (64 B, 128 B on early 6.1);
 the memmap actually built in DRAM for map=mem uses sizeof(struct page) = 64 B on a non-KMSAN
 x86-64 kernel. Not modelled: BTT metadata, pre-5.3 128 MiB section padding (start_pad/end_trunc).
+
+`dram_bytes` is a MemFree drop, not a MemTotal drop: the memmap of ZONE_DEVICE memory is built
+by vmemmap_populate() -> vmemmap_alloc_block(), which takes ordinary pages from the page
+allocator once the system is up (mm/sparse-vmemmap.c), so those pages count as used, not as
+removed from MemTotal (issue 10 item 6).
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pmemkit.model.errors import ModelError
-from pmemkit.model.kernel import Kernel, KernelRange, parse_kernel
+from pmemkit.model.kernel import Kernel, KernelRange, is_extrapolated, parse_kernel
 from pmemkit.model.predict import TWO_MIB, backing, check_align
 from pmemkit.scenario import Scenario
 
 PAGE = 4096
 INFO_BLOCK = 8192  # SZ_8K: the pfn info block (and label space) before the data
 SIZEOF_STRUCT_PAGE = 64  # x86-64 without KMSAN: the bytes each DRAM memmap entry costs
-VMEMMAP_KEPT_PER_COMPOUND = 2  # Documentation/mm/vmemmap_dedup.rst (device-dax, >= 5.17)
+VMEMMAP_KEPT_PER_COMPOUND = 2  # Documentation/mm/vmemmap_dedup.rst (device-dax, >= 5.19)
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,17 @@ STRUCT_PAGE_RESERVE: tuple[ReserveRule, ...] = (
     ),
     ReserveRule(64, KernelRange(), "drivers/nvdimm/nd.h MAX_STRUCT_PAGE_SIZE (64)"),
 )
-VMEMMAP_DEDUP = KernelRange("5.17")
+#: Device-DAX vmemmap savings: compound devmaps alone (5.17, "device-dax: compound devmap support")
+#: save nothing; the tail vmemmap page reuse is 4917f55b4ef9 (posted 2022-04-20, merged for 5.19).
+VMEMMAP_DEDUP = KernelRange("5.19")
+MEMFREE_SOURCE = (
+    "mm/sparse-vmemmap.c vmemmap_alloc_block(): memmap pages from the page allocator (a MemFree drop)"
+)
+VMEMMAP_DEDUP_SOURCE = (
+    "commit 4917f55b4ef9 'mm/sparse-vmemmap: improve memory savings for compound devmaps' (5.19; "
+    "compound devmaps alone, 5.17, save nothing); Documentation/mm/vmemmap_dedup.rst; no altmap: "
+    "map=dev keeps its full memmap"
+)
 
 
 def reserve_rule(kernel: Kernel) -> ReserveRule:
@@ -78,8 +93,9 @@ class SizeReport:
     memmap_bytes: int  # the struct page array (map=dev: what nd_pfn_init reserves in pmem)
     data_offset_bytes: int
     usable_bytes: int
-    dram_bytes: int  # expected MemTotal drop when the namespace is enabled
+    dram_bytes: int  # expected MemFree drop when the namespace is enabled (MemTotal is unchanged)
     vmemmap_dedup_saved_bytes: int = 0
+    extrapolated: bool = False  # kernel newer than the newest the model knows (kernel.NEWEST)
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -125,14 +141,32 @@ def memmap_size(
         data_offset_bytes=0,
         usable_bytes=size,
         dram_bytes=0,
+        extrapolated=is_extrapolated(k),
         sources=list(chain.struct_page.sources) if chain.struct_page else [],
     )
+    if source == "ramdax":
+        report.notes.append(
+            "ramdax: the driver keeps 128 KiB at the end of the memmap= range for its labels; the "
+            "namespace size given here is what remains (drivers/nvdimm/ramdax.c, 6.19)"
+        )
     if mode in ("fsdax", "devdax"):
         _pfn_device(report, k)
+    elif mode == "kmem":
+        report.struct_page_bytes = SIZEOF_STRUCT_PAGE
+        report.memmap_bytes = report.dram_bytes = size // PAGE * SIZEOF_STRUCT_PAGE
+        report.sources.append(MEMFREE_SOURCE)
+        report.notes.append(
+            "kmem: the range is onlined as System RAM, so MemTotal grows by it (less the devdax "
+            "info block, not modelled) and its hotplug memmap comes from DRAM (inferred)"
+        )
     elif location == "dram":  # raw namespace on a ND_REGION_PAGEMAP region: no info block
         report.struct_page_bytes = SIZEOF_STRUCT_PAGE
         report.memmap_bytes = report.dram_bytes = size // PAGE * SIZEOF_STRUCT_PAGE
-        report.notes.append("raw namespace: memmap in DRAM, no info block, full size usable")
+        report.sources.append(MEMFREE_SOURCE)
+        report.notes.append(
+            "raw namespace: memmap in DRAM, no info block, full size usable; MemFree drops by "
+            "the memmap, MemTotal does not"
+        )
     elif mode == "sector":
         report.notes.append("BTT metadata overhead is not modelled; usable_bytes is the raw size")
     return report
@@ -155,14 +189,18 @@ def _pfn_device(report: SizeReport, kernel: Kernel) -> None:
         report.memmap_bytes = size // PAGE * SIZEOF_STRUCT_PAGE
         report.data_offset_bytes = align_up(INFO_BLOCK, align)
         report.dram_bytes = report.memmap_bytes
-        report.notes.append("map=mem: memmap allocated from DRAM at namespace enable (1.5625 %)")
+        report.sources.append(MEMFREE_SOURCE)
+        report.notes.append(
+            "map=mem: memmap allocated from DRAM at namespace enable (1.5625 %): MemFree drops, "
+            "MemTotal does not (vmemmap pages come from the page allocator)"
+        )
         if report.mode == "devdax" and kernel in VMEMMAP_DEDUP and report.align_bytes >= TWO_MIB:
             per_compound = report.align_bytes // PAGE * SIZEOF_STRUCT_PAGE // PAGE
             saved_pages = max(per_compound - VMEMMAP_KEPT_PER_COMPOUND, 0)
             compounds = (size - report.data_offset_bytes) // report.align_bytes
             report.vmemmap_dedup_saved_bytes = compounds * saved_pages * PAGE
             report.dram_bytes -= report.vmemmap_dedup_saved_bytes
-            report.sources.append("Documentation/mm/vmemmap_dedup.rst (device-dax, 5.17)")
+            report.sources.append(VMEMMAP_DEDUP_SOURCE)
             report.notes.append(
                 f"devdax vmemmap dedup: {VMEMMAP_KEPT_PER_COMPOUND} of {per_compound} vmemmap "
                 "pages kept per compound page"

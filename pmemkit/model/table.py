@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pmemkit.model.kernel import parse_kernel
+from pmemkit.model.kernel import is_extrapolated, parse_kernel
 from pmemkit.model.predict import backing, check_stack, predict
 from pmemkit.model.rules import MODEL_OPERATIONS, rule_by_name
 from pmemkit.scenario import Prediction, Scenario
@@ -112,6 +112,7 @@ def table_dict(table: Table) -> dict[str, object]:
     stack_rules = table.stack_rules or [None] * len(COLUMNS)
     return {
         "kernel": table.kernel,
+        "extrapolated": is_extrapolated(parse_kernel(table.kernel)),
         "fs": table.fs,
         "stack": table.stack,
         "columns": [

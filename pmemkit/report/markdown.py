@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmemkit.scenario import OPERATIONS, Observation, Prediction
+from pmemkit.scenario import Observation, Prediction
 
 EMULATION_WARNING = (
     "> **Emulated pmem.** Every device in this run is host DRAM presented by QEMU "
@@ -95,50 +95,128 @@ def phase_rows(phases: dict[str, float]) -> list[list[Any]]:
     return rows
 
 
-def _compared(run: RunContents, predictor: Predictor | None) -> list[tuple[Observation, Prediction]]:
-    """Observations the model has a prediction for; skipped steps are not comparisons."""
+#: `metrics["mapping"]` as the experiments write it -> the kind of cell it is in the join.
+MAPPING_KINDS = {"dax": "DAX", "pagecache": "page cache", "anon": "anonymous", "pageless": "page-less"}
+#: Scenario modes of the baselines -> the kind of cell (when an observation names no mapping).
+MODE_KINDS = {"anonymous": "anonymous", "pagecache": "page cache", "devmem": "page-less"}
+KIND_ORDER = ("DAX", "page cache", "anonymous", "page-less", "d2d", "stack")
+
+
+@dataclass(frozen=True)
+class Joined:
+    """One observation beside the model's prediction for it (None: the model has no answer)."""
+
+    observation: Observation
+    prediction: Prediction | None
+
+    @property
+    def agree(self) -> bool:
+        return self.prediction is not None and self.prediction.outcome == self.observation.outcome
+
+    @property
+    def kind(self) -> str:
+        """What the operation met: d2d copy, block stack, else the mapping the kernel gave it."""
+        obs = self.observation
+        if obs.operation.startswith("d2d-"):
+            return "d2d"
+        if obs.scenario.stack not in (None, "none") or obs.operation.startswith("stack-"):
+            return "stack"
+        mapping = obs.metrics.get("mapping") if isinstance(obs.metrics, dict) else None
+        if mapping in MAPPING_KINDS:
+            return MAPPING_KINDS[mapping]
+        if obs.scenario.mode in MODE_KINDS:
+            return MODE_KINDS[obs.scenario.mode]
+        return str(getattr(self.prediction, "kind", "") or "DAX")
+
+    def cell(self) -> str:
+        """`outcome (model outcome)` with ≠ where they differ, for the per-experiment tables."""
+        text = f"`{self.observation.outcome}`"
+        if self.prediction is not None:
+            mark = "" if self.agree else " **≠**"
+            text += f" (model `{self.prediction.outcome}`{mark})"
+        return text
+
+
+def join(run: RunContents, predictor: Predictor | None) -> list[Joined]:
+    """The model-vs-kernel join, written once for every table that compares (issue 9).
+
+    Every observation the kernel answered is asked of the model under its own name: DAX cells,
+    page-cache baselines and fallbacks, anonymous memory, the page-less /dev/mem control, d2d
+    copies and stacks alike. Only steps that did not run (`skipped:*`) are left out; an
+    observation the model cannot answer is kept with prediction None and listed as unpredicted.
+    """
     if predictor is None:
         return []
-    pairs = []
-    for obs in run.observations:
-        if obs.operation in OPERATIONS and not obs.outcome.startswith("skipped"):
-            prediction = predictor(obs)
-            if prediction is not None:
-                pairs.append((obs, prediction))
-    return pairs
+    return [Joined(obs, predictor(obs)) for obs in run.observations if not obs.outcome.startswith("skipped")]
 
 
-def model_section(run: RunContents, predictor: Predictor | None) -> list[str]:
-    pairs = _compared(run, predictor)
-    if not pairs:
+def _lookup(joined: list[Joined]) -> dict[int, Joined]:
+    return {id(j.observation): j for j in joined}
+
+
+def _kind_counts(compared: list[Joined]) -> str:
+    kinds = sorted({j.kind for j in compared}, key=lambda k: (KIND_ORDER + (k,)).index(k))
+    parts = []
+    for kind in kinds:
+        cells = [j for j in compared if j.kind == kind]
+        parts.append(f"{kind} {sum(j.agree for j in cells)}/{len(cells)}")
+    return ", ".join(parts)
+
+
+def model_section(run: RunContents, joined: list[Joined]) -> list[str]:
+    compared = [j for j in joined if j.prediction is not None]
+    unpredicted = [j for j in joined if j.prediction is None]
+    if not joined:
         return []
-    disagree = sum(p.outcome != o.outcome for o, p in pairs)
+    disagree = sum(not j.agree for j in compared)
     lines = [
         "## Model vs kernel",
         "",
-        f"{len(pairs)} (scenario × operation) cells compared: {len(pairs) - disagree} agree, "
-        f"{disagree} disagree. `predicted` is `pmemkit model predict` for the same scenario; [I] marks "
-        "a rule inferred rather than read in source, which this run tests.",
+        f"{len(compared)} (scenario × operation) cells compared: {len(compared) - disagree} agree, "
+        f"{disagree} disagree (agreeing/compared by kind: {_kind_counts(compared) or 'none'}). "
+        "`predicted` is `pmemkit model predict` for the same scenario; [I] marks a rule inferred "
+        "rather than read in source, which this run tests.",
         "",
     ]
     rows = []
-    for obs, pred in pairs:
-        agree = "yes" if pred.outcome == obs.outcome else "**NO**"
+    for j in compared:
+        obs, pred = j.observation, j.prediction
+        assert pred is not None
         status = " [I]" if pred.status == "I" else ""
         rows.append(
             [
                 obs.scenario.label(),
                 obs.device,
                 obs.operation,
+                j.kind,
                 f"`{obs.outcome}`",
                 f"`{pred.outcome}`{status}",
-                agree,
+                "yes" if j.agree else "**NO**",
                 f"{pred.rule} ({pred.kernel_range})",
                 obs.detail,
             ]
         )
-    headers = ["scenario", "device", "operation", "observed", "predicted", "agree", "rule", "kernel said"]
-    return lines + _table(headers, rows) + [""]
+    headers = [
+        "scenario",
+        "device",
+        "operation",
+        "kind",
+        "observed",
+        "predicted",
+        "agree",
+        "rule",
+        "kernel said",
+    ]
+    lines += _table(headers, rows) + [""]
+    if unpredicted:
+        names = sorted({str(j.observation.operation) for j in unpredicted})
+        lines += [
+            f"{len(unpredicted)} observations have no prediction (the model does not ask these steps): "
+            + ", ".join(f"`{n}`" for n in names)
+            + ".",
+            "",
+        ]
+    return lines
 
 
 def _metric_obs(run: RunContents, operation: str) -> list[Observation]:
@@ -347,18 +425,16 @@ KAPI_OPS = (
 )
 
 
-def kapi_section(run: RunContents, predictor: Predictor | None) -> list[str]:
+def kapi_section(run: RunContents, joined: list[Joined]) -> list[str]:
     """Outcome matrix: mapping kind × kernel interface, the model's prediction beside each cell."""
     found = [o for o in run.observations if o.experiment == "kapi"]
     if not found:
         return []
+    lookup = _lookup(joined)
     targets: dict[str, dict[str, str]] = {}
     for o in found:
-        cell = f"`{o.outcome}`"
-        prediction = predictor(o) if predictor and o.operation in OPERATIONS else None
-        if prediction is not None:
-            mark = "" if prediction.outcome == o.outcome else " **≠**"
-            cell += f" (model `{prediction.outcome}`{mark})"
+        j = lookup.get(id(o))
+        cell = j.cell() if j is not None else f"`{o.outcome}`"
         targets.setdefault(_target_label(o), {})[o.operation.split(":")[0]] = cell
     rows = [[label, *(cells.get(op, "—") for op in KAPI_OPS)] for label, cells in targets.items()]
     return [
@@ -409,12 +485,13 @@ def d2d_section(run: RunContents) -> list[str]:
     ]
 
 
-def raid_section(run: RunContents, predictor: Predictor | None) -> list[str]:
+def raid_section(run: RunContents, joined: list[Joined]) -> list[str]:
     from pmemkit.report.latency import format_ratio
 
     found = [o for o in run.observations if o.experiment == "raid"]
     if not found:
         return []
+    lookup = _lookup(joined)
     stacks: dict[tuple[str, str], dict[str, Any]] = {}
     for o in found:
         key = (o.scenario.label().split(" under ")[0].rsplit(" ", 0)[0], o.scenario.stack or "?")
@@ -422,12 +499,8 @@ def raid_section(run: RunContents, predictor: Predictor | None) -> list[str]:
         if o.operation == "stack-queue-dax":
             entry["dax"] = "yes" if o.metrics.get("queue_dax") else "no"
         elif o.operation == "dax-mount":
-            cell = f"`{o.outcome}`"
-            prediction = predictor(o) if predictor else None
-            if prediction is not None:
-                cell += (
-                    f" (model `{prediction.outcome}`{'' if prediction.outcome == o.outcome else ' **≠**'})"
-                )
+            j = lookup.get(id(o))
+            cell = j.cell() if j is not None else f"`{o.outcome}`"
             entry[o.scenario.fs] = cell + (f" — {o.detail}" if o.outcome != "ok" else "")
         elif o.operation == "stack-copy":
             m = o.metrics
@@ -549,7 +622,8 @@ def render(run: RunContents, predictor: Predictor | None = None, plots: list[str
     if phases:
         lines += ["## Boot phases (seconds since qemu started, host clock)", ""]
         lines += _table(["phase", "reached at (s)", "step (s)"], phase_rows(phases)) + [""]
-    lines += model_section(run, predictor)
+    joined = join(run, predictor)
+    lines += model_section(run, joined)
     lines += plots_section(plots or [])
     lines += latency_section(run)
     lines += bandwidth_section(run)
@@ -557,9 +631,9 @@ def render(run: RunContents, predictor: Predictor | None = None, plots: list[str
     lines += pageless_section(run)
     lines += odirect_latency_section(run)
     lines += fio_section(run)
-    lines += kapi_section(run, predictor)
+    lines += kapi_section(run, joined)
     lines += d2d_section(run)
-    lines += raid_section(run, predictor)
+    lines += raid_section(run, joined)
     lines += [f"## All observations ({len(run.observations)})", ""]
     if run.observations:
         lines += _table(

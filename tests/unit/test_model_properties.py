@@ -78,7 +78,13 @@ def test_no_struct_page_no_gup_success_since_4_16(scenario: Scenario, op: str) -
     assume(parse_kernel(scenario.kernel) >= parse_kernel("4.16"))
     p = predict(scenario, op)
     if not p.struct_page:
-        assert p.outcome != "ok"
+        # Since 4.16 ('dax: require struct page by default for filesystem dax') a device without
+        # struct page never gets a DAX mapping: the operation meets page-cache pages (XFS turns DAX
+        # off; ext4 4.16-4.20 too, 24f3478d664b, issue 10 item 2), which GUP pins like any RAM, or
+        # it cannot be attempted at all (mount refused, mode unavailable: n/a).
+        assert p.kind == "page cache" or p.outcome == "n/a", (p.kind, p.outcome, p.rule)
+        if p.kind == "page cache" and p.outcome != "n/a" and op in ("odirect-read-into-dax", "vmsplice"):
+            assert p.outcome == "ok"
 
 
 @settings(max_examples=200, deadline=None)

@@ -85,10 +85,13 @@ def test_page_less_namespaces_cost_nothing(source: str, mode: str, extra: dict) 
     assert r.usable_bytes == 1 << 30
 
 
-def test_devdax_vmemmap_dedup_from_5_17() -> None:
-    new = memmap_size("5.17", "devdax", 1 << 30, "mem")
-    old = memmap_size("5.16", "devdax", 1 << 30, "mem")
-    assert old.vmemmap_dedup_saved_bytes == 0 and old.dram_bytes == 16 * MiB
+def test_devdax_vmemmap_dedup_from_5_19() -> None:
+    # 5.17 brought compound devmaps alone; the tail vmemmap page reuse is 4917f55b4ef9 'mm/sparse-vmemmap:
+    # improve memory savings for compound devmaps' (posted 2022-04-20, merged for 5.19): issue 10 item 5
+    new = memmap_size("5.19", "devdax", 1 << 30, "mem")
+    for before in ("5.16", "5.17", "5.18"):
+        old = memmap_size(before, "devdax", 1 << 30, "mem")
+        assert old.vmemmap_dedup_saved_bytes == 0 and old.dram_bytes == 16 * MiB, before
     # 2 MiB compound pages: 8 vmemmap pages each, 2 kept -> 24 KiB saved per compound page
     compounds = ((1 << 30) - new.data_offset_bytes) // (2 * MiB)
     assert new.vmemmap_dedup_saved_bytes == compounds * 6 * 4096
@@ -118,3 +121,12 @@ def test_align_1g_rounds_the_offset() -> None:
 def test_size_errors(kwargs: dict, why: str) -> None:
     with pytest.raises(ModelError, match=why):
         memmap_size(**kwargs)
+
+
+def test_dram_bytes_is_a_memfree_drop_not_memtotal() -> None:
+    """Issue 10 item 6: vmemmap pages come from the page allocator (mm/sparse-vmemmap.c)."""
+    r = memmap_size("6.1", "fsdax", 1 << 30, "mem")
+    assert any("MemFree" in n and "MemTotal does not" in n for n in r.notes)
+    assert any("vmemmap_alloc_block" in s for s in r.sources)
+    raw = memmap_size("6.1", "raw", 1 << 30, source="memmap")
+    assert any("MemFree" in n for n in raw.notes) and not any("MemTotal drop" in n for n in raw.notes)
