@@ -189,6 +189,59 @@ def validate_run_options(
     return RunInputs(pmem, suites, fs_list, timeout_s, ram)
 
 
+def kernel_options(command: Any) -> Any:
+    """`--kernel`, `--kernel-image` + `--modules` (+ `--kernel-config`), `--kernel-deb`: which kernel
+    the guest boots."""
+    from pmemkit.vm.kernels import DEFAULT_KERNEL, SERIES
+
+    options = [
+        click.option(
+            "--kernel",
+            "kernel_series",
+            default=None,
+            metavar="SERIES",
+            help=f"Debian kernel to boot: {', '.join(SERIES)} (sid) [default: {DEFAULT_KERNEL}]. Resolved to "
+            "an exact package from the host's mirror (private apt lists under the cache) and cached as a "
+            "layer of its own.",
+        ),
+        click.option(
+            "--kernel-image",
+            type=click.Path(path_type=Path),
+            default=None,
+            metavar="PATH",
+            help="Your own kernel (bzImage or vmlinux) instead of a Debian one; needs --modules.",
+        ),
+        click.option(
+            "--modules",
+            "kernel_modules",
+            type=click.Path(path_type=Path),
+            default=None,
+            metavar="DIR",
+            help="With --kernel-image: its `make modules_install INSTALL_MOD_PATH=DIR` tree.",
+        ),
+        click.option(
+            "--kernel-deb",
+            "kernel_debs",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            metavar="FILE",
+            help="Your own kernel as Debian packages (repeatable: linux-image-*.deb, and on 7.x its "
+            "linux-binary/-modules/-base); the config inside is checked before boot.",
+        ),
+        click.option(
+            "--kernel-config",
+            type=click.Path(path_type=Path),
+            default=None,
+            metavar="FILE",
+            help="With --kernel-image: its .config [default: found in the build tree, beside the image, "
+            "or inside it (CONFIG_IKCONFIG)]. Checked for what pmemkit needs before anything boots.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(cls=PmemkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pmemkit")
 def main() -> None:
@@ -276,6 +329,7 @@ def main() -> None:
     hidden=True,
     help="Testing failure handling: crash or hang the guest after its first device.",
 )
+@kernel_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def run(
     pmem_specs: tuple[str, ...],
@@ -287,6 +341,11 @@ def run(
     runs_dir: Path,
     profile: str,
     inject_fault: str | None,
+    kernel_series: str | None,
+    kernel_image: Path | None,
+    kernel_modules: Path | None,
+    kernel_debs: tuple[Path, ...],
+    kernel_config: Path | None,
     as_json: bool,
 ) -> None:
     """Build the guest image if missing, boot the VM, run the suites, write the report.
@@ -296,10 +355,14 @@ def run(
     """
     from pmemkit.rundir import RunDirError, check_runs_dir
     from pmemkit.vm.errors import GuestFailure
+    from pmemkit.vm.kernels import check_custom, make_spec
     from pmemkit.vm.run import RunOptions
     from pmemkit.vm.run import run as run_vm
 
     inputs = validate_run_options(pmem_specs, suite, filesystems, timeout_s, memory, accel)
+    kernel = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs)
+    if kernel.custom:  # before any build or boot: a kernel lacking what the run needs is exit 2
+        check_custom(kernel, {p.source for p in inputs.pmem}, inputs.filesystems)
     try:
         check_runs_dir(runs_dir)  # a file, read-only or xattr-less --runs-dir: exit 2 before any boot
     except RunDirError as exc:
@@ -314,6 +377,7 @@ def run(
         runs_dir=runs_dir,
         inject_fault=inject_fault,
         profile=profile,
+        kernel=kernel,
     )
     try:
         result = run_vm(options, Progress())
@@ -343,20 +407,44 @@ def run(
 @click.option("--rebuild", is_flag=True, help="Build a new image beside the cached one, then swap it in.")
 @click.option("--verify", is_flag=True, help="Check every file of the cached image against its sha256.")
 @click.option("--prune", is_flag=True, help="Remove images of other recipes and stale partial builds.")
+@kernel_options
 @click.option("--json", "as_json", is_flag=True, help="Print the image's manifest (or the results) as JSON.")
-def image(rebuild: bool, verify: bool, prune: bool, as_json: bool) -> None:
-    """Build (or find) the guest image of the recipe in vm/, cached by the recipe's hash.
+def image(
+    rebuild: bool,
+    verify: bool,
+    prune: bool,
+    kernel_series: str | None,
+    kernel_image: Path | None,
+    kernel_modules: Path | None,
+    kernel_debs: tuple[Path, ...],
+    kernel_config: Path | None,
+    as_json: bool,
+) -> None:
+    """Build (or find) the guest image: the bookworm root of vm/ and one kernel layer (--kernel).
 
-    The cache is $PMEMKIT_CACHE or ~/.cache/pmemkit; a changed recipe gets a new image, and a
-    cached image that fails its size check is rebuilt. --prune and --verify do only that (with
-    --rebuild: prune, rebuild, then verify).
+    The cache is $PMEMKIT_CACHE or ~/.cache/pmemkit: the root under images/<recipe hash>, each
+    kernel under kernels/<release>-<hash> (so adding a kernel builds only that layer). A changed
+    recipe gets a new layer, and a cached layer that fails its size check is rebuilt. --prune and
+    --verify do only that, for the root and every cached kernel (with --rebuild: prune, rebuild,
+    then verify); --rebuild also fetches the kernel's package lists again.
     """
     from pmemkit.vm.errors import ImageBuildError
     from pmemkit.vm.image import ensure_image, prune_images, recipe_hash, verify_image
+    from pmemkit.vm.kernels import (
+        check_custom,
+        ensure_kernel,
+        make_spec,
+        prune_kernels,
+        verify_kernels,
+    )
 
+    spec = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs)
+    if spec.custom:
+        check_custom(spec)
     out: dict[str, Any] = {"image_id": recipe_hash()}
     if prune:
         pruned = prune_images()
+        pruned.removed += prune_kernels().removed
         out["pruned"] = [{"path": str(path), "bytes": size} for path, size in pruned.removed]
         out["freed_bytes"] = pruned.freed
         if not as_json:
@@ -366,18 +454,26 @@ def image(rebuild: bool, verify: bool, prune: bool, as_json: bool) -> None:
     if rebuild or not (prune or verify):
         img = ensure_image(Progress(), rebuild=rebuild)
         out.update({**img.manifest(), "path": str(img.path)})
+        kernel = ensure_kernel(spec, Progress(), rebuild=rebuild)
+        out["kernel"] = {**kernel.manifest(), "path": str(kernel.path)}
         if not as_json:
             click.echo(f"guest image {img.image_id}: {img.path}")
+            package = out["kernel"].get("kernel_package") or out["kernel"].get("kernel_image") or spec.label()
+            click.echo(f"guest kernel {kernel.release} ({package}): {kernel.path}")
     if verify:
         path, problems = verify_image()
         if not path.is_dir():
             raise ImageBuildError(
                 f"no guest image of this recipe in {path.parent}: build it with `pmemkit image`"
             )
+        kernel_problems = verify_kernels()
+        shown = [(path, p) for p in problems] + [(k, p) for k, found in kernel_problems for p in found]
+        problems = [p if where == path else f"{where.name}: {p}" for where, p in shown]
         out.update({"path": str(path), "ok": not problems, "problems": problems})
+        out["kernels_verified"] = [str(kpath) for kpath, _ in kernel_problems]
         if not as_json:
-            for problem in problems:
-                click.echo(f"{path}: {problem}")
+            for where, problem in shown:
+                click.echo(f"{where}: {problem}")
         if problems:
             if as_json:
                 click.echo(json.dumps(out, indent=2))
@@ -386,7 +482,10 @@ def image(rebuild: bool, verify: bool, prune: bool, as_json: bool) -> None:
                 "rebuild it: pmemkit image --rebuild"
             )
         if not as_json:
-            click.echo(f"guest image {out['image_id']}: every file matches its sha256 ({path})")
+            click.echo(
+                f"guest image {out['image_id']} and {len(kernel_problems)} kernel layer(s): every file "
+                f"matches its sha256 ({path})"
+            )
     if as_json:
         click.echo(json.dumps(out, indent=2))
 

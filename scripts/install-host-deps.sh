@@ -7,7 +7,7 @@ set -euo pipefail
 declare -A need=(
   [qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils [debootstrap]=debootstrap
   [mkfs.ext4]=e2fsprogs [busybox]=busybox-static [cpio]=cpio [depmod]=kmod [xz]=xz-utils
-  [zstd]=zstd [gzip]=gzip [truncate]=coreutils
+  [zstd]=zstd [gzip]=gzip [truncate]=coreutils [apt-get]=apt [dpkg-deb]=dpkg [modprobe]=kmod
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -2,8 +2,9 @@
 """Extract the ELF vmlinux from a bzImage, so QEMU can boot it through PVH.
 
 Why: under TCG the XZ decompression of Debian's bzImage costs ~2.3 s of every boot; PVH boots the
-ELF directly (see shared/reference/vm-facts.md). Handles XZ (6.1), ZSTD (6.12) and gzip payloads.
-Usage: extract-vmlinux.py BZIMAGE OUTPUT
+ELF directly (see shared/reference/vm-facts.md). Handles XZ (Debian 5.10, 6.1), ZSTD (6.12, 7.x) and
+gzip payloads (a user's own build), and passes an ELF vmlinux through unchanged.
+Usage: extract-vmlinux.py BZIMAGE_OR_VMLINUX OUTPUT
 """
 
 import lzma
@@ -30,6 +31,8 @@ def _try(kind: str, blob: bytes) -> bytes | None:
 
 
 def extract(image: bytes) -> bytes:
+    if image[:4] == b"\x7fELF":
+        return image
     for kind, magic in MAGICS.items():
         pos = image.find(magic)
         while pos != -1:
@@ -37,7 +40,8 @@ def extract(image: bytes) -> bytes:
             if out and out[:4] == b"\x7fELF":
                 return out
             pos = image.find(magic, pos + 1)
-    raise SystemExit("extract-vmlinux: no ELF payload found (is zstd installed for 6.12 kernels?)")
+    hint = "" if shutil.which("zstd") else " (zstd is not installed: 6.12 and newer kernels need it)"
+    raise SystemExit(f"extract-vmlinux: no XZ, ZSTD or gzip ELF payload found{hint}")
 
 
 def main() -> None:

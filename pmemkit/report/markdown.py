@@ -46,10 +46,16 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def _kernel_title(run: RunContents) -> str:
+    """` — kernel <release>` for the title: the guest's own word first, else the kernel layer's."""
+    release = run.guest_environment.get("kernel") or run.environment.get("kernel", {}).get("kernel_release")
+    return f" — kernel {release}" if release else ""
+
+
 def provenance_rows(run: RunContents) -> list[list[Any]]:
     env, guest = run.environment, run.guest_environment
     boot = env.get("boot", {})
-    image = env.get("image", {})
+    image = {**env.get("image", {}), **env.get("kernel", {})}  # the kernel is a layer of its own
     pmem = ", ".join(
         f"{p['source']}:{p['size'] >> 20}M"
         + (f"@{p['start'] >> 20}M" if p.get("start") else "")
@@ -610,7 +616,7 @@ def observation_rows(run: RunContents) -> list[list[Any]]:
 
 def render(run: RunContents, predictor: Predictor | None = None, plots: list[str] | None = None) -> str:
     """The whole report as Markdown; `plots` names the SVG files written beside it in plots/."""
-    lines = [f"# pmemkit run {run.name}", "", EMULATION_WARNING, ""]
+    lines = [f"# pmemkit run {run.name}{_kernel_title(run)}", "", EMULATION_WARNING, ""]
     if run.failure:
         lines += [f"**Status: FAILED** — {run.failure}. What the guest observed before that is below.", ""]
     else:

@@ -1,9 +1,10 @@
-"""The guest image: built from the recipe in `vm/`, cached by the recipe's hash, never half-trusted.
+"""The guest root: built from the recipe in `vm/`, cached by the recipe's hash, never half-trusted.
 
 Why a hash key: a recipe change must rebuild, an unchanged recipe must reuse (a cold build takes
-minutes). The image is one layer of `pmemkit.vm.layers` (kind "images"): built beside the cached
+minutes). The root is one layer of `pmemkit.vm.layers` (kind "images"): built beside the cached
 one and swapped in at the end, its manifest lists each file's size and sha256, checked cheaply on
-every use and fully by `verify_image`, and a broken image is rebuilt with a message.
+every use and fully by `verify_image`, and a broken image is rebuilt with a message. It holds no
+kernel: every kernel (pmemkit.vm.kernels) is a layer of its own that boots this same root.
 """
 
 from __future__ import annotations
@@ -20,15 +21,8 @@ from pmemkit.vm.errors import ImageBuildError
 
 KIND = "images"
 #: Files of `vm/` that define the image; any change to one of them changes the image id.
-RECIPE_FILES = (
-    "packages.txt",
-    "build-image.sh",
-    "initrd-init.sh",
-    "guest-init.sh",
-    "extract-vmlinux.py",
-    "apt-mirror.py",
-)
-IMAGE_FILES = ("vmlinux", "initrd.img", "rootfs.raw", "manifest.json")
+RECIPE_FILES = ("packages.txt", "build-image.sh", "guest-init.sh", "apt-mirror.py")
+IMAGE_FILES = ("rootfs.raw", "manifest.json")
 
 
 def repo_root() -> Path:
@@ -59,18 +53,10 @@ def recipe_hash(recipe: Path | None = None) -> str:
 
 @dataclass(frozen=True)
 class GuestImage:
-    """A finished, cached image: what qemu boots."""
+    """A finished, cached root: the disk every kernel boots."""
 
     image_id: str
     path: Path
-
-    @property
-    def vmlinux(self) -> Path:
-        return self.path / "vmlinux"
-
-    @property
-    def initrd(self) -> Path:
-        return self.path / "initrd.img"
 
     @property
     def rootfs(self) -> Path:

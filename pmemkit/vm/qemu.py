@@ -57,6 +57,11 @@ def root_drive_args(rootfs: Path) -> list[str]:
     return ["-drive", f"file={rootfs},format=raw,if=virtio,snapshot=on"]
 
 
+def modules_drive_args(modules_disk: Path) -> list[str]:
+    """The kernel layer's modules disk (/dev/vdb, after the root): read-only, mounted at /lib/modules."""
+    return ["-drive", f"file={modules_disk},format=raw,if=virtio,readonly=on"]
+
+
 def share_args(tag: str, path: Path, readonly: bool) -> list[str]:
     """A 9p share; the source checkout read-only, the guest's results directory read-write.
 
@@ -144,6 +149,7 @@ class QemuCommand:
     vm_token: str
     backing_files: list[Path] = field(default_factory=list)
     extra_cmdline: list[str] = field(default_factory=list)
+    modules_disk: Path | None = None
 
     def cmdline(self) -> str:
         return kernel_cmdline(self.layout, self.vm_token, self.extra_cmdline)
@@ -156,6 +162,8 @@ class QemuCommand:
         argv += console_args()
         argv += kernel_args(self.vmlinux, self.initrd, self.cmdline())
         argv += root_drive_args(self.rootfs)
+        if self.modules_disk is not None:
+            argv += modules_drive_args(self.modules_disk)
         argv += share_args(SOURCE_SHARE_TAG, self.source_dir, readonly=True)
         argv += share_args(RESULTS_SHARE_TAG, self.results_dir, readonly=False)
         if len(self.backing_files) != len(self.layout.dimms):

@@ -29,6 +29,7 @@ from pmemkit.vm.accel import choose_accel
 from pmemkit.vm.boot import BootResult, boot
 from pmemkit.vm.errors import GuestFailure, HostToolMissing, RunInterrupted, VmConfigError
 from pmemkit.vm.image import cache_dir, ensure_image, repo_root
+from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
 from pmemkit.vm.layout import plan_layout
 from pmemkit.vm.lifecycle import Interrupted, SignalGuard
 from pmemkit.vm.qemu import QemuCommand, backing_size
@@ -51,6 +52,7 @@ class RunOptions:
     runs_dir: Path = Path("runs")
     inject_fault: str | None = None
     profile: str = "quick"
+    kernel: KernelSpec = field(default_factory=KernelSpec)
 
     def default_timeout(self) -> float:
         """Scaled to the work: a fixed boot budget plus a budget per device and filesystem."""
@@ -110,8 +112,19 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
     timeout = options.timeout_s or options.default_timeout()
     guard.stage = "checking (or building) the guest image"
     image = ensure_image(progress)
+    guard.stage = f"checking (or building) the guest kernel ({options.kernel.label()})"
+    kernel = ensure_kernel(options.kernel, progress)
+    kernel_meta = kernel.manifest()
+    check_config(
+        kernel.config.read_text(errors="replace"),
+        kernel.release,
+        str(kernel.config),
+        {p.source for p in pmem},
+        options.filesystems,
+    )
+    progress(f"guest kernel {kernel.release} ({kernel_meta.get('kernel_package', options.kernel.label())})")
     guard.stage = "choosing the accelerator"
-    choice = choose_accel(options.accel, qemu, image.vmlinux)
+    choice = choose_accel(options.accel, qemu, kernel.vmlinux)
     guard.hold()  # from here a signal is raised inside boot(), which ends qemu; the report is written
     run_dir = make_run_dir(options.runs_dir)
     progress(f"run directory: {run_dir}")
@@ -148,9 +161,10 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
             qemu=qemu,
             accel=choice.accel,
             layout=layout,
-            vmlinux=image.vmlinux,
-            initrd=image.initrd,
+            vmlinux=kernel.vmlinux,
+            initrd=kernel.initrd,
             rootfs=image.rootfs,
+            modules_disk=kernel.modules_disk,
             source_dir=repo_root(),
             results_dir=share.resolve(),
             vm_token=image.image_id,
@@ -167,6 +181,7 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
             "accel": choice.accel,
             "accel_reason": choice.reason,
             "image": image.manifest(),
+            "kernel": kernel_meta,
             "guest_ram_bytes": layout.ram,
             "memmap": [r.kernel_arg() for r in layout.memmaps],
             "kernel_cmdline": command.cmdline(),

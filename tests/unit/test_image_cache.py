@@ -18,6 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 import pmemkit.vm.image as image
+import pmemkit.vm.kernel_apt as kernel_apt
+import pmemkit.vm.kernels as kernels
 from pmemkit.cli import main
 from pmemkit.vm.errors import ImageBuildError
 
@@ -30,13 +32,28 @@ echo "[image] step"
 sleep 300 &
 echo $$ $! >>"$STATE/pids"
 if [ "$(id -u)" = 0 ]; then mount -t tmpfs pmemkit-test-proc "$1/root/proc"; fi
-for f in vmlinux initrd.img; do echo "$f of ${BUILD_TAG:-one}" > "$1/$f"; done
+echo "root of ${BUILD_TAG:-one}" > "$1/tag.txt"
 head -c 65536 /dev/zero > "$1/rootfs.raw"
 [ -z "$HANG_BUILD" ] || { touch "$STATE/hanging"; sleep 300; }
 [ -z "$FAIL_BUILD" ] || { echo half > "$1/partial"; exit 3; }
 [ "$(id -u)" != 0 ] || umount "$1/root/proc"
 rm -r "$1/root"
-echo "{\\"image_id\\": \\"$2\\", \\"kernel_release\\": \\"6.1.0-test\\"}" > "$1/manifest.json"
+echo "{\\"image_id\\": \\"$2\\", \\"suite\\": \\"bookworm\\"}" > "$1/manifest.json"
+"""
+
+# Stands in for vm/build-kernel.py: the files of a kernel layer, its release from --meta.
+BUILD_KERNEL = """
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+meta = json.loads(sys.argv[sys.argv.index("--meta") + 1])
+out.mkdir()
+for name in ("vmlinux", "initrd.img", "modules.raw", "config"):
+    (out / name).write_text(name + " of " + meta["kernel_choice"] + "\\n")
+print("[kernel] built", meta["kernel_choice"], flush=True)
+meta["kernel_release"] = {"6.1": "6.1.0-test", "6.12": "6.12.0-test"}.get(meta["kernel_choice"], "6.9.0-deb")
+meta["args"] = sys.argv[sys.argv.index("--meta") + 2 :]
+(out / "manifest.json").write_text(json.dumps(meta))
 """
 
 
@@ -62,10 +79,22 @@ def recipe(tmp_path, monkeypatch, state):
     for name in image.RECIPE_FILES:
         (rdir / name).write_text(f"# {name}\n")
     (rdir / "build-image.sh").write_text(BUILD)
+    for name in kernels.RECIPE_FILES:
+        (rdir / name).write_text(f"# {name}\n")
+    (rdir / "build-kernel.py").write_text(BUILD_KERNEL)
     monkeypatch.setattr(image, "recipe_dir", lambda: rdir)
+    monkeypatch.setattr(kernels, "recipe_dir", lambda: rdir)
+    monkeypatch.setattr(kernels, "resolve", _fake_resolve)
     monkeypatch.setattr(image.shutil, "which", lambda name: "/usr/sbin/debootstrap")
     monkeypatch.setenv("PMEMKIT_CACHE", str(tmp_path / "cache"))
     return rdir
+
+
+def _fake_resolve(series, refresh=False, progress=print):
+    release = {"6.1": "6.1.0-test", "6.12": "6.12.0-test"}[series]
+    return kernel_apt.Resolution(
+        series, release, (f"linux-image-{release}=1",), ("x",), ("http://m",), Path("/nonexistent")
+    )
 
 
 def _pids(sdir: Path) -> list[int]:
@@ -133,7 +162,7 @@ def test_failed_rebuild_keeps_the_old_image(recipe, monkeypatch):
     with pytest.raises(ImageBuildError, match="exit 3"):
         image.ensure_image(lambda m: None, rebuild=True)
     kept = image.find_image(old.image_id)
-    assert kept is not None and kept.vmlinux.read_text() == "vmlinux of one\n"
+    assert kept is not None and (kept.path / "tag.txt").read_text() == "root of one\n"
     assert image.verify_image(old.image_id)[1] == []
 
 
@@ -141,7 +170,7 @@ def test_rebuild_swaps_in_the_new_image(recipe, monkeypatch):
     old = image.ensure_image(lambda m: None)
     monkeypatch.setenv("BUILD_TAG", "two")
     new = image.ensure_image(lambda m: None, rebuild=True)
-    assert new.path == old.path and new.vmlinux.read_text() == "vmlinux of two\n"
+    assert new.path == old.path and (new.path / "tag.txt").read_text() == "root of two\n"
     assert not _leftovers(new.path.parent)
 
 
@@ -149,6 +178,8 @@ DRIVER = """
 import sys
 from pathlib import Path
 import pmemkit.vm.image as image
+import pmemkit.vm.kernel_apt as kernel_apt
+import pmemkit.vm.kernels as kernels
 from pmemkit.cli import main
 image.recipe_dir = lambda: Path(sys.argv[1])
 image.shutil.which = lambda name: "/usr/sbin/debootstrap"
@@ -179,7 +210,7 @@ def test_signal_during_rebuild_leaves_nothing_and_keeps_the_old_image(recipe, st
     assert not [p for p in pids if _alive(p)], "build processes survived"
     images = old.path.parent
     assert not _mounts(tmp_path) and not _leftovers(images)
-    assert image.verify_image(old.image_id)[1] == [] and old.vmlinux.read_text() == "vmlinux of one\n"
+    assert image.verify_image(old.image_id)[1] == [] and (old.path / "tag.txt").read_text() == "root of one\n"
 
 
 def test_exception_during_build_kills_the_session(recipe, state, monkeypatch):
@@ -244,7 +275,8 @@ def test_bad_manifest_is_rebuilt_without_traceback(recipe, content):
     result = invoke("image", "--json")
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     assert "broken: manifest.json" in result.output
-    assert json.loads(result.output[result.output.index("{") :])["kernel_release"] == "6.1.0-test"
+    out = json.loads(result.output[result.output.index("{") :])
+    assert out["suite"] == "bookworm" and out["kernel"]["kernel_release"] == "6.1.0-test"
 
 
 @pytest.fixture
@@ -289,3 +321,50 @@ def test_prune_removes_other_recipes(recipe, state):
     assert "freed" in result.output
     freed = float(result.output.split("freed ")[1].split()[0])
     assert freed > 0
+
+
+# --- kernels are layers of their own ---------------------------------------------------------------
+
+
+def test_a_second_kernel_on_a_warm_cache_builds_only_that_kernel(recipe):
+    first = invoke("image", "--json")
+    assert first.exit_code == 0, first.output
+    assert "building images layer" in first.output and "building kernels layer" in first.output
+    second = invoke("image", "--kernel", "6.12", "--json")
+    assert second.exit_code == 0, second.output
+    assert "building images layer" not in second.output and "building kernels layer" in second.output
+    one = json.loads(first.output[first.output.index("{") :])
+    two = json.loads(second.output[second.output.index("{") :])
+    assert one["image_id"] == two["image_id"] and one["path"] == two["path"]  # one shared root
+    assert (one["kernel"]["kernel_release"], two["kernel"]["kernel_release"]) == ("6.1.0-test", "6.12.0-test")
+    assert two["kernel"]["kernel_packages"] == ["linux-image-6.12.0-test=1"]
+    assert one["kernel"]["path"] != two["kernel"]["path"]
+    again = invoke("image", "--kernel", "6.12")
+    assert "building" not in again.output and "guest kernel 6.12.0-test" in again.output
+
+
+def test_verify_and_prune_cover_kernel_layers(recipe):
+    assert invoke("image").exit_code == 0
+    (kernel,) = kernels.cached_kernels()
+    with open(kernel.vmlinux, "r+b") as f:
+        f.truncate(3)
+    result = invoke("image", "--verify")
+    assert result.exit_code == 5 and "vmlinux has 3 bytes" in result.output, result.output
+    (recipe / "build-kernel.py").write_text(BUILD_KERNEL + "# changed\n")
+    result = invoke("image", "--prune")
+    assert result.exit_code == 0 and f"removed {kernel.path}" in result.output, result.output
+    assert kernels.cached_kernels() == []
+
+
+def test_own_debs_are_a_layer_keyed_by_their_content(recipe, tmp_path):
+    deb = tmp_path / "linux-image-6.9.0_1_amd64.deb"
+    deb.write_bytes(b"!<arch>\none")
+    first = invoke("image", "--kernel-deb", str(deb), "--json")
+    assert first.exit_code == 0, first.output
+    kernel = json.loads(first.output[first.output.index("{") :])["kernel"]
+    assert kernel["kernel_choice"] == "own-debs" and kernel["args"] == ["--deb", str(deb)]
+    assert invoke("image", "--kernel-deb", str(deb)).output.count("building") == 0  # cached
+    deb.write_bytes(b"!<arch>\ntwo")  # a rebuilt package: a new layer
+    again = invoke("image", "--kernel-deb", str(deb), "--json")
+    assert "building kernels layer" in again.output
+    assert json.loads(again.output[again.output.index("{") :])["kernel"]["path"] != kernel["path"]

@@ -25,6 +25,7 @@ from pmemkit.vm import layers
 from pmemkit.vm import run as run_mod
 from pmemkit.vm.errors import GuestFailure, RunInterrupted
 from pmemkit.vm.image import GuestImage
+from pmemkit.vm.kernels import KernelLayer
 from pmemkit.vm.lifecycle import HANDLED, Interrupted, ProcessGroups, SignalGuard, end_group
 
 
@@ -188,6 +189,12 @@ def fake_run(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_QEMU_PIDS", str(pids))
     monkeypatch.setattr(run_mod, "QEMU", str(qemu))
     monkeypatch.setattr(run_mod, "ensure_image", lambda progress: GuestImage("fake", image))
+    kernel = tmp_path / "kernel"
+    kernel.mkdir()
+    (kernel / "config").write_text((Path(__file__).parent / "fixtures" / "kernel-config-pmemkit").read_text())
+    (kernel / "manifest.json").write_text(json.dumps({"kernel_release": "6.1.0-fake"}))
+    layers._write_manifest(kernel, "kernels", "fake", ())
+    monkeypatch.setattr(run_mod, "ensure_kernel", lambda spec, progress: KernelLayer("fake", kernel))
     options = run_mod.RunOptions(
         pmem=[PmemConfig.parse("nvdimm:256M,mode=fsdax")],
         suites=["smoke"],
