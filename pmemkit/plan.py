@@ -6,15 +6,63 @@ directory is exactly `Plan.to_dict()`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pmemkit.rundir import write_atomic
-from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError
+from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError, check_schema
 
-__all__ = ["Plan", "write_atomic"]
+__all__ = ["Placement", "Plan", "check_placements", "write_atomic"]
+
+#: plan.json carries the run's schema (scenario.SCHEMA_VERSION), which the report checks; `placements`
+#: (where the host put each device) are required on top, so a guest never re-derives an NVDIMM slot, a
+#: memmap start or a virtio-pmem device's place. A plan is read only by the guest of the run that
+#: wrote it, so a plan without them is refused rather than versioned.
+PLACEMENT_FIELDS = {"memmap": "memmap_start", "nvdimm": "nfit_handle", "virtio-pmem": "pci_address"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the host put one planned pmem device: the guest finds the device by this record alone.
+
+    Decided once, by `vm.layout.plan_layout`; qemu's command line and the guest's matching both read
+    it. memmap: the range's physical start (the e820 namespace's `resource`); nvdimm: the DIMM slot
+    given to `-device nvdimm,slot=` and the NFIT handle QEMU derives from it; virtio-pmem: the PCI
+    address given to `-device virtio-pmem-pci,addr=`, spelt as sysfs shows it.
+    """
+
+    index: int  # position in Plan.pmem
+    source: str
+    memmap_start: int | None = None
+    nvdimm_slot: int | None = None
+    nfit_handle: int | None = None
+    pci_address: str | None = None  # e.g. "0000:00:10.0"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Placement:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ScenarioError(f"plan placement has unknown field(s) {unknown}")
+        return cls(**data)
+
+
+def check_placements(pmem: list[PmemConfig], placements: list[Placement]) -> None:
+    """One placement per device, in plan order, carrying the field its source is found by."""
+    if len(placements) != len(pmem):
+        raise ScenarioError(f"plan has {len(pmem)} pmem device(s) but {len(placements)} placement(s)")
+    for i, (cfg, place) in enumerate(zip(pmem, placements, strict=True)):
+        key = PLACEMENT_FIELDS[cfg.source]
+        if place.index != i or place.source != cfg.source or getattr(place, key) is None:
+            raise ScenarioError(f"plan placement {i} {place.to_dict()} does not place {cfg.spec()} ({key})")
+        if cfg.source == "memmap" and place.memmap_start != cfg.start:
+            raise ScenarioError(f"plan places {cfg.spec()} at {place.memmap_start:#x}, not at its start")
 
 
 @dataclass
@@ -29,7 +77,13 @@ class Plan:
     pmemkit_version: str = ""
     inject_fault: str | None = None  # tests of failure handling: "panic" or "hang" mid-run
     profile: str = "quick"  # experiment sizes and repetitions: quick | full
+    placements: list[Placement] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # No default: the placements are the ones `vm.layout.plan_layout` gave qemu, handed in by the
+        # caller; a plan that would make anyone derive them a second time is refused here.
+        check_placements(self.pmem, self.placements)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,21 +96,34 @@ class Plan:
             "pmemkit_version": self.pmemkit_version,
             "inject_fault": self.inject_fault,
             "profile": self.profile,
+            "placements": [p.to_dict() for p in self.placements],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        if data.get("schema") != SCHEMA_VERSION:
-            raise ScenarioError(f"plan schema {data.get('schema')!r} is not {SCHEMA_VERSION}")
+        check_schema(
+            data,
+            "plan.json",
+            "it was written by another pmemkit version; start the run again with `pmemkit run`",
+        )
+        if data.get("pmem") and not data.get("placements"):
+            raise ScenarioError(
+                "plan.json places none of its pmem devices: it was written by a pmemkit that left the "
+                "guest to guess where they are; start the run again with `pmemkit run`"
+            )
+        pmem = [PmemConfig.from_dict(p) for p in data["pmem"]]
+        placements = [Placement.from_dict(p) for p in data.get("placements") or []]
+        check_placements(pmem, placements)  # before construction: a guest never fills them in itself
         return cls(
             suites=list(data["suites"]),
-            pmem=[PmemConfig.from_dict(p) for p in data["pmem"]],
+            pmem=pmem,
             filesystems=list(data.get("filesystems", ["ext4", "xfs"])),
             accel=data.get("accel", "tcg"),
             vm_token=data.get("vm_token", ""),
             pmemkit_version=data.get("pmemkit_version", ""),
             inject_fault=data.get("inject_fault"),
             profile=data.get("profile", "quick"),
+            placements=placements,
         )
 
     def params(self) -> dict[str, Any]:

@@ -42,8 +42,9 @@ OPERATIONS = (
     "stack-copy",
 )
 
-#: Outcome names that are not errno names.
-PLAIN_OUTCOMES = ("ok", "fallback", "n/a")
+#: Outcome names that are not errno names. `short`: the kernel moved fewer bytes than asked and
+#: reported no error (a short read or write); never `ok`, and not an errno the kernel returned.
+PLAIN_OUTCOMES = ("ok", "fallback", "n/a", "short")
 _ERRNO_RE = re.compile(r"^E[A-Z0-9]+$")
 
 
@@ -236,14 +237,17 @@ class Observation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
-        if data.get("schema") != SCHEMA_VERSION:
-            raise ScenarioError(
-                f"observation schema {data.get('schema')!r} is not {SCHEMA_VERSION}: "
-                "re-run with this pmemkit version"
-            )
+        check_schema(data, "observation", "re-run with this pmemkit version")
         fields = dict(data)
         fields["scenario"] = Scenario.from_dict(fields["scenario"])
         return cls(**fields)
+
+
+def check_schema(data: dict[str, Any], what: str, remedy: str) -> None:
+    """Refuse a record written with another schema, in one line naming both: its fields may mean
+    other things (shared by observations and plan.json)."""
+    if data.get("schema") != SCHEMA_VERSION:
+        raise ScenarioError(f"{what} schema {data.get('schema')!r} is not {SCHEMA_VERSION}: {remedy}")
 
 
 @dataclass

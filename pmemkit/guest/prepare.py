@@ -19,6 +19,7 @@ from pmemkit.guest.kmsg import KernelLog
 from pmemkit.guest.probe import Namespace, namespaces, run_ndctl
 from pmemkit.guest.safety import Clearance, SafetyError, ToolMissing, clear_for_destruction, vm_token
 from pmemkit.guest.syscalls import errno_name, files_are_dax, mount, umount
+from pmemkit.plan import Placement
 from pmemkit.scenario import PmemConfig
 
 MOUNT_ROOT = "/mnt/pmemkit"
@@ -38,11 +39,12 @@ MKFS_OPTIONS = {"ext4": " ".join(EXT4_DAX_OPTIONS), "xfs": " ".join(XFS_DAX_OPTI
 
 @dataclass
 class PreparedDevice:
-    """A plan's pmem config matched to the namespace the kernel made of it."""
+    """A plan's pmem config matched, through the host's placement of it, to the kernel's namespace."""
 
     index: int
     config: PmemConfig
     namespace: Namespace
+    placement: Placement  # where the host put it (plan.json), the one fact it was found by
 
 
 #: The package that carries each tool pmemkit runs, for the "not installed" message.
@@ -100,13 +102,14 @@ def _nfit_regions_by_handle() -> dict[int, str]:
     return found
 
 
-def setup_nvdimms(slots: list[tuple[int, PmemConfig]]) -> dict[int, str]:
+def setup_nvdimms(handles: list[tuple[int, PmemConfig]]) -> dict[int, str]:
     """Fresh labels on every NVDIMM, then one namespace per DIMM in its config's mode.
 
+    `handles` pairs each planned NVDIMM's NFIT handle (from the plan's placement) with its config.
     Batched (three ndctl calls for all DIMMs, then one per namespace): every ndctl start costs
-    a fraction of a second under TCG. Returns slot → region.
+    a fraction of a second under TCG. Returns NFIT handle → region.
     """
-    if not slots:
+    if not handles:
         return {}
     if not vm_token():
         raise SafetyError(
@@ -114,20 +117,23 @@ def setup_nvdimms(slots: list[tuple[int, PmemConfig]]) -> dict[int, str]:
             "inside pmemkit's VM"
         )
     regions = _nfit_regions_by_handle()
-    missing = [slot for slot, _ in slots if slot + 1 not in regions]
+    missing = [handle for handle, _ in handles if handle not in regions]
     if missing:
-        raise GuestError(f"no NVDIMM region for slot(s) {missing}: is the VM's -device nvdimm present?")
+        raise GuestError(
+            f"no NVDIMM region for NFIT handle(s) {missing} (the kernel has {sorted(regions)}): "
+            "is the VM's -device nvdimm present?"
+        )
     for action in ("disable-region", "init-labels", "enable-region"):
         argv = ["ndctl", action, "-b", "ACPI.NFIT", "all"]
         _run(argv[:2] + ["-f"] + argv[2:] if action == "init-labels" else argv)
     placed: dict[int, str] = {}
-    for slot, cfg in slots:
-        region = regions[slot + 1]
+    for handle, cfg in handles:
+        region = regions[handle]
         argv = ["ndctl", "create-namespace", "-r", region, "-m", cfg.mode or "fsdax"]
         if cfg.map:
             argv += ["--map", cfg.map]
         _run(argv)
-        placed[slot] = region
+        placed[handle] = region
     return placed
 
 
@@ -147,42 +153,51 @@ def load_legacy_pmem(expected: int, timeout_s: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def match_devices(configs: list[PmemConfig]) -> list[PreparedDevice]:
-    """Create NVDIMM namespaces, then match every config to its namespace.
-
-    memmap ranges match by start address; NVDIMMs by NFIT handle; virtio-pmem by order.
-    """
-    prepared: list[PreparedDevice] = []
-    dimm_configs = [(i, c) for i, c in enumerate(configs) if c.source in ("nvdimm", "virtio-pmem")]
-    nvdimm_slots = [(slot, c) for slot, (_, c) in enumerate(dimm_configs) if c.source == "nvdimm"]
-    placed = setup_nvdimms(nvdimm_slots)
+def match_devices(configs: list[PmemConfig], placements: list[Placement]) -> list[PreparedDevice]:
+    """Create the planned NVDIMM namespaces, then find every planned device where the host put it."""
+    handles = [(p.nfit_handle, configs[p.index]) for p in placements if p.nfit_handle is not None]
+    nvdimm_regions = setup_nvdimms(handles)
     current = namespaces()
-    for slot, (index, cfg) in enumerate(dimm_configs):
-        if cfg.source != "nvdimm":
-            continue
-        match = [ns for ns in current if ns.region == placed[slot]]
-        if not match:
-            raise GuestError(
-                f"{cfg.spec()}: ndctl created a namespace on {placed[slot]} but no device appeared"
-            )
-        prepared.append(PreparedDevice(index, cfg, match[0]))
-    legacy = sorted((ns for ns in current if ns.provider == "e820"), key=lambda n: n.resource or 0)
-    virtio = [ns for ns in current if ns.provider not in ("e820", "ACPI.NFIT")]
-    memmaps = [(i, c) for i, c in enumerate(configs) if c.source == "memmap"]
-    for i, cfg in memmaps:
-        match = [ns for ns in legacy if cfg.start is not None and ns.resource == cfg.start]
-        if not match:
-            raise GuestError(
-                f"{cfg.spec()}: no legacy pmem namespace at {cfg.start!r}; kernel saw "
-                f"{[hex(n.resource or 0) for n in legacy]} (is nd_e820 loaded?)"
-            )
-        prepared.append(PreparedDevice(i, cfg, match[0]))
-    vconfigs = [(i, c) for i, c in enumerate(configs) if c.source == "virtio-pmem"]
-    if len(virtio) < len(vconfigs):
-        raise GuestError(f"{len(vconfigs)} virtio-pmem devices planned, {len(virtio)} found")
-    for (i, cfg), ns in zip(vconfigs, virtio, strict=False):
-        prepared.append(PreparedDevice(i, cfg, ns))
-    return sorted(prepared, key=lambda p: p.index)
+    return match_namespaces(configs, placements, current, nvdimm_regions, region_sysfs_paths(current))
+
+
+def region_sysfs_paths(current: list[Namespace]) -> dict[str, str]:
+    """Region → its real sysfs path, which runs through the PCI device of a virtio-pmem region."""
+    return {ns.region: os.path.realpath(f"/sys/bus/nd/devices/{ns.region}") for ns in current}
+
+
+def match_namespaces(
+    configs: list[PmemConfig],
+    placements: list[Placement],
+    current: list[Namespace],
+    nvdimm_regions: dict[int, str],
+    region_paths: dict[str, str],
+) -> list[PreparedDevice]:
+    """Pure: each placement to the one namespace at it — a memmap range by its start, an NVDIMM by the
+    region of its NFIT handle, a virtio-pmem device by its PCI address in the region's sysfs path.
+
+    Nothing is counted or ordered here: what the host decided is all the guest uses.
+    """
+    prepared = []
+    for place in placements:
+        cfg = configs[place.index]
+        if place.memmap_start is not None:
+            where = f"legacy pmem at {place.memmap_start:#x}"
+            hits = [ns for ns in current if ns.provider == "e820" and ns.resource == place.memmap_start]
+        elif place.nfit_handle is not None:
+            region = nvdimm_regions.get(place.nfit_handle)
+            where = f"NFIT handle {place.nfit_handle} ({region or 'no region'})"
+            hits = [ns for ns in current if region is not None and ns.region == region]
+        elif place.pci_address is not None:
+            where = f"virtio-pmem at PCI {place.pci_address}"
+            hits = [ns for ns in current if f"/{place.pci_address}/" in region_paths.get(ns.region, "")]
+        else:
+            raise GuestError(f"{cfg.spec()}: the plan does not say where it was placed ({place.to_dict()})")
+        if len(hits) != 1:
+            seen = [f"{ns.dev} on {ns.region} ({ns.provider}, at {ns.resource or 0:#x})" for ns in current]
+            raise GuestError(f"{cfg.spec()}: {len(hits)} namespaces at {where}; the kernel has {seen}")
+        prepared.append(PreparedDevice(place.index, cfg, hits[0], place))
+    return prepared
 
 
 def mkfs(device: str, fs: str, *, destroy_data: bool = False, force: bool = False) -> Clearance:

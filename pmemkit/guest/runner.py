@@ -17,7 +17,7 @@ from typing import Any
 
 from pmemkit.guest import GuestError
 from pmemkit.guest import experiments as registry
-from pmemkit.guest.experiments import Target
+from pmemkit.guest.experiments import Target, observation_provenance
 from pmemkit.guest.prepare import (
     DAX_MOUNT_OPTIONS,
     MKFS_OPTIONS,
@@ -39,7 +39,7 @@ from pmemkit.guest.safety import (
     vm_token,
 )
 from pmemkit.plan import Plan, write_atomic
-from pmemkit.scenario import Observation, Scenario
+from pmemkit.scenario import Observation, PmemConfig, Scenario
 
 SCRATCH_DIR = "/var/tmp/pmemkit"  # on the ordinary root disk: O_DIRECT partner files
 EXPECTED = (GuestError, SafetyError, OSError, ValueError)
@@ -68,10 +68,10 @@ def guest_run(plan_path: Path, out_dir: Path) -> int:
     step(f"preparing {len(plan.pmem)} pmem device(s)")
     try:
         load_legacy_pmem(len(legacy_pmem_ranges()))
-        devices = match_devices(plan.pmem)
+        devices = match_devices(plan.pmem, plan.placements)
     except EXPECTED as exc:
         for cfg in plan.pmem:
-            writer.add(_failure(env, cfg.source, "prepare", "setup", exc, device=cfg.spec()))
+            writer.add(_failure(env, "prepare", "setup", exc, _unprepared(env, cfg), cfg.spec()))
         devices = []
         failures += 1
     env["probe"] = probe()
@@ -116,7 +116,6 @@ def _provenance(env: dict[str, Any], device: PreparedDevice) -> dict[str, Any]:
         "ndctl_mode": ns.ndctl_mode,
         "queue_dax": ns.queue_dax,
         "nd_provider": ns.provider,
-        "repetitions": 1,
     }
 
 
@@ -148,14 +147,13 @@ def _run_pageless_controls(
             **_run_provenance(env),
             "pmem_source": "memmap",
             "namespace_mode": "none (/dev/mem)",
-            "repetitions": 1,
             "device": where,
             "phys_range": [hex(lo), hex(hi)],
         }
         try:
             clear_devmem_range(lo, hi - lo + 1)
         except SafetyError as exc:
-            writer.add(_failure(env, "memmap", "prepare", "devmem", exc, scenario=scenario, device=where))
+            writer.add(_failure(env, "prepare", "devmem", exc, scenario, where))
             failures += 1
             continue
         params = {**plan.params(), "phys_start": lo}
@@ -216,7 +214,6 @@ def _run_baselines(
             **_run_provenance(env),
             "pmem_source": "none (baseline)",
             "namespace_mode": mode,
-            "repetitions": 1,
             "device": "/dev/vda (root disk)" if fs else "anonymous memory",
         }
         if fs:
@@ -247,7 +244,7 @@ def _run_device(
                 scenario,
                 path,
                 detail="device-dax has no block device to mount",
-                provenance=base,
+                provenance=observation_provenance(base, 0),
             )
         )
         try:
@@ -255,9 +252,7 @@ def _run_device(
             target = Target("devdax", path, path, scenario, SCRATCH_DIR, base, plan.params())
             failures += _run_experiments(target, experiments, writer)
         except EXPECTED as exc:
-            writer.add(
-                _failure(env, device.config.source, "prepare", "devdax", exc, scenario=scenario, device=path)
-            )
+            writer.add(_failure(env, "prepare", "devdax", exc, scenario, path))
             failures += 1
         return failures
     for fs in plan.filesystems:
@@ -268,11 +263,7 @@ def _run_device(
             mkfs(path, fs)
             result = mount_dax(path, fs)
         except EXPECTED as exc:
-            writer.add(
-                _failure(
-                    env, device.config.source, "prepare", "dax-mount", exc, scenario=scenario, device=path
-                )
-            )
+            writer.add(_failure(env, "prepare", "dax-mount", exc, scenario, path))
             failures += 1
             continue
         writer.add(
@@ -284,7 +275,7 @@ def _run_device(
                 path,
                 detail=result.detail,
                 metrics={"kernel_messages": result.messages},
-                provenance=provenance,
+                provenance=observation_provenance(provenance, 1),
             )
         )
         if result.mountpoint is None:
@@ -312,23 +303,28 @@ def _run_experiments(
         except Exception as exc:  # one experiment's crash must not end the run
             traceback.print_exc()
             writer.add(
-                target.observation(name, "experiment", "skipped:error", detail=f"{type(exc).__name__}: {exc}")
+                target.observation(
+                    name, "experiment", "skipped:error", repetitions=0, detail=f"{type(exc).__name__}: {exc}"
+                )
             )
             failures += 1
     return failures
 
 
+def _unprepared(env: dict[str, Any], cfg: PmemConfig) -> Scenario:
+    """A device whose preparation failed: the kernel made no namespace, so it has no mode to name."""
+    return Scenario(kernel=env["kernel"], source=cfg.source, mode="unprepared")
+
+
 def _failure(
     env: dict[str, Any],
-    source: str,
     experiment: str,
     operation: str,
     exc: BaseException,
-    scenario: Scenario | None = None,
-    device: str = "",
+    scenario: Scenario,
+    device: str,
 ) -> Observation:
     """A step that could not run, as an observation: the report shows it, nothing is silent."""
-    scenario = scenario or Scenario(kernel=env["kernel"], source=source, mode="raw")
     return Observation(
         experiment,
         operation,
@@ -336,5 +332,7 @@ def _failure(
         scenario,
         device,
         detail=f"{type(exc).__name__}: {exc}",
-        provenance={"kernel": env["kernel"], "accel": env["accel"]},
+        provenance=observation_provenance(
+            {**_run_provenance(env), "pmem_source": scenario.source, "namespace_mode": scenario.mode}, 0
+        ),
     )

@@ -1,7 +1,12 @@
 """Timing loops: time each call of a function, and calibrate what the loop itself costs.
 
-`time_calls` is the one loop every pmemkit latency goes through: warm-up calls untimed, then
-each repetition bracketed by two reads of `pmemkit.measure.clock.now_ns`, one sample per call.
+`time_calls` times one call repeated unchanged: warm-up calls untimed, then each repetition
+bracketed by two reads of `pmemkit.measure.clock.now_ns`, one sample per call. `calibrate_overhead`
+(and through it fiocheck's loop-cost figure) is its one user. The experiments' latency loops do not
+call it: they bracket each operation inline with the same clock (most iterations differ: the next
+page to fault, the next offset or chunk; odirect's per-size loop also checks each call's byte
+count); the overhead figure they carry, if any, is `clock.timer_overhead_ns` or their own loop
+timed again on faulted pages, never this loop's calibrated cost.
 
 `calibrate_overhead` runs that same loop around a no-op, in several batches, and reports the
 median of the batch medians. That figure differs from `clock.timer_overhead_ns` on purpose:

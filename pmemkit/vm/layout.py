@@ -8,6 +8,7 @@ that reads the host's figures (memory, disk, limits, CPU) they are checked again
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import resource
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pmemkit.plan import Placement
 from pmemkit.scenario import PmemConfig, format_size
 from pmemkit.vm.errors import VmConfigError
 
@@ -36,6 +38,10 @@ DEFAULT_RAM = 2 * GiB
 #: ndctl wants 16 MiB-aligned namespaces for fsdax/devdax; QEMU DIMMs are 2 MiB aligned at least.
 DIMM_ALIGN = 16 * MiB
 MIN_DIMM_SIZE = 64 * MiB
+#: virtio-pmem devices sit at fixed PCI slots from 0x10 up, so the guest finds each by its address;
+#: the devices QEMU places itself (9p shares, the root disk) take the free slots below.
+VIRTIO_PMEM_FIRST_SLOT = 0x10
+VIRTIO_PMEM_MAX = 0x20 - VIRTIO_PMEM_FIRST_SLOT
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,13 @@ class VmLayout:
     ram: int
     memmaps: tuple[MemmapRange, ...]
     dimms: tuple[PmemConfig, ...]
+    placements: tuple[Placement, ...] = ()  # one per planned device, in plan order
+    pmem: tuple[PmemConfig, ...] = ()  # the planned devices, every memmap start made explicit
+
+    @property
+    def dimm_placements(self) -> tuple[Placement, ...]:
+        """The placements of the memory devices, in the order of `dimms` (qemu's -device order)."""
+        return tuple(p for p in self.placements if p.source in ("nvdimm", "virtio-pmem"))
 
     @property
     def slots(self) -> int:
@@ -72,6 +85,32 @@ class VmLayout:
 
 def _aligned(value: int, align: int) -> bool:
     return value % align == 0
+
+
+def place_devices(pmem: list[PmemConfig]) -> tuple[Placement, ...]:
+    """The one decision of where the guest will find each device (memmap starts already resolved).
+
+    NVDIMMs get consecutive DIMM slots in plan order (virtio-pmem takes none) and QEMU's NFIT handle
+    for a slot, slot + 1 (hw/acpi/nvdimm.c, nvdimm_slot_to_handle); virtio-pmem devices get
+    consecutive PCI slots from VIRTIO_PMEM_FIRST_SLOT.
+    """
+    placements: list[Placement] = []
+    nvdimms = virtio = 0
+    for index, cfg in enumerate(pmem):
+        if cfg.source == "memmap":
+            if cfg.start is None:
+                raise ValueError(f"{cfg.spec()}: its start must be resolved (plan_layout) before placing it")
+            placements.append(Placement(index, cfg.source, memmap_start=cfg.start))
+        elif cfg.source == "nvdimm":
+            placements.append(Placement(index, cfg.source, nvdimm_slot=nvdimms, nfit_handle=nvdimms + 1))
+            nvdimms += 1
+        else:
+            if virtio >= VIRTIO_PMEM_MAX:
+                raise VmConfigError(f"{cfg.spec()}: at most {VIRTIO_PMEM_MAX} virtio-pmem devices per VM")
+            address = f"0000:00:{VIRTIO_PMEM_FIRST_SLOT + virtio:02x}.0"
+            placements.append(Placement(index, cfg.source, pci_address=address))
+            virtio += 1
+    return tuple(placements)
 
 
 def plan_layout(pmem: list[PmemConfig], ram: int | None = None) -> VmLayout:
@@ -134,7 +173,11 @@ def plan_layout(pmem: list[PmemConfig], ram: int | None = None) -> VmLayout:
                 f"{cfg.spec()}: size must be at least {format_size(MIN_DIMM_SIZE)} and a multiple "
                 "of 16M (namespace alignment); e.g. 512M"
             )
-    return VmLayout(ram=ram, memmaps=tuple(memmaps), dimms=dimms)
+    starts = iter(memmaps)
+    resolved = [dataclasses.replace(c, start=next(starts).start) if c.source == "memmap" else c for c in pmem]
+    return VmLayout(
+        ram=ram, memmaps=tuple(memmaps), dimms=dimms, placements=place_devices(resolved), pmem=tuple(resolved)
+    )
 
 
 # --- Plausibility against the host, before anything starts ----------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pmemkit.plan import Placement
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm.layout import MiB, VmLayout
 
@@ -86,20 +87,24 @@ def backing_size(cfg: PmemConfig) -> int:
     return cfg.size + (LABEL_SIZE if cfg.source == "nvdimm" else 0)
 
 
-def pmem_device_args(index: int, cfg: PmemConfig, backing: Path, nvdimm_slot: int = 0) -> list[str]:
+def pmem_device_args(index: int, cfg: PmemConfig, backing: Path, placement: Placement) -> list[str]:
     """One NVDIMM (with a label area, so ndctl can make namespaces) or one virtio-pmem device.
 
-    An NVDIMM's explicit `slot` fixes its NFIT handle (slot + 1), which the guest uses to find
-    the region of each planned NVDIMM.
+    The plan's placement fixes where the guest finds it: an NVDIMM's explicit `slot` (its NFIT
+    handle follows from it), a virtio-pmem device's PCI address. There is no default: a device
+    qemu placed by itself would be one the guest has to guess.
     """
+    if placement.source != cfg.source:
+        raise ValueError(f"placement {placement.to_dict()} is not one of {cfg.spec()}")
     mem_id = f"pmem{index}"
     obj = f"memory-backend-file,id={mem_id},share=on,mem-path={backing},size={backing_size(cfg)}"
-    if cfg.source == "nvdimm":
-        dev = f"nvdimm,memdev={mem_id},id=nv{index},label-size={LABEL_SIZE},slot={nvdimm_slot}"
-    elif cfg.source == "virtio-pmem":
-        dev = f"virtio-pmem-pci,memdev={mem_id},id=vpmem{index}"
+    if cfg.source == "nvdimm" and placement.nvdimm_slot is not None:
+        dev = f"nvdimm,memdev={mem_id},id=nv{index},label-size={LABEL_SIZE},slot={placement.nvdimm_slot}"
+    elif cfg.source == "virtio-pmem" and placement.pci_address:
+        slot_function = placement.pci_address.split(":", 2)[2]  # "10.0", as QEMU's addr= reads it
+        dev = f"virtio-pmem-pci,memdev={mem_id},id=vpmem{index},addr={slot_function}"
     else:
-        raise ValueError(f"{cfg.source} is not a memory device")
+        raise ValueError(f"{cfg.spec()} is not a memory device with a placement ({placement.to_dict()})")
     return ["-object", obj, "-device", dev]
 
 
@@ -163,8 +168,7 @@ class QemuCommand:
         argv += share_args(RESULTS_SHARE_TAG, self.results_dir, readonly=False)
         if len(self.backing_files) != len(self.layout.dimms):
             raise ValueError("one backing file per NVDIMM/virtio-pmem device is needed")
-        nvdimm_slot = 0
-        for index, (cfg, backing) in enumerate(zip(self.layout.dimms, self.backing_files, strict=True)):
-            argv += pmem_device_args(index, cfg, backing, nvdimm_slot)
-            nvdimm_slot += cfg.source == "nvdimm"
+        devices = zip(self.layout.dimms, self.layout.dimm_placements, self.backing_files, strict=True)
+        for index, (cfg, placement, backing) in enumerate(devices):
+            argv += pmem_device_args(index, cfg, backing, placement)
         return argv

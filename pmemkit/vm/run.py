@@ -11,7 +11,6 @@ All of it is written even when the guest times out, panics or is killed.
 from __future__ import annotations
 
 import compileall
-import dataclasses
 import json
 import os
 import platform
@@ -87,12 +86,6 @@ def _qemu_version(qemu: str) -> str:
         return "unknown"
 
 
-def _resolved_pmem(pmem: list[PmemConfig], layout: VmLayout) -> list[PmemConfig]:
-    """Configs with every memmap start made explicit, so the guest can match ranges exactly."""
-    starts = iter(layout.memmaps)
-    return [dataclasses.replace(c, start=next(starts).start) if c.source == "memmap" else c for c in pmem]
-
-
 def boot_and_collect(
     options: RunOptions, layout: VmLayout, progress: Callable[[str], None], guard: SignalGuard
 ) -> Collected:
@@ -106,7 +99,7 @@ def boot_and_collect(
     qemu = shutil.which(QEMU)
     if qemu is None:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
-    pmem = _resolved_pmem(options.pmem, layout)
+    pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
     timeout = options.timeout_s or options.default_timeout()
     guard.stage = "checking (or building) the guest image"
     image = ensure_image(progress)
@@ -135,6 +128,7 @@ def boot_and_collect(
         pmemkit_version=__version__,
         inject_fault=options.inject_fault,
         profile=options.profile,
+        placements=list(layout.placements),  # the placements qemu's command line is built from
     )
     plan_text = json.dumps(plan.to_dict(), indent=2) + "\n"
     with rundir.RunDir.open(run_dir, require_run=False) as files:

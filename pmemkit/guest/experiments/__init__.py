@@ -32,17 +32,62 @@ class Target:
     provenance: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # e.g. {"profile": "quick"}
 
-    def observation(self, experiment: str, operation: str, outcome: str, **extra: Any) -> Observation:
-        """An Observation of this target with its full provenance."""
+    def observation(
+        self, experiment: str, operation: str, outcome: str, *, repetitions: int = 1, **extra: Any
+    ) -> Observation:
+        """An Observation of this target with its full provenance.
+
+        `repetitions`: how many times the operation was carried out for this observation (the
+        samples behind its numbers); 1 for a single attempt.
+        """
         return Observation(
             experiment=experiment,
             operation=operation,
             outcome=outcome,
             scenario=self.scenario,
             device=self.device,
-            provenance=dict(self.provenance),
+            provenance=observation_provenance(self.provenance, repetitions),
             **extra,
         )
+
+
+def observation_provenance(base: dict[str, Any], repetitions: int) -> dict[str, Any]:
+    """The one place an observation's provenance is completed: its target's, plus its real repetitions.
+
+    0 is honest for a step that never ran (a failed preparation); the runner uses this too.
+    """
+    if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 0:
+        raise ValueError(f"repetitions must be a count (int >= 0), not {repetitions!r}")
+    return {**base, "repetitions": repetitions}
+
+
+#: What memory each target kind gives an experiment, as `metrics["mapping"]` spells it. A DAX-mounted
+#: filesystem ("fs") is the one kind whose answer depends on the kernel: see `mapping_of`.
+KIND_MAPPINGS = {"devdax": "dax", "pagecache": "pagecache", "anon": "anon", "devmem": "pageless"}
+FALLBACK_NOTE = "the filesystem fell back to the page cache: the mapping has page-cache pages"
+
+
+def mapping_of(target: Target, dax: bool) -> str:
+    """What the target's memory really is: dax, pagecache (a baseline, or a DAX mount that fell back),
+    anon or pageless. `dax` is the kernel's statx answer for the file mapped (used for "fs" only)."""
+    if target.kind == "fs":
+        return "dax" if dax else "pagecache"
+    return KIND_MAPPINGS[target.kind]
+
+
+def with_mapping(target: Target, observation: Observation, mapping: str) -> Observation:
+    """Record what the memory really was in `metrics["mapping"]`, and say so in words where a DAX mount
+    fell back to the page cache.
+
+    Why: the operation keeps its plain name whatever the kernel did, so the model's prediction for
+    the scenario is compared with it; the fallback travels as data, not as a renamed operation.
+    """
+    observation.metrics["mapping"] = mapping
+    if target.kind == "fs" and mapping == "pagecache":
+        observation.detail = (
+            f"{observation.detail} ({FALLBACK_NOTE})" if observation.detail else FALLBACK_NOTE
+        )
+    return observation
 
 
 Experiment = Callable[[Target, dict[str, Any]], Iterator[Observation]]

@@ -128,6 +128,7 @@ def _randread(target: Target, path: str, size: int, ios: int) -> Observation:
             f"pmemkit's Python loop {loop.overhead_ns} ns, fio's null engine p50 "
             f"{null.percentile('p50') or 0:.0f} ns"
         ),
+        repetitions=ios,
     )
 
 
@@ -149,6 +150,7 @@ def _seqread(target: Target, path: str, size: int, loops: int) -> Observation:
         metrics={"pmemkit_bw_bytes": mine, "fio": result.to_dict(), "bw_ratio": ratio, "loops": loops},
         detail=f"{loops} passes of 1 MiB memcpys, a fresh mapping per pass as fio does (faults in both); "
         f"pmemkit/fio bandwidth {_fmt(ratio)}",
+        repetitions=loops,
     )
 
 

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import PAGE, Mapping
 from pmemkit.guest.syscalls import errno_name, files_are_dax
+from pmemkit.guest.transfer import partner_path, pattern, region_offset, verdict, write_partner
 from pmemkit.guest.uring import Ring
 from pmemkit.measure.clock import now_ns
 from pmemkit.measure.stats import summarize
@@ -65,32 +66,20 @@ def _futex(address: int, op: int, value: int, timeout_s: float | None = None) ->
     return _libc.syscall(SYS_FUTEX, ctypes.c_void_p(address), op, value, ts, None, 0)
 
 
-def _region(target: Target, index: int) -> int:
-    if target.kind == "devdax":
-        return index * SIZE
-    if target.kind == "devmem":
-        return int(target.params.get("phys_start", 0)) + index * SIZE
-    return 0
-
-
 def _map(target: Target, name: str, index: int, **kw: Any) -> Mapping:
-    return Mapping(target, f"kapi-{name}", SIZE, offset=_region(target, index), **kw)
+    return Mapping(target, f"kapi-{name}", SIZE, offset=region_offset(target, index, SIZE), **kw)
 
 
 @register(NAME, kinds=KINDS)
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     wakes = WAKES.get(params.get("profile", "quick"), 16)
-    # On a filesystem that fell back to the page cache the interfaces meet page-cache pages, not DAX:
-    # the operation gets that name, so it is never compared with the model's DAX prediction.
-    suffix = ":pagecache-mmap" if target.kind == "fs" and not files_are_dax(target.path) else ""
+    # On a filesystem that fell back to the page cache the interfaces meet page-cache pages, not DAX.
+    # The operation keeps its name, so the model's prediction for the scenario is compared with it.
+    mapping = mapping_of(target, target.kind == "fs" and files_are_dax(target.path))
     cases = (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
     for case in cases:
-        observation = case(target, wakes)
-        observation.operation += suffix
-        yield observation
-    observation = _fork_cow_case(target)
-    observation.operation += suffix
-    yield observation
+        yield with_mapping(target, case(target, wakes), mapping)
+    yield with_mapping(target, _fork_cow_case(target), mapping)
 
 
 def _futex_case(target: Target, wakes: int) -> Observation:
@@ -112,6 +101,7 @@ def _futex_case(target: Target, wakes: int) -> Observation:
         "ok",
         metrics={"wake_latency": summarize(samples)},
         detail=f"key lookup ok (EAGAIN on mismatch); {wakes} cross-process wakes",
+        repetitions=wakes,
     )
 
 
@@ -153,8 +143,8 @@ def _wake_latencies(m: Mapping, word: int, wakes: int) -> np.ndarray | None:
 
 def _vmsplice_case(target: Target, wakes: int) -> Observation:
     op = "vmsplice"
-    data = np.random.default_rng(31).integers(0, 256, CHUNK, dtype=np.uint8)
-    out = os.path.join(target.scratch_dir, "pmemkit-vmsplice.dat")
+    data = pattern(31, CHUNK)
+    out = partner_path(target, "vmsplice")
     with _map(target, "vmsplice", 1) as m:
         m.array[:CHUNK] = data
         r, w = os.pipe()
@@ -175,23 +165,15 @@ def _vmsplice_case(target: Target, wakes: int) -> Observation:
             os.close(r)
             os.close(w)
     with open(out, "rb") as f:
-        same = f.read() == data.tobytes()[:n]
-    outcome = "ok" if same and n == CHUNK else "EIO"
-    return target.observation(
-        NAME,
-        op,
-        outcome,
-        detail=f"vmsplice {n} bytes into a pipe, splice to a file; "
-        + ("data verified" if same else "DATA MISMATCH found by pmemkit's check"),
-    )
+        same = f.read() == data.tobytes()
+    outcome, detail = verdict(n, CHUNK, same, "vmsplice into a pipe, splice to a file")
+    return target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
 
 
 def _iouring_case(target: Target, wakes: int) -> Observation:
     op = "iouring-fixed-buffer"
-    src = os.path.join(target.scratch_dir, "pmemkit-uring.dat")
-    data = np.random.default_rng(32).integers(0, 256, CHUNK, dtype=np.uint8)
-    with open(src, "wb") as f:
-        f.write(data.tobytes())
+    data = pattern(32, CHUNK)
+    src = write_partner(target, "uring", data)
     try:
         with _map(target, "uring", 2) as m, Ring() as ring:
             try:
@@ -208,12 +190,8 @@ def _iouring_case(target: Target, wakes: int) -> Observation:
             same = bool(np.array_equal(m.array[:CHUNK], data))
     except OSError as exc:
         return target.observation(NAME, op, errno_name(exc.errno), detail=f"io_uring: {exc.strerror}")
-    return target.observation(
-        NAME,
-        op,
-        "ok" if same else "EIO",
-        detail=f"registered, READ_FIXED {n} bytes; " + ("data verified" if same else "MISMATCH"),
-    )
+    outcome, detail = verdict(n, CHUNK, same, "registered the buffer, one IORING_OP_READ_FIXED into it")
+    return target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
 
 
 def _longterm_case(target: Target, wakes: int) -> Observation:
@@ -235,23 +213,22 @@ def _longterm_case(target: Target, wakes: int) -> Observation:
 
 def _mremap_case(target: Target, wakes: int) -> Observation:
     op = "mremap"
+    data = pattern(33, SIZE)
     with _map(target, "mremap", 4) as m:
-        m.array[0] = 9
+        m.array[:] = data
         new = _libc.mremap(ctypes.c_void_p(m.address), SIZE, SIZE, MREMAP_MAYMOVE)
         if new in (None, MAP_FAILED):
             err = _errno()
             return target.observation(NAME, op, errno_name(err.errno), detail=f"mremap: {err.strerror}")
         moved = new != m.address
-        value = ctypes.c_uint8.from_address(new).value
+        same = bool(np.array_equal(np.ctypeslib.as_array((ctypes.c_uint8 * SIZE).from_address(new)), data))
         if moved:  # the mmap object still owns the old range; unmap the moved one ourselves
             _libc.munmap(ctypes.c_void_p(new), ctypes.c_size_t(SIZE))
-    return target.observation(
-        NAME,
-        op,
-        "ok" if value == 9 else "EIO",
-        detail=f"MREMAP_MAYMOVE ({'moved' if moved else 'in place'}); "
-        f"data {'kept' if value == 9 else 'LOST'}",
+    where = "moved" if moved else "in place"
+    outcome, detail = verdict(
+        SIZE, SIZE, same, f"MREMAP_MAYMOVE ({where}), every byte read at its new address"
     )
+    return target.observation(NAME, op, outcome, detail=detail)
 
 
 def _madvise_case(target: Target, wakes: int) -> Observation:

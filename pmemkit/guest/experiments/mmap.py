@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import PAGE, Mapping
-from pmemkit.guest.syscalls import errno_name, meminfo_bytes, statx_dax
+from pmemkit.guest.syscalls import errno_name, files_are_dax, meminfo_bytes, statx_dax
 from pmemkit.guest.tracefs import TraceEvent, pid_smaps
+from pmemkit.guest.transfer import region_offset
 from pmemkit.measure.bandwidth import bandwidth
 from pmemkit.measure.clock import now_ns
 from pmemkit.measure.stats import summarize
@@ -70,16 +71,20 @@ DEVDAX_REGION = 64 << 20  # each test maps its own 2 MiB-aligned region of a dev
 
 def _offset(target: Target, index: int, size: int) -> int:
     """Device-dax regions are carved from the device, 2 MiB aligned (it refuses others); files start at 0."""
-    if target.kind != "devdax":
-        return 0
-    if size > DEVDAX_REGION:
+    if target.kind == "devdax" and size > DEVDAX_REGION:
         raise ValueError(f"a device-dax test region holds at most {DEVDAX_REGION >> 20} MiB")
-    return index * DEVDAX_REGION
+    return region_offset(target, index, DEVDAX_REGION)
 
 
 @register(NAME, kinds=KINDS)
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     profile = PROFILES[params.get("profile", "quick")]
+    mapping = mapping_of(target, target.kind == "fs" and files_are_dax(target.path))
+    for observation in _observations(target, profile):
+        yield with_mapping(target, observation, mapping)
+
+
+def _observations(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
     yield from _faults(target, profile)
     yield _bandwidth(target, profile)
     yield from _durability(target, profile)
@@ -112,13 +117,15 @@ def _faults(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
             f"{npages} pages; loop overhead p50 {overhead_p50} ns measured on the faulted pages "
             "(reported, not subtracted)"
         )
-        yield target.observation(NAME, op, "ok", detail=detail, metrics=metrics)
+        yield target.observation(NAME, op, "ok", detail=detail, metrics=metrics, repetitions=npages)
         if write and target.kind == "fs":
-            yield _pmd_outcome(target, trace, pmd)
+            yield _pmd_outcome(target, trace, pmd, npages)
 
 
-def _pmd_outcome(target: Target, trace: TraceEvent, pmd: dict[str, int]) -> Observation:
-    """PMD faults per the kernel's tracepoint: ok if any 2 MiB fault succeeded, fallback if all fell back."""
+def _pmd_outcome(target: Target, trace: TraceEvent, pmd: dict[str, int], touches: int) -> Observation:
+    """PMD faults per the kernel's tracepoint: ok if any 2 MiB fault succeeded, fallback if all fell back.
+
+    `touches`: the page touches of the traced loop, this observation's repetitions."""
     if not trace.available:
         return target.observation(
             NAME, "pmd-fault", "skipped:no-tracefs", detail="fs_dax:dax_pmd_fault_done is not available"
@@ -130,6 +137,7 @@ def _pmd_outcome(target: Target, trace: TraceEvent, pmd: dict[str, int]) -> Obse
             "fallback",
             metrics={"pmd_fault_events": pmd},
             detail="no PMD fault was attempted: the kernel used 4 KiB faults only",
+            repetitions=touches,
         )
     outcome = "ok" if pmd.get("NOPAGE", 0) > 0 else "fallback"
     return target.observation(
@@ -138,6 +146,7 @@ def _pmd_outcome(target: Target, trace: TraceEvent, pmd: dict[str, int]) -> Obse
         outcome,
         metrics={"pmd_fault_events": pmd},
         detail=f"dax_pmd_fault_done results: {pmd}",
+        repetitions=touches,
     )
 
 
@@ -169,6 +178,7 @@ def _bandwidth(target: Target, profile: dict[str, Any]) -> Observation:
         "ok",
         metrics={"rows": rows},
         detail=f"memcpy through the mapping, {passes} passes over {size >> 20} MiB",
+        repetitions=passes,
     )
 
 
@@ -190,6 +200,7 @@ def _durability(target: Target, profile: dict[str, Any]) -> Iterator[Observation
             "ok",
             metrics={"latency": summarize(samples, overhead_ns=target.provenance.get("timer_overhead_ns"))},
             detail="first write to each 4 KiB page (its fault included) + msync(MS_SYNC) of that page",
+            repetitions=writes,
         )
     if target.kind == "anon":
         return
@@ -217,6 +228,7 @@ def _durability(target: Target, profile: dict[str, Any]) -> Iterator[Observation
         detail="first write to each 4 KiB page (its fault included) of a MAP_SYNC mapping, no msync (Python "
         "issues no CPU cache flushes: "
         "on real pmem a clwb+sfence per line would be needed for durability)",
+        repetitions=writes,
     )
 
 

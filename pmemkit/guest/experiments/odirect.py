@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import Mapping
 from pmemkit.guest.syscalls import errno_name, pread_into_address, statx_dax
+from pmemkit.guest.transfer import partner_path, pattern, region_offset, verdict, write_partner
 from pmemkit.measure.clock import now_ns
 from pmemkit.measure.stats import summarize
 from pmemkit.scenario import Observation
@@ -38,34 +40,16 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def _buffer_kind(target: Target, mapping: Mapping) -> str:
-    if target.kind == "devdax":
-        return "dax"
-    if target.kind == "devmem":
-        return "pageless"
-    if target.kind == "anon":
-        return "anon"
-    if mapping.path and statx_dax(mapping.path)[0]:
-        return "dax"
-    return "pagecache-mmap"
-
-
-def _partner(target: Target, name: str, data: np.ndarray | None = None) -> str:
-    path = os.path.join(target.scratch_dir, f"pmemkit-odirect-{name}.dat")
-    if data is not None:
-        with open(path, "wb") as f:
-            f.write(data.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-    return path
-
-
-def _verdict(n: int, expected: int, same: bool) -> tuple[str, str]:
-    if n == expected and same:
-        return "ok", f"{n} bytes; data verified"
-    if n != expected:
-        return "ok", f"short transfer: {n} of {expected} bytes"
-    return "EIO", "DATA MISMATCH found by pmemkit's check (not a kernel errno)"
+#: The buffer each target kind gives, as operation names spell it. A name follows the target kind
+#: alone, never what the kernel did: a DAX filesystem that fell back keeps `…-dax`, and says so in
+#: `metrics["mapping"]`.
+BUFFER_NAMES = {
+    "fs": "dax",
+    "devdax": "dax",
+    "pagecache": "pagecache-mmap",
+    "anon": "anon",
+    "devmem": "pageless",
+}
 
 
 def direct_read_into(view: memoryview, src: str, length: int) -> int:
@@ -86,8 +70,8 @@ def direct_write_from(view: memoryview, dst: str, length: int) -> int:
 
 
 def _read_case(target: Target, mapping: Mapping, op: str, *, prefault: bool) -> Observation:
-    data = np.random.default_rng(11).integers(0, 256, CASE_BYTES, dtype=np.uint8)
-    src = _partner(target, "src", data)
+    data = pattern(11, CASE_BYTES)
+    src = write_partner(target, "odirect-src", data)
     if prefault:
         mapping.array[:CASE_BYTES] = 0
     try:
@@ -95,14 +79,14 @@ def _read_case(target: Target, mapping: Mapping, op: str, *, prefault: bool) -> 
             n = direct_read_into(view, src, CASE_BYTES)
     except OSError as exc:
         return target.observation(NAME, op, errno_name(exc.errno), detail=f"O_DIRECT preadv: {exc.strerror}")
-    outcome, detail = _verdict(n, CASE_BYTES, bool(np.array_equal(mapping.array[:CASE_BYTES], data)))
+    outcome, detail = verdict(n, CASE_BYTES, bool(np.array_equal(mapping.array[:CASE_BYTES], data)))
     return target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
 
 
 def _write_case(target: Target, mapping: Mapping, op: str) -> Observation:
-    data = np.random.default_rng(12).integers(0, 256, CASE_BYTES, dtype=np.uint8)
+    data = pattern(12, CASE_BYTES)
     mapping.array[:CASE_BYTES] = data
-    dst = _partner(target, "dst")
+    dst = partner_path(target, "odirect-dst")
     try:
         with memoryview(mapping.array) as view:
             n = direct_write_from(view, dst, CASE_BYTES)
@@ -110,14 +94,14 @@ def _write_case(target: Target, mapping: Mapping, op: str) -> Observation:
         return target.observation(NAME, op, errno_name(exc.errno), detail=f"O_DIRECT pwritev: {exc.strerror}")
     with open(dst, "rb") as f:
         written = np.frombuffer(f.read(), dtype=np.uint8)
-    outcome, detail = _verdict(n, CASE_BYTES, bool(np.array_equal(written, data)))
+    outcome, detail = verdict(n, CASE_BYTES, bool(np.array_equal(written, data)))
     return target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
 
 
 def _buffered_case(target: Target, mapping: Mapping, op: str) -> Observation:
     """A plain read() into the buffer: the CPU copies, nothing is pinned — works without struct page."""
-    data = np.random.default_rng(13).integers(0, 256, CASE_BYTES, dtype=np.uint8)
-    src = _partner(target, "buffered", data)
+    data = pattern(13, CASE_BYTES)
+    src = write_partner(target, "odirect-buffered", data)
     try:
         fd = os.open(src, os.O_RDONLY)
         try:
@@ -127,45 +111,57 @@ def _buffered_case(target: Target, mapping: Mapping, op: str) -> Observation:
             os.close(fd)
     except OSError as exc:
         return target.observation(NAME, op, errno_name(exc.errno), detail=f"buffered preadv: {exc.strerror}")
-    outcome, detail = _verdict(n, CASE_BYTES, bool(np.array_equal(mapping.array[:CASE_BYTES], data)))
+    outcome, detail = verdict(n, CASE_BYTES, bool(np.array_equal(mapping.array[:CASE_BYTES], data)))
     return target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
 
 
 def _fork_case(target: Target, mapping: Mapping, op: str) -> Observation:
-    """The child of a fork does the O_DIRECT read into the inherited shared mapping."""
-    data = np.random.default_rng(14).integers(0, 256, CASE_BYTES, dtype=np.uint8)
-    src = _partner(target, "fork", data)
+    """The child of a fork does the O_DIRECT read into the inherited mapping and checks every byte
+    itself (a private mapping's copy is the child's alone); a shared one is checked by the parent too."""
+    data = pattern(14, CASE_BYTES)
+    src = write_partner(target, "odirect-fork", data)
     mapping.array[:CASE_BYTES] = 0
+    r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: report the errno (or 0) as exit status, never return into the runner
+    if pid == 0:  # child: report (bytes read or -errno, data equal) through the pipe, never return
         code = 0
         try:
-            with memoryview(mapping.array) as view:
-                if direct_read_into(view, src, CASE_BYTES) != CASE_BYTES:
-                    code = 254
-        except OSError as exc:
-            code = exc.errno or 255
+            os.close(r)
+            try:
+                with memoryview(mapping.array) as view:
+                    n = direct_read_into(view, src, CASE_BYTES)
+                same = bool(np.array_equal(mapping.array[:CASE_BYTES], data))
+            except OSError as exc:
+                n, same = -(exc.errno or 5), False
+            os.write(w, struct.pack("<q?", n, same))
         except BaseException:
             code = 255
         os._exit(code)
+    os.close(w)
+    try:
+        report = os.read(r, struct.calcsize("<q?"))
+    finally:
+        os.close(r)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        name = "EIO" if code in (254, 255) or code < 0 else errno_name(code)
-        return target.observation(NAME, op, name, detail=f"child exit status {code}")
-    shared = mapping.kind_shared
-    same = bool(np.array_equal(mapping.array[:CASE_BYTES], data)) if shared else True
-    outcome, detail = _verdict(CASE_BYTES, CASE_BYTES, same)
-    if not shared:
-        detail += " (private mapping: the child's copy, not checked from the parent)"
-    return target.observation(NAME, op, outcome, detail=detail)
+    if code != 0 or len(report) != struct.calcsize("<q?"):
+        return target.observation(NAME, op, "skipped:child-failed", detail=f"child exit status {code}")
+    n, same = struct.unpack("<q?", report)
+    if n < 0:
+        return target.observation(NAME, op, errno_name(-n), detail="O_DIRECT preadv in the forked child")
+    if mapping.kind_shared:
+        same = same and bool(np.array_equal(mapping.array[:CASE_BYTES], data))
+    where = "checked by the child and the parent" if mapping.kind_shared else "checked by the child"
+    outcome, detail = verdict(n, CASE_BYTES, same, f"O_DIRECT preadv in the forked child, {where}")
+    return target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
 
 
 def _readonly_case(target: Target, op: str) -> Observation:
     """O_DIRECT read into a PROT_READ mapping: the kernel must refuse to write into it."""
-    src = _partner(target, "ro", np.ones(CASE_BYTES, dtype=np.uint8))
+    src = write_partner(target, "odirect-ro", np.ones(CASE_BYTES, dtype=np.uint8))
+    offset = region_offset(target, 1, BUFFER_BYTES)
     try:
-        with Mapping(target, "readonly", BUFFER_BYTES, readonly=True, offset=_region(target, 1)) as m:
+        with Mapping(target, "readonly", BUFFER_BYTES, readonly=True, offset=offset) as m:
             fd = os.open(src, os.O_RDONLY | os.O_DIRECT)
             try:
                 n = pread_into_address(fd, m.address, CASE_BYTES, 0)
@@ -176,19 +172,12 @@ def _readonly_case(target: Target, op: str) -> Observation:
     return target.observation(NAME, op, "ok", detail=f"{n} bytes landed in a read-only mapping")
 
 
-def _region(target: Target, index: int) -> int:
-    if target.kind == "devdax":
-        return index * BUFFER_BYTES
-    if target.kind == "devmem":
-        return int(target.params.get("phys_start", 0)) + index * BUFFER_BYTES
-    return 0
-
-
 def _latency(target: Target, mapping: Mapping, kind: str, profile: dict[str, Any]) -> Observation:
     reps = profile["repetitions"]
-    src = _partner(target, "lat", np.random.default_rng(15).integers(0, 256, 1 << 20, dtype=np.uint8))
-    dst = _partner(target, "lat-dst")
+    src = write_partner(target, "odirect-lat", pattern(15, 1 << 20))
+    dst = partner_path(target, "odirect-lat-dst")
     rows = []
+    short = []
     mapping.array[: 1 << 20] = 1
     with memoryview(mapping.array) as view:
         for size in profile["sizes"]:
@@ -201,10 +190,12 @@ def _latency(target: Target, mapping: Mapping, kind: str, profile: dict[str, Any
                     for i in range(reps):
                         t0 = now_ns()
                         if direction == "read-into":
-                            os.preadv(fd, [view[:size]], 0)
+                            n = os.preadv(fd, [view[:size]], 0)
                         else:
-                            os.pwritev(fd, [view[:size]], 0)
+                            n = os.pwritev(fd, [view[:size]], 0)
                         samples[i] = now_ns() - t0
+                        if n != size:
+                            short.append(f"{direction} {n} of {size} bytes")
                 finally:
                     os.close(fd)
                 overhead = target.provenance.get("timer_overhead_ns")
@@ -215,66 +206,93 @@ def _latency(target: Target, mapping: Mapping, kind: str, profile: dict[str, Any
                         "latency": summarize(samples, overhead_ns=overhead),
                     }
                 )
+    detail = f"O_DIRECT to/from a file on the root disk, {reps} I/Os per size"
+    if short:
+        detail += f"; short transfer: {len(short)} I/Os, e.g. {short[0]}"
     return target.observation(
         NAME,
         f"odirect-latency-{kind}",
-        "ok",
+        "short" if short else "ok",
         metrics={"rows": rows},
-        detail=f"O_DIRECT to/from a file on the root disk, {reps} I/Os per size",
+        detail=detail,
+        repetitions=reps,
     )
 
 
 @register(NAME, kinds=KINDS)
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     profile = PROFILES[params.get("profile", "quick")]
-    with Mapping(target, "odirect", BUFFER_BYTES, offset=_region(target, 0)) as m:
-        kind = _buffer_kind(target, m)
-        yield _read_case(target, m, f"odirect-read-into-{kind}", prefault=True)
-        yield _write_case(target, m, f"odirect-write-from-{kind}")
-        yield _buffered_case(target, m, f"buffered-read-into-{kind}")
-        if target.kind == "devmem":
-            return  # the control stops here: no fork or latency games on raw physical memory
-        yield _latency(target, m, kind, profile)
-        yield _fork_case(target, m, f"odirect-read-into-{kind}:after-fork")
-    with Mapping(target, "odirect-fresh", BUFFER_BYTES, offset=_region(target, 2)) as fresh:
-        yield _read_case(target, fresh, f"odirect-read-into-{kind}:unfaulted", prefault=False)
-    yield _readonly_case(target, f"odirect-read-into-{kind}:read-only")
+    kind = BUFFER_NAMES[target.kind]
+    with Mapping(target, "odirect", BUFFER_BYTES, offset=region_offset(target, 0, BUFFER_BYTES)) as m:
+        mapping = mapping_of(target, bool(m.path) and statx_dax(m.path)[0])
+        cases = [
+            lambda: _read_case(target, m, f"odirect-read-into-{kind}", prefault=True),
+            lambda: _write_case(target, m, f"odirect-write-from-{kind}"),
+            lambda: _buffered_case(target, m, f"buffered-read-into-{kind}"),
+        ]
+        if target.kind != "devmem":  # the control stops there: no fork or latency games on raw memory
+            cases += [
+                lambda: _latency(target, m, kind, profile),
+                lambda: _fork_case(target, m, f"odirect-read-into-{kind}:after-fork"),
+            ]
+        for case in cases:
+            yield with_mapping(target, case(), mapping)
+    if target.kind == "devmem":
+        return
+    fresh_offset = region_offset(target, 2, BUFFER_BYTES)
+    with Mapping(target, "odirect-fresh", BUFFER_BYTES, offset=fresh_offset) as fresh:
+        unfaulted = _read_case(target, fresh, f"odirect-read-into-{kind}:unfaulted", prefault=False)
+        yield with_mapping(target, unfaulted, mapping)
+    yield with_mapping(target, _readonly_case(target, f"odirect-read-into-{kind}:read-only"), mapping)
     if target.kind == "fs":
         yield from _dax_file_cases(target)
 
 
 def _dax_file_cases(target: Target) -> Iterator[Observation]:
-    """The other two generic/413 directions: O_DIRECT on the DAX file itself, anonymous buffer."""
+    """The other two generic/413 directions: O_DIRECT on the DAX file itself, anonymous buffer.
+
+    The write is verified by a plain read of the file, the read by comparing the buffer; the
+    observations carry whether the file really is DAX (`mapping`), as the buffer cases do.
+    """
     path = os.path.join(target.path, "pmemkit-odirect-file.dat")
-    data = np.random.default_rng(16).integers(0, 256, CASE_BYTES, dtype=np.uint8)
+    data = pattern(16, CASE_BYTES)
     buf = mmap.mmap(-1, CASE_BYTES)
     try:
         with memoryview(buf) as view:
             view[:] = data.tobytes()
-            try:
-                n = direct_write_from(view, path, CASE_BYTES)
-                yield target.observation(
-                    NAME,
+
+            def written() -> bool:
+                with open(path, "rb") as f:
+                    return f.read(CASE_BYTES + 1) == data.tobytes()
+
+            def read_back() -> bool:
+                return bytes(view[:CASE_BYTES]) == data.tobytes()
+
+            steps = (
+                (
                     "odirect-write-dax-file",
-                    "ok" if n == CASE_BYTES else "ok",
-                    detail=f"{n} bytes from an anonymous buffer",
-                )
-            except OSError as exc:
-                yield target.observation(
-                    NAME, "odirect-write-dax-file", errno_name(exc.errno), detail=exc.strerror or ""
-                )
-                return
-            view[:] = bytes(CASE_BYTES)
-            try:
-                n = direct_read_into(view, path, CASE_BYTES)
-            except OSError as exc:
-                yield target.observation(
-                    NAME, "odirect-read-dax-file", errno_name(exc.errno), detail=exc.strerror or ""
-                )
-                return
-            same = bytes(view[:CASE_BYTES]) == data.tobytes()
-        outcome, detail = _verdict(n, CASE_BYTES, same)
-        yield target.observation(NAME, "odirect-read-dax-file", outcome, detail=detail + " (into anonymous)")
+                    direct_write_from,
+                    written,
+                    "O_DIRECT pwritev from an anonymous buffer",
+                ),
+                (
+                    "odirect-read-dax-file",
+                    direct_read_into,
+                    read_back,
+                    "O_DIRECT preadv into an anonymous buffer",
+                ),
+            )
+            for op, call, landed, what in steps:
+                try:
+                    n = call(view, path, CASE_BYTES)
+                except OSError as exc:
+                    yield target.observation(NAME, op, errno_name(exc.errno), detail=exc.strerror or "")
+                    return
+                mapping = mapping_of(target, statx_dax(path)[0])
+                outcome, detail = verdict(n, CASE_BYTES, landed(), what)
+                observation = target.observation(NAME, op, outcome, detail=detail, metrics={"bytes": n})
+                yield with_mapping(target, observation, mapping)
+                view[:] = bytes(CASE_BYTES)  # the read must bring the data back, not find it there
     finally:
         buf.close()
         if os.path.exists(path):

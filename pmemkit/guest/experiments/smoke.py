@@ -13,29 +13,19 @@ from __future__ import annotations
 import mmap
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from pmemkit.guest.experiments import Target, register
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.syscalls import errno_name, statx_dax
+from pmemkit.guest.transfer import partner_path, pattern, verdict, write_partner
 from pmemkit.scenario import Observation
 
 NAME = "smoke"
 MAP_BYTES = 4 << 20  # a multiple of 2 MiB: device-dax refuses smaller mappings than its alignment
 IO_BYTES = 1 << 20
-
-
-def _pattern(seed: int, size: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8)
-
-
-def _write_partner(path: str, data: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        f.write(data.tobytes())
-        f.flush()
-        os.fsync(f.fileno())
 
 
 @register(NAME)
@@ -72,13 +62,12 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
         finally:
             os.close(fd)
         array = np.frombuffer(keep, dtype=np.uint8)
+    # Without DAX (e.g. XFS turned it off) the buffer is a page-cache mapping. The operation keeps
+    # its name, so the model's prediction for this scenario is compared; the fact travels with it.
+    mapping = mapping_of(target, dax)
     try:
-        yield _readwrite(target, array)
-        # Without DAX (e.g. XFS turned it off) the buffer is a page-cache mapping: the DAX
-        # operations do not apply, so the observation gets the operation it really was.
-        kind = "dax" if dax else "pagecache-mmap"
-        yield _odirect_read_into(target, array, f"odirect-read-into-{kind}")
-        yield _odirect_write_from(target, array, f"odirect-write-from-{kind}")
+        for case in (_readwrite, _odirect_read_into, _odirect_write_from):
+            yield with_mapping(target, case(target, array), mapping)
     finally:
         del array
         if isinstance(keep, mmap.mmap):
@@ -95,22 +84,15 @@ def _map_private(target: Target, fd: int) -> Observation:
     return target.observation(NAME, "map-private", "ok")
 
 
-def _verified(ok: bool, what: str) -> tuple[str, str]:
-    """A data mismatch is reported as EIO with an explicit note that pmemkit, not the kernel, found it."""
-    if ok:
-        return "ok", f"{what}; data verified"
-    return "EIO", f"{what}; DATA MISMATCH found by pmemkit's check (not a kernel errno)"
-
-
 def _readwrite(target: Target, array: np.ndarray) -> Observation:
-    data = _pattern(1, array.size)
+    data = pattern(1, array.size)
     start = time.perf_counter_ns()
     array[:] = data
     if isinstance(array, np.memmap):
         array.flush()
     same = bool(np.array_equal(array, data))
     elapsed = time.perf_counter_ns() - start
-    outcome, detail = _verified(same, f"wrote and read back {array.size} bytes through the mapping")
+    outcome, detail = verdict(array.size, array.size, same, "wrote and read back through the mapping")
     return target.observation(
         NAME,
         "mmap-readwrite",
@@ -120,61 +102,60 @@ def _readwrite(target: Target, array: np.ndarray) -> Observation:
     )
 
 
-def _odirect_read_into(target: Target, array: np.ndarray, op: str) -> Observation:
+def _odirect_read_into(target: Target, array: np.ndarray) -> Observation:
     """O_DIRECT read from a file on the ordinary disk into the mapped buffer."""
-    partner = os.path.join(target.scratch_dir, "pmemkit-odirect-src.dat")
-    data = _pattern(2, IO_BYTES)
-    _write_partner(partner, data)
-    try:
-        fd = os.open(partner, os.O_RDONLY | os.O_DIRECT)
-    except OSError as exc:
-        return target.observation(NAME, op, f"skipped:{errno_name(exc.errno)} opening the partner file")
-    try:
-        with memoryview(array) as view:
-            start = time.perf_counter_ns()
-            n = os.preadv(fd, [view[:IO_BYTES]], 0)
-            elapsed = time.perf_counter_ns() - start
-    except OSError as exc:
-        return target.observation(NAME, op, errno_name(exc.errno), detail=f"preadv: {exc.strerror}")
-    finally:
-        os.close(fd)
-    same = n == IO_BYTES and bool(np.array_equal(array[:IO_BYTES], data))
-    outcome, detail = _verified(same, f"read {n} of {IO_BYTES} bytes")
-    return target.observation(
-        NAME,
-        op,
-        outcome,
-        detail=detail,
-        metrics={"bytes": n, "elapsed_ns": elapsed, "verified": same},
-    )
+    data = pattern(2, IO_BYTES)
+    partner = write_partner(target, "odirect-src", data)
+    buffer = array[:IO_BYTES]
+
+    def landed() -> bool:
+        return bool(np.array_equal(buffer, data))
+
+    return _odirect(target, "odirect-read-into-dax", partner, os.O_RDONLY, os.preadv, buffer, landed)
 
 
-def _odirect_write_from(target: Target, array: np.ndarray, op: str) -> Observation:
+def _odirect_write_from(target: Target, array: np.ndarray) -> Observation:
     """O_DIRECT write from the mapped buffer to a file on the ordinary disk."""
-    partner = os.path.join(target.scratch_dir, "pmemkit-odirect-dst.dat")
-    data = _pattern(3, IO_BYTES)
-    array[IO_BYTES : 2 * IO_BYTES] = data
+    data = pattern(3, IO_BYTES)
+    partner = partner_path(target, "odirect-dst")
+    buffer = array[IO_BYTES : 2 * IO_BYTES]
+    buffer[:] = data
+
+    def landed() -> bool:
+        with open(partner, "rb") as f:
+            return f.read(IO_BYTES + 1) == data.tobytes()
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    return _odirect(target, "odirect-write-from-dax", partner, flags, os.pwritev, buffer, landed)
+
+
+def _odirect(
+    target: Target,
+    op: str,
+    partner: str,
+    flags: int,
+    call: Callable[[int, list[memoryview], int], int],
+    buffer: np.ndarray,
+    landed: Callable[[], bool],
+) -> Observation:
+    """One timed O_DIRECT `call` (preadv or pwritev) between `buffer` and the partner file, judged by
+    the shared verdict: every byte moved compared (`landed`), a short transfer `short`."""
     try:
-        fd = os.open(partner, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+        fd = os.open(partner, flags | os.O_DIRECT, 0o600)
     except OSError as exc:
         return target.observation(NAME, op, f"skipped:{errno_name(exc.errno)} opening the partner file")
     try:
-        with memoryview(array) as view:
+        with memoryview(buffer) as view:
             start = time.perf_counter_ns()
-            n = os.pwritev(fd, [view[IO_BYTES : 2 * IO_BYTES]], 0)
+            n = call(fd, [view], 0)
             elapsed = time.perf_counter_ns() - start
     except OSError as exc:
-        return target.observation(NAME, op, errno_name(exc.errno), detail=f"pwritev: {exc.strerror}")
+        return target.observation(NAME, op, errno_name(exc.errno), detail=f"{call.__name__}: {exc.strerror}")
     finally:
         os.close(fd)
-    with open(partner, "rb") as f:
-        written = np.frombuffer(f.read(), dtype=np.uint8)
-    same = n == IO_BYTES and bool(np.array_equal(written, data))
-    outcome, detail = _verified(same, f"wrote {n} of {IO_BYTES} bytes")
+    same = landed()
+    what = f"O_DIRECT {call.__name__} {'into' if call is os.preadv else 'from'} the mapping"
+    outcome, detail = verdict(n, IO_BYTES, same, what)
     return target.observation(
-        NAME,
-        op,
-        outcome,
-        detail=detail,
-        metrics={"bytes": n, "elapsed_ns": elapsed, "verified": same},
+        NAME, op, outcome, detail=detail, metrics={"bytes": n, "elapsed_ns": elapsed, "verified": same}
     )
