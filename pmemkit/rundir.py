@@ -497,11 +497,8 @@ class RunDir:
         return header + "\n".join(kernel) + "\n"
 
 
-def make_run_dir(runs_dir: Path) -> Path:
-    """`runs/<YYYYmmdd-HHMMSS>`, with a suffix when two runs start in the same second.
-
-    A `--runs-dir` that is a file, read-only or not creatable is bad input: one line, exit 2.
-    """
+def _made_runs_dir(runs_dir: Path) -> Path:
+    """`--runs-dir` made if missing; a file in its place or an uncreatable one is bad input (exit 2)."""
     runs_dir = Path(runs_dir)
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -509,6 +506,15 @@ def make_run_dir(runs_dir: Path) -> Path:
         raise RunDirError(f"--runs-dir {runs_dir} exists and is not a directory", 2) from None
     except OSError as exc:
         raise RunDirError(f"--runs-dir {runs_dir} cannot be created: {_why(exc)}", 2) from None
+    return runs_dir
+
+
+def make_run_dir(runs_dir: Path) -> Path:
+    """`runs/<YYYYmmdd-HHMMSS>`, with a suffix when two runs start in the same second.
+
+    A `--runs-dir` that is a file, read-only or not creatable is bad input: one line, exit 2.
+    """
+    runs_dir = _made_runs_dir(runs_dir)
     if not runs_dir.is_dir():
         raise RunDirError(f"--runs-dir {runs_dir} exists and is not a directory", 2)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -529,13 +535,7 @@ def make_run_dir(runs_dir: Path) -> Path:
 def check_runs_dir(runs_dir: Path) -> None:
     """Before anything slow starts: `--runs-dir` is (or can be made) a directory pmemkit can write
     in, on a filesystem with user xattrs. A probe file is created and removed to find out."""
-    runs_dir = Path(runs_dir)
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise RunDirError(f"--runs-dir {runs_dir} exists and is not a directory", 2) from None
-    except OSError as exc:
-        raise RunDirError(f"--runs-dir {runs_dir} cannot be created: {_why(exc)}", 2) from None
+    runs_dir = _made_runs_dir(runs_dir)
     probe = runs_dir / f".pmemkit-probe-{secrets.token_hex(8)}"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
