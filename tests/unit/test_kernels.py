@@ -246,7 +246,17 @@ def test_own_kernel_without_fs_dax_is_refused_before_anything_is_built(no_vm, ow
     image, mods, config = own_kernel
     config.write_text(CONFIG.replace("CONFIG_FS_DAX=y\n", ""))
     line = _one_line_exit_2(
-        invoke("run", "--kernel-image", str(image), "--modules", str(mods), "--pmem", "memmap:256M")
+        invoke(
+            "run",
+            "--kernel-image",
+            str(image),
+            "--modules",
+            str(mods),
+            "--pmem",
+            "memmap:256M",
+            "--fs",
+            "ext4",
+        )
     )
     assert "kernel 6.9.0-pmemtest cannot run pmemkit: CONFIG_FS_DAX is not set" in line
     assert no_vm == []
@@ -254,7 +264,9 @@ def test_own_kernel_without_fs_dax_is_refused_before_anything_is_built(no_vm, ow
 
 def test_own_kernel_with_a_good_config_reaches_the_vm(no_vm, own_kernel):
     image, mods, config = own_kernel
-    result = invoke("run", "--kernel-image", str(image), "--modules", str(mods), "--pmem", "memmap:256M")
+    result = invoke(
+        "run", "--kernel-image", str(image), "--modules", str(mods), "--pmem", "memmap:256M", "--fs", "ext4"
+    )
     assert isinstance(result.exception, Booted), result.output
     (options,) = no_vm
     assert options.kernel.custom and options.kernel.image == image.resolve()
@@ -269,7 +281,7 @@ def test_own_kernel_config_may_be_given(no_vm, own_kernel, tmp_path):
         invoke(
             "run",
             *("--kernel-image", str(image), "--modules", str(mods), "--kernel-config", str(other)),
-            *("--pmem", "nvdimm:256M"),
+            *("--pmem", "nvdimm:256M", "--fs", "ext4"),
         )
     )
     assert "CONFIG_ACPI_NFIT is not set" in line
@@ -430,7 +442,10 @@ def test_a_built_kernel_lacking_an_option_is_refused_before_the_run_begins(tmp_p
     monkeypatch.setattr(run_mod, "ensure_image", lambda progress: GuestImage("fake", tmp_path))
     monkeypatch.setattr(run_mod, "ensure_kernel", lambda spec, progress: kernels.KernelLayer("k", kernel))
     options = run_mod.RunOptions(
-        pmem=[PmemConfig.parse("memmap:256M")], suites=["smoke"], runs_dir=tmp_path / "runs"
+        pmem=[PmemConfig.parse("memmap:256M")],
+        suites=["smoke"],
+        filesystems=["ext4"],
+        runs_dir=tmp_path / "runs",
     )
     with pytest.raises(
         kernels.KernelChoiceError, match="kernel 6.9.0-deb cannot run pmemkit: CONFIG_X86_PMEM"

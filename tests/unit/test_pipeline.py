@@ -73,7 +73,10 @@ def no_boot(monkeypatch, tmp_path):
 
 def _options(tmp_path: Path, **changes) -> vm_run.RunOptions:
     options = vm_run.RunOptions(
-        pmem=[PmemConfig.parse("memmap:256M")], suites=["smoke"], runs_dir=tmp_path / "runs"
+        pmem=[PmemConfig.parse("memmap:256M")],
+        suites=["smoke"],
+        filesystems=["ext4"],
+        runs_dir=tmp_path / "runs",
     )
     return dataclasses.replace(options, **changes)
 
@@ -108,3 +111,23 @@ def test_a_layout_is_planned_once_whether_or_not_the_caller_checked_first(no_boo
     with pytest.raises(no_boot):
         pipeline.run(_options(tmp_path), progress=lambda message: None)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "spec, fs, refused",
+    [
+        ("memmap:256M", ["ext4", "xfs"], True),
+        ("nvdimm:288M,mode=fsdax", ["xfs"], True),
+        ("virtio-pmem:256M", ["xfs"], True),
+        ("memmap:300M", ["xfs"], False),
+        ("memmap:256M", ["ext4"], False),
+        ("nvdimm:256M,mode=devdax", ["xfs"], False),  # device-dax gets no filesystem
+    ],
+)
+def test_xfs_on_a_device_mkfs_xfs_refuses_is_refused_before_boot(no_boot, tmp_path, spec, fs, refused):
+    options = _options(tmp_path, pmem=[PmemConfig.parse(spec)], filesystems=fs)
+    if refused:
+        with pytest.raises(VmConfigError, match=r"--fs xfs needs pmem devices of at least 300M"):
+            pipeline.check(options)
+    else:
+        pipeline.check(options)

@@ -237,7 +237,18 @@ def test_a_guest_planting_links_in_its_share_reaches_nothing_of_the_hosts(tmp_pa
 
     _fake_vm(monkeypatch, tmp_path, guest)
     result = CliRunner().invoke(
-        main, ["run", "--accel", "tcg", "--runs-dir", str(tmp_path / "runs"), "--pmem", "memmap:256M"]
+        main,
+        [
+            "run",
+            "--accel",
+            "tcg",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--pmem",
+            "memmap:256M",
+            "--fs",
+            "ext4",
+        ],
     )
     assert result.exit_code == 0, (result.output, result.exception)
     (run,) = (tmp_path / "runs").iterdir()
@@ -400,7 +411,18 @@ def test_disk_full_mid_run_is_one_line_and_leaves_no_temp_file(tmp_path, monkeyp
 
         _fake_vm(monkeypatch, tmp_path, guest)
         result = CliRunner().invoke(
-            main, ["run", "--accel", "tcg", "--runs-dir", str(fs / "runs"), "--pmem", "memmap:256M"]
+            main,
+            [
+                "run",
+                "--accel",
+                "tcg",
+                "--runs-dir",
+                str(fs / "runs"),
+                "--pmem",
+                "memmap:256M",
+                "--fs",
+                "ext4",
+            ],
         )
         one_line_error(result, 3, "No space left on device (ENOSPC)")
         assert temp_files(fs) == []
@@ -520,7 +542,18 @@ def test_a_disk_that_fills_mid_run_still_gets_the_report(tmp_path, monkeypatch):
 
         _fake_vm(monkeypatch, tmp_path, guest)
         result = CliRunner().invoke(
-            main, ["run", "--accel", "tcg", "--runs-dir", str(fs / "runs"), "--pmem", "memmap:256M"]
+            main,
+            [
+                "run",
+                "--accel",
+                "tcg",
+                "--runs-dir",
+                str(fs / "runs"),
+                "--pmem",
+                "memmap:256M",
+                "--fs",
+                "ext4",
+            ],
         )
         line = one_line_error(result, 3, "No space left on device (ENOSPC)")
         (run,) = (fs / "runs").iterdir()
