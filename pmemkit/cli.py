@@ -159,17 +159,14 @@ def validate_run_options(
     filesystems: str,
     timeout: str | None,
     memory: str | None,
-    accel: str,
 ) -> RunInputs:
-    """Read every `run` input with the one reader (pmemkit.units) and check the VM fits this host.
+    """Read every `run` input with the one reader (pmemkit.units).
 
     Why all here, first: a bad input found after the image build or the boot has begun costs
-    minutes and may leave a half-made run directory; here it is one line and exit 2.
+    minutes and may leave a half-made run directory; here it is one line and exit 2. Whether the
+    VM fits this host is `pmemkit.pipeline.check`'s, which every caller of a run goes through.
     """
     from pmemkit.guest.experiments import get
-    from pmemkit.vm.image import cache_dir
-    from pmemkit.vm.layout import check_fits_host, plan_layout, probe_file_size, read_host
-    from pmemkit.vm.qemu import backing_size
 
     suites = units.parse_list(suite, "--suite")
     for name in suites:
@@ -180,12 +177,6 @@ def validate_run_options(
     if ram is not None and ram % (1 << 20):
         raise ScenarioError(f"--memory {units.shown(memory)} is not a whole number of MiB: e.g. 3G or 2560M")
     pmem = [PmemConfig.parse(s) for s in pmem_specs or _default_pmem(suites)]
-    layout = plan_layout(pmem, ram)
-    sizes = [backing_size(d) for d in layout.dimms]
-    scratch = cache_dir() / "scratch"
-    check_fits_host(layout, sizes, read_host(scratch, accel))
-    if sizes:
-        probe_file_size(scratch, max(sizes))
     return RunInputs(pmem, suites, fs_list, timeout_s, ram)
 
 
@@ -353,20 +344,13 @@ def run(
     Everything lands in runs/<timestamp>/: plan.json, observations.jsonl, environment.json,
     guest-console.log, dmesg.txt and report.md — also when the guest times out or crashes.
     """
+    from pmemkit import pipeline
     from pmemkit.rundir import RunDirError, check_runs_dir
     from pmemkit.vm.errors import GuestFailure
-    from pmemkit.vm.kernels import check_custom, make_spec
+    from pmemkit.vm.kernels import make_spec
     from pmemkit.vm.run import RunOptions
-    from pmemkit.vm.run import run as run_vm
 
-    inputs = validate_run_options(pmem_specs, suite, filesystems, timeout_s, memory, accel)
-    kernel = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs)
-    if kernel.custom:  # before any build or boot: a kernel lacking what the run needs is exit 2
-        check_custom(kernel, {p.source for p in inputs.pmem}, inputs.filesystems)
-    try:
-        check_runs_dir(runs_dir)  # a file, read-only or xattr-less --runs-dir: exit 2 before any boot
-    except RunDirError as exc:
-        fail(str(exc), exc.exit_code)
+    inputs = validate_run_options(pmem_specs, suite, filesystems, timeout_s, memory)
     options = RunOptions(
         pmem=inputs.pmem,
         suites=inputs.suites,
@@ -377,10 +361,15 @@ def run(
         runs_dir=runs_dir,
         inject_fault=inject_fault,
         profile=profile,
-        kernel=kernel,
+        kernel=make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs),
     )
+    checked = pipeline.check(options)  # the layout, the host's room, a user's kernel: exit 2 before any boot
     try:
-        result = run_vm(options, Progress())
+        check_runs_dir(runs_dir)  # a file, read-only or xattr-less --runs-dir: exit 2 before any boot
+    except RunDirError as exc:
+        fail(str(exc), exc.exit_code)
+    try:
+        result = pipeline.run(checked, Progress())
     except GuestFailure as exc:
         if as_json:
             click.echo(json.dumps({"ok": False, "error": str(exc)}))
@@ -576,7 +565,8 @@ def report(run_dir: Path, as_json: bool) -> None:
     RUN_DIR must be a pmemkit run (a plan.json, environment.json or observations.jsonl of
     pmemkit's); anything else is refused before a file is written (exit 2).
     """
-    from pmemkit.rundir import RunDir, RunDirError, render_report
+    from pmemkit.pipeline import render_report
+    from pmemkit.rundir import RunDir, RunDirError
 
     try:
         if as_json:

@@ -497,11 +497,8 @@ class RunDir:
         return header + "\n".join(kernel) + "\n"
 
 
-def make_run_dir(runs_dir: Path) -> Path:
-    """`runs/<YYYYmmdd-HHMMSS>`, with a suffix when two runs start in the same second.
-
-    A `--runs-dir` that is a file, read-only or not creatable is bad input: one line, exit 2.
-    """
+def _made_runs_dir(runs_dir: Path) -> Path:
+    """`--runs-dir` made if missing; a file in its place or an uncreatable one is bad input (exit 2)."""
     runs_dir = Path(runs_dir)
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -509,6 +506,15 @@ def make_run_dir(runs_dir: Path) -> Path:
         raise RunDirError(f"--runs-dir {runs_dir} exists and is not a directory", 2) from None
     except OSError as exc:
         raise RunDirError(f"--runs-dir {runs_dir} cannot be created: {_why(exc)}", 2) from None
+    return runs_dir
+
+
+def make_run_dir(runs_dir: Path) -> Path:
+    """`runs/<YYYYmmdd-HHMMSS>`, with a suffix when two runs start in the same second.
+
+    A `--runs-dir` that is a file, read-only or not creatable is bad input: one line, exit 2.
+    """
+    runs_dir = _made_runs_dir(runs_dir)
     if not runs_dir.is_dir():
         raise RunDirError(f"--runs-dir {runs_dir} exists and is not a directory", 2)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -529,13 +535,7 @@ def make_run_dir(runs_dir: Path) -> Path:
 def check_runs_dir(runs_dir: Path) -> None:
     """Before anything slow starts: `--runs-dir` is (or can be made) a directory pmemkit can write
     in, on a filesystem with user xattrs. A probe file is created and removed to find out."""
-    runs_dir = Path(runs_dir)
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise RunDirError(f"--runs-dir {runs_dir} exists and is not a directory", 2) from None
-    except OSError as exc:
-        raise RunDirError(f"--runs-dir {runs_dir} cannot be created: {_why(exc)}", 2) from None
+    runs_dir = _made_runs_dir(runs_dir)
     probe = runs_dir / f".pmemkit-probe-{secrets.token_hex(8)}"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -559,25 +559,3 @@ def check_user_xattrs(path: Path) -> None:
             "results share needs (9p security_model=mapped-xattr): use a --runs-dir on ext4, xfs or btrfs",
             2,
         ) from None
-
-
-def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]:
-    """Write RUN/report.md and RUN/plots/ from the run's files; returns the report path and the
-    number of observations. Refuses a directory that is not a run, or a run of another schema, or
-    one whose files cannot be rendered even in part, before writing anything."""
-    from pmemkit.report.rundir import ShapeError, render_run  # lazily: rendering needs numpy
-
-    with RunDir.open(run_dir) as run:
-        files = run.load()
-        try:
-            rendered = render_run(files, failure)
-        except ShapeError as exc:
-            raise RunDirError(
-                f"{run.path}: the run's files are not in a shape this pmemkit renders: {exc}; "
-                "nothing written",
-                2,
-            ) from None
-        warnings = rendered.contents.warnings
-        written = run.write_plots(rendered.plots, warnings)
-        run.write(REPORT, rendered.text(written))
-        return run.path / REPORT, len(rendered.contents.observations)

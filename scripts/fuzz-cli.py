@@ -4,7 +4,7 @@
 Why: the contract is "bad input = one line `pmemkit: error: …`, exit 2, never a traceback", and
 only generated input finds the corners (huge digit strings, Unicode digits, NaN, empty lists,
 repeated keys, control characters, `-`-names, non-UTF-8 bytes). Each input runs through click's
-CliRunner with `pmemkit.vm.run.run` replaced by a stub that raises `ValidationPassed`, so a valid
+CliRunner with `pmemkit.pipeline.run` replaced by a stub that raises `ValidationPassed`, so a valid
 `run` stops right after validation and never builds an image or boots a VM. A per-input timer
 (SIGALRM) turns a hang into a counted failure. Everything happens in a temporary sandbox (cwd,
 PMEMKIT_CACHE); `report` and `--runs-dir` only get paths inside it or paths that do not exist.
@@ -331,13 +331,13 @@ def main() -> int:
 
     from click.testing import CliRunner
 
-    import pmemkit.vm.run as vm_run
+    import pmemkit.pipeline as pipeline
     from pmemkit.cli import main as cli
 
     def stub(options: object, progress: object = None) -> None:
         raise ValidationPassed()
 
-    vm_run.run = stub  # type: ignore[assignment]
+    pipeline.run = stub  # type: ignore[assignment]
     signal.signal(signal.SIGALRM, _alarm)
     rng = random.Random(args.seed)
     runner = CliRunner()

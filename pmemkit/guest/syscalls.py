@@ -27,7 +27,7 @@ _PREFERRED = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EAGAIN: "EAGAIN", errno.EDEA
 
 
 def errno_name(code: int) -> str:
-    """`22` -> `EINVAL`: outcomes are names, never numbers (DESIGN.md results contract)."""
+    """`22` -> `EINVAL`: outcomes are names, never numbers (ARCHITECTURE.md, Contracts)."""
     return _PREFERRED.get(code) or errno.errorcode.get(code, f"E{code}")
 
 

@@ -1,6 +1,6 @@
 """The measure room's one exception type for expected failures (no samples, nonsense input).
 
-A plain `ValueError` subclass: the measure room imports numpy and the stdlib only (see DESIGN.md),
+A plain `ValueError` subclass: the measure room imports numpy and the stdlib only (ARCHITECTURE.md),
 so it does not build on `pmemkit.scenario.ScenarioError`; callers catch `ValueError` or this.
 """
 

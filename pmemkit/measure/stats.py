@@ -1,6 +1,6 @@
 """Summaries of latency samples: percentiles, min/max/mean, a log2 histogram, timer overhead.
 
-This is the "Results contract" of DESIGN.md in code: a distribution of latency samples (ns)
+This is the results contract (ARCHITECTURE.md, Contracts) in code: a distribution of latency samples (ns)
 becomes count, min, p50, p90, p99, p99.9, p99.99, max, mean plus a log-bucket histogram; the raw
 samples travel only when asked (`keep_samples=True`, the CLI's `--keep-samples`).
 

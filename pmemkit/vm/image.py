@@ -9,7 +9,6 @@ kernel: every kernel (pmemkit.vm.kernels) is a layer of its own that boots this 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,15 +39,8 @@ def cache_dir() -> Path:
 
 
 def recipe_hash(recipe: Path | None = None) -> str:
-    """sha256 over the recipe files' names and contents, 16 hex digits."""
-    recipe = recipe or recipe_dir()
-    digest = hashlib.sha256()
-    for name in RECIPE_FILES:
-        path = recipe / name
-        if not path.is_file():
-            raise ImageBuildError(f"recipe file {path} is missing: the checkout is incomplete")
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    """The root layer's key: sha256 over the root recipe files' names and contents, 16 hex digits."""
+    return layers.recipe_digest(recipe or recipe_dir(), RECIPE_FILES)
 
 
 @dataclass(frozen=True)

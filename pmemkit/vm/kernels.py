@@ -151,14 +151,8 @@ def recipe_dir() -> Path:
 
 
 def recipe_hash(recipe: Path | None = None) -> str:
-    recipe = recipe or recipe_dir()
-    digest = hashlib.sha256()
-    for name in RECIPE_FILES:
-        path = recipe / name
-        if not path.is_file():
-            raise ImageBuildError(f"recipe file {path} is missing: the checkout is incomplete")
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    """A kernel layer's recipe key (with the kernel's own packages added by the caller)."""
+    return layers.recipe_digest(recipe or recipe_dir(), RECIPE_FILES)
 
 
 @cache

@@ -135,6 +135,20 @@ class Layer:
         return _verify(self.path, self.required, quick)
 
 
+def recipe_digest(recipe: Path, files: Sequence[str]) -> str:
+    """sha256 over the named recipe files' names and contents, 16 hex digits: a layer's cache key.
+
+    One function for every layer kind, so a root and a kernel layer are keyed the same way.
+    """
+    digest = hashlib.sha256()
+    for name in files:
+        path = recipe / name
+        if not path.is_file():
+            raise ImageBuildError(f"recipe file {path} is missing: the checkout is incomplete")
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def layer_dir(kind: str, key: str) -> Path:
     _check_name(kind)
     _check_name(key)

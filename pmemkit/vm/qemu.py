@@ -1,7 +1,7 @@
 """The qemu-system-x86_64 command line, built from small pieces that each know one thing.
 
-Why pieces: a single function growing every flag becomes unreadable and untestable (DESIGN.md's
-warning about virtme-ng's run.py). Each piece returns a list of arguments and is unit-tested.
+Why pieces: a single function growing every flag becomes unreadable and untestable (the lesson of
+virtme-ng's run.py). Each piece returns a list of arguments and is unit-tested.
 """
 
 from __future__ import annotations

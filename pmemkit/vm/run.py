@@ -1,10 +1,11 @@
-"""`pmemkit run` on the host: plan → image → boot → collect → report, keeping everything on failure.
+"""One VM boot of a run: image → kernel → run directory → boot → collect, keeping everything on failure.
 
-The run directory (`runs/<timestamp>/`) is the unit of truth; `pmemkit.rundir` does its file I/O.
-The guest writes only into `RUN/guest/` (its 9p share); the host writes plan.json,
-environment.json, guest-console.log and, after the boot, collects the guest's observations.jsonl,
-guest-environment.json and dmesg.txt into RUN/ and renders report.md there. All of it is written
-even when the guest times out, panics or is killed.
+`pmemkit.pipeline` checks the options, calls this and renders the report; this module builds,
+boots and collects only (it never imports the report). The run directory (`runs/<timestamp>/`) is
+the unit of truth; `pmemkit.rundir` does its file I/O. The guest writes only into `RUN/guest/`
+(its 9p share); the host writes plan.json, environment.json, guest-console.log and, after the
+boot, collects the guest's observations.jsonl, guest-environment.json and dmesg.txt into RUN/.
+All of it is written even when the guest times out, panics or is killed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -27,11 +27,11 @@ from pmemkit.plan import Plan
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm.accel import choose_accel
 from pmemkit.vm.boot import BootResult, boot
-from pmemkit.vm.errors import GuestFailure, HostToolMissing, RunInterrupted, VmConfigError
+from pmemkit.vm.errors import HostToolMissing
 from pmemkit.vm.image import cache_dir, ensure_image, repo_root
 from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
-from pmemkit.vm.layout import plan_layout
-from pmemkit.vm.lifecycle import Interrupted, SignalGuard
+from pmemkit.vm.layout import VmLayout
+from pmemkit.vm.lifecycle import SignalGuard
 from pmemkit.vm.qemu import QemuCommand, backing_size
 
 QEMU = "qemu-system-x86_64"
@@ -61,11 +61,16 @@ class RunOptions:
 
 
 @dataclass
-class RunResult:
+class Collected:
+    """What one boot left in the run directory: the boot, environment.json's contents, the cause
+    of any failure, and the faults met while collecting (each step was still attempted)."""
+
     run_dir: Path
     boot: BootResult
-    observations: int
-    report: Path
+    environment: dict[str, Any]
+    failure: str | None
+    faults: list[rundir.RunDirError]
+    scratch_left: Path | None
 
 
 def make_run_dir(runs_dir: Path) -> Path:
@@ -81,34 +86,20 @@ def _qemu_version(qemu: str) -> str:
         return "unknown"
 
 
-def _resolved_pmem(options: RunOptions) -> tuple[list[PmemConfig], Any]:
-    """Configs with every memmap start made explicit, so the guest can match ranges exactly."""
-    layout = plan_layout(options.pmem, options.memory)
-    return list(layout.pmem), layout
+def boot_and_collect(
+    options: RunOptions, layout: VmLayout, progress: Callable[[str], None], guard: SignalGuard
+) -> Collected:
+    """Build what is missing, boot once, collect the guest's files and write environment.json.
 
-
-def run(options: RunOptions, progress: Callable[[str], None] = print) -> RunResult:
-    """Carry out one run in one VM boot; raises GuestFailure (after writing the report) on failure,
-    RunInterrupted on SIGINT/SIGTERM/SIGHUP (after ending qemu and writing what can be written)."""
-    guard = SignalGuard()
-    try:
-        with guard:
-            return _run(options, progress, guard)
-    except Interrupted as exc:  # it came before the run directory existed: nothing to report
-        raise RunInterrupted(
-            f"interrupted by {exc.signum.name} while {guard.stage}; the run had not begun: no run directory "
-            "was created and no qemu of it is left",
-            exc.signum,
-        ) from None
-
-
-def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuard) -> RunResult:
+    `options` and `layout` are what `pmemkit.pipeline.check` accepted (it validated them: nothing
+    is planned twice); `guard` is entered by the caller, which renders the report on every exit.
+    Before the run directory exists a signal raises Interrupted; after it, boot() ends qemu and
+    the signal is left in `guard.received` for the caller.
+    """
     qemu = shutil.which(QEMU)
     if qemu is None:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
-    if options.timeout_s is not None and options.timeout_s <= 0:
-        raise VmConfigError("--timeout must be a positive number of seconds")
-    pmem, layout = _resolved_pmem(options)
+    pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
     timeout = options.timeout_s or options.default_timeout()
     guard.stage = "checking (or building) the guest image"
     image = ensure_image(progress)
@@ -125,7 +116,7 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
     progress(f"guest kernel {kernel.release} ({kernel_meta.get('kernel_package', options.kernel.label())})")
     guard.stage = "choosing the accelerator"
     choice = choose_accel(options.accel, qemu, kernel.vmlinux)
-    guard.hold()  # from here a signal is raised inside boot(), which ends qemu; the report is written
+    guard.hold()  # from here a signal is raised inside boot(), which ends qemu; the caller reports
     run_dir = make_run_dir(options.runs_dir)
     progress(f"run directory: {run_dir}")
     plan = Plan(
@@ -209,29 +200,15 @@ def _run(options: RunOptions, progress: Callable[[str], None], guard: SignalGuar
     }
     failure = failure_message(result, timeout)
     environment["failure"] = failure
-    report, count, fault = _keep(run_dir, environment, failure)
-    if report is not None:
-        progress(f"report: {report}")
-    if guard.received is not None:
-        message = _interrupted_message(
-            guard.received, result, count, run_dir, scratch if scratch_left else None
-        )
-        raise RunInterrupted(message + (f"; but {fault}" if fault else ""), guard.received)
-    if fault is not None:
-        raise fault
-    if failure:
-        raise GuestFailure(f"{failure}; {count} observation(s) kept in {run_dir}")
-    return RunResult(run_dir, result, count, report)
+    faults = _keep(run_dir, environment)
+    return Collected(run_dir, result, environment, failure, faults, scratch if scratch_left else None)
 
 
-def _keep(
-    run_dir: Path, environment: dict[str, Any], failure: str | None
-) -> tuple[Path | None, int, rundir.RunDirError | None]:
-    """After the boot: collect the guest's files, write environment.json, render the report.
+def _keep(run_dir: Path, environment: dict[str, Any]) -> list[rundir.RunDirError]:
+    """After the boot: collect the guest's files, then write environment.json.
 
-    Each step is attempted even when one before it failed (a disk that filled up mid-run may have
-    room for a report once a failed copy is gone), and the first fault comes back as one line
-    saying what was still written: (report path or None, observations, fault or None).
+    Each step is attempted even when the one before it failed (a disk that filled up mid-run may
+    have room for environment.json once a failed copy is gone); the faults come back in order.
     """
     faults: list[rundir.RunDirError] = []
     try:
@@ -243,47 +220,13 @@ def _keep(
         rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
     except rundir.RunDirError as exc:
         faults.append(exc)
-    report: Path | None = None
-    count = 0
-    try:
-        report, count = rundir.render_report(run_dir, failure)
-    except rundir.RunDirError as exc:
-        faults.append(exc)
-    if not faults:
-        return report, count, None
-    kept = f"report.md written ({count} observation(s))" if report else "no report.md could be written"
-    guest = f"; the guest run: {failure}" if failure else ""
-    message = f"{faults[0]}; {kept}; what was kept is in {run_dir}{guest}"
-    return report, count, rundir.RunDirError(message, faults[0].exit_code)
+    return faults
 
 
 def _collect(run_dir: Path) -> list[str]:
     """The guest's files copied into RUN/ after checks (dmesg rebuilt from the console if missing)."""
     with rundir.RunDir.open(run_dir, require_run=False) as files:
         return files.collect()
-
-
-def _interrupted_message(
-    sig: signal.Signals, result: BootResult, count: int, run_dir: Path, scratch_left: Path | None
-) -> str:
-    """One true line: what the signal stopped, what (if anything) could not be cleaned, and where
-    what was kept is."""
-    if "qemu" not in result.phases:
-        return f"interrupted by {sig.name} before the guest was started; plan and report.md kept in {run_dir}"
-    if result.qemu_left is not None:
-        stopped = f"qemu (process group {result.qemu_left}) could not be ended, kill it by hand"
-    elif result.interrupted is None:  # it came after qemu had ended on its own, while reporting
-        stopped = "the guest had already ended and the report was completed"
-    else:
-        stopped = f"qemu was stopped {result.elapsed_s:.0f} s into the guest run"
-    if scratch_left is not None:
-        stopped += f"; its backing files could not be removed from {scratch_left}"
-    elif result.interrupted is not None:
-        stopped += " and its backing files removed"
-    return (
-        f"interrupted by {sig.name}: {stopped}; {count} observation(s), the console log and report.md "
-        f"kept in {run_dir}"
-    )
 
 
 def failure_message(result: BootResult, timeout: float) -> str | None:

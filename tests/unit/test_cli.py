@@ -73,8 +73,8 @@ class Booted(Exception):
 @pytest.fixture
 def no_vm(monkeypatch, tmp_path):
     """Replace the VM entry point and the host's figures: nothing boots, results do not depend on the host."""
+    import pmemkit.pipeline as pipeline
     import pmemkit.vm.layout as layout_mod
-    import pmemkit.vm.run as run_mod
 
     seen = []
 
@@ -82,7 +82,7 @@ def no_vm(monkeypatch, tmp_path):
         seen.append(options)
         raise Booted()
 
-    monkeypatch.setattr(run_mod, "run", stub)
+    monkeypatch.setattr(pipeline, "run", stub)
     monkeypatch.setattr(layout_mod, "read_host", lambda scratch, accel: dataclasses.replace(HOST_24G))
     monkeypatch.setenv("PMEMKIT_CACHE", str(tmp_path / "cache"))
     return seen

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pmemkit.pipeline as pipeline
 import pmemkit.vm.layout as layout_mod
-import pmemkit.vm.run as run_mod
 from pmemkit import units
 from pmemkit.cli import main
 from pmemkit.vm.layout import GiB, HostLimits
@@ -33,7 +33,7 @@ def _stub(options, progress=None):
 
 def _run(*args):
     with (
-        mock.patch.object(run_mod, "run", _stub),
+        mock.patch.object(pipeline, "run", _stub),
         mock.patch.object(layout_mod, "read_host", lambda scratch, accel: dataclasses.replace(HOST)),
         mock.patch.object(layout_mod, "probe_file_size", lambda directory, size: None),
     ):

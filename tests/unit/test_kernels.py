@@ -197,8 +197,8 @@ class Booted(Exception):
 
 @pytest.fixture
 def no_vm(monkeypatch, tmp_path):
+    import pmemkit.pipeline as pipeline
     import pmemkit.vm.layout as layout_mod
-    import pmemkit.vm.run as run_mod
 
     seen = []
 
@@ -209,7 +209,7 @@ def no_vm(monkeypatch, tmp_path):
     def no_build(*args, **kwargs):
         raise AssertionError("nothing may be built for a refused kernel")
 
-    monkeypatch.setattr(run_mod, "run", stub)
+    monkeypatch.setattr(pipeline, "run", stub)
     monkeypatch.setattr("pmemkit.vm.image.ensure_image", no_build)
     monkeypatch.setattr(kernels, "ensure_kernel", no_build)
     monkeypatch.setattr(layout_mod, "read_host", lambda scratch, accel: dataclasses.replace(HOST_24G))
@@ -414,6 +414,7 @@ def test_compression_of(build, head, kind):
 
 def test_a_built_kernel_lacking_an_option_is_refused_before_the_run_begins(tmp_path, monkeypatch):
     """--kernel-deb and Debian kernels are checked from their layer's config, still before boot."""
+    import pmemkit.pipeline as pipeline
     import pmemkit.vm.run as run_mod
     from pmemkit.scenario import PmemConfig
     from pmemkit.vm import layers
@@ -434,5 +435,5 @@ def test_a_built_kernel_lacking_an_option_is_refused_before_the_run_begins(tmp_p
     with pytest.raises(
         kernels.KernelChoiceError, match="kernel 6.9.0-deb cannot run pmemkit: CONFIG_X86_PMEM"
     ):
-        run_mod.run(options, progress=lambda message: None)
+        pipeline.run(options, progress=lambda message: None)
     assert not (tmp_path / "runs").exists()

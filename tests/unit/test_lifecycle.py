@@ -19,6 +19,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+from pmemkit import pipeline
 from pmemkit.cli import main
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm import layers
@@ -232,7 +233,7 @@ def test_a_signal_during_the_guest_run_ends_qemu_keeps_results_and_reports(fake_
     handlers = {s: signal.getsignal(s) for s in HANDLED}
     sender = _signal_when(sig, _guest_running(options.runs_dir))
     with pytest.raises(RunInterrupted) as caught:
-        run_mod.run(options, progress=lambda message: None)
+        pipeline.run(options, progress=lambda message: None)
     sender.join()
     assert caught.value.exit_code == code
     message = str(caught.value)
@@ -266,7 +267,7 @@ def test_a_signal_while_the_image_is_checked_says_the_run_had_not_begun(fake_run
 
     monkeypatch.setattr(run_mod, "ensure_image", slow_image)
     with pytest.raises(RunInterrupted) as caught:
-        run_mod.run(options, progress=lambda message: None)
+        pipeline.run(options, progress=lambda message: None)
     assert caught.value.exit_code == 143
     assert str(caught.value).startswith("interrupted by SIGTERM while checking (or building) the guest image")
     assert not options.runs_dir.exists() and not pids.exists()
@@ -284,7 +285,7 @@ def test_a_signal_after_the_guest_finished_completes_the_report_first(fake_run, 
 
     monkeypatch.setattr(run_mod, "_collect", signal_while_reporting)
     with pytest.raises(RunInterrupted) as caught:
-        run_mod.run(options, progress=lambda message: None)
+        pipeline.run(options, progress=lambda message: None)
     assert caught.value.exit_code == 143 and "report was completed" in str(caught.value)
     (run_dir,) = options.runs_dir.iterdir()
     assert (run_dir / "report.md").is_file()
@@ -293,7 +294,7 @@ def test_a_signal_after_the_guest_finished_completes_the_report_first(fake_run, 
 def test_a_clean_fake_run_is_not_an_interruption(fake_run, monkeypatch):
     options, cache, pids = fake_run
     monkeypatch.setenv("FAKE_QEMU_MODE", "finish")
-    result = run_mod.run(options, progress=lambda message: None)
+    result = pipeline.run(options, progress=lambda message: None)
     assert result.boot.finished and result.boot.interrupted is None
     assert list((cache / "scratch").iterdir()) == []
 
@@ -310,7 +311,7 @@ def test_a_killed_fake_qemu_is_a_guest_failure_not_an_interruption(fake_run):
     killer = threading.Thread(target=kill_qemu, daemon=True)
     killer.start()
     with pytest.raises(GuestFailure) as caught:
-        run_mod.run(options, progress=lambda message: None)
+        pipeline.run(options, progress=lambda message: None)
     killer.join()
     assert not isinstance(caught.value, RunInterrupted) and caught.value.exit_code == 6
     assert "ended before finishing" in str(caught.value)

@@ -1,8 +1,8 @@
 import json
 
+from pmemkit.pipeline import render_report as render_run_dir
 from pmemkit.report.markdown import RunContents, phase_rows, render
 from pmemkit.rundir import RunDir
-from pmemkit.rundir import render_report as render_run_dir
 from pmemkit.scenario import Observation, Prediction, Scenario
 
 

@@ -479,7 +479,8 @@ HOSTILE_VALUES = [5, [], None, 1e308, 10**100, "x", {}, True, float("nan")]
 def test_any_value_anywhere_is_rendered_or_refused_in_one_line(tmp_path):
     """Every top-level field (and each metric) of every file replaced by each hostile value:
     render_report renders (exit 0) or raises RunDirError, never anything else."""
-    from pmemkit.rundir import RunDirError, render_report
+    from pmemkit.pipeline import render_report
+    from pmemkit.rundir import RunDirError
 
     env = {**ENVIRONMENT, "boot": {"phases_s": {"qemu": 0.0, "done": 5.0}}, "memmap": ["256M!1G"]}
     docs = {"plan": PLAN, "env": env, "obs": _metric_obs().to_dict()}

@@ -1,0 +1,165 @@
+"""One run, end to end: check → VM (boot and collect) → model and report render → run-directory writes.
+
+Why a module of its own: `vm/` builds, boots and collects, `report/` renders, `rundir` does the
+file I/O; only this module joins them, so none of those imports another room's job (vm/ never
+imports report/, rundir never imports report/). The CLI's `run` and `report` commands call it,
+and so does any other caller: every RunOptions goes through the same `check` before anything slow
+starts, and report.md is written on every exit path of a run that got a run directory (success,
+guest failure, timeout, SIGINT/SIGTERM/SIGHUP).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from pmemkit import rundir
+from pmemkit.vm import layout as vm_layout
+from pmemkit.vm import run as vm_run
+from pmemkit.vm.boot import BootResult
+from pmemkit.vm.errors import GuestFailure, RunInterrupted, VmConfigError
+from pmemkit.vm.image import cache_dir
+from pmemkit.vm.kernels import check_custom
+from pmemkit.vm.lifecycle import Interrupted, SignalGuard
+from pmemkit.vm.qemu import backing_size
+from pmemkit.vm.run import RunOptions
+
+
+@dataclass
+class Checked(RunOptions):
+    """RunOptions that passed `check`, with the layout planned there (so nothing is planned twice).
+
+    A RunOptions itself, so whoever receives it reads the same fields.
+    """
+
+    layout: vm_layout.VmLayout = field(kw_only=True)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    boot: BootResult
+    observations: int
+    report: Path
+
+
+def check(options: RunOptions) -> Checked:
+    """Everything about a run that can be refused without building or booting: the timeout, the
+    pmem layout, whether the VM and its backing files fit this host, a user's kernel.
+
+    Why here and not in the CLI only: a caller that builds RunOptions itself gets the same
+    one-line refusals (exit 2) instead of a qemu failure minutes later.
+    """
+    if options.timeout_s is not None and options.timeout_s <= 0:
+        raise VmConfigError("--timeout must be a positive number of seconds")
+    layout = vm_layout.plan_layout(options.pmem, options.memory)
+    sizes = [backing_size(d) for d in layout.dimms]
+    scratch = cache_dir() / "scratch"
+    vm_layout.check_fits_host(layout, sizes, vm_layout.read_host(scratch, options.accel))
+    if sizes:
+        vm_layout.probe_file_size(scratch, max(sizes))
+    if options.kernel.custom:  # before any build or boot: a kernel lacking what the run needs is exit 2
+        check_custom(options.kernel, {p.source for p in options.pmem}, options.filesystems)
+    values = {f.name: getattr(options, f.name) for f in fields(RunOptions)}
+    return Checked(**values, layout=layout)
+
+
+def run(options: RunOptions | Checked, progress: Callable[[str], None] = print) -> RunResult:
+    """Carry out one run in one VM boot; raises GuestFailure (after writing the report) on failure,
+    RunInterrupted on SIGINT/SIGTERM/SIGHUP (after ending qemu and writing what can be written).
+
+    RunOptions are checked first; a `Checked` (the CLI checks before it says anything) is not
+    checked twice.
+    """
+    guard = SignalGuard()
+    try:
+        with guard:
+            checked = options if isinstance(options, Checked) else check(options)
+            return _run(checked, progress, guard)
+    except Interrupted as exc:  # it came before the run directory existed: nothing to report
+        raise RunInterrupted(
+            f"interrupted by {exc.signum.name} while {guard.stage}; the run had not begun: no run directory "
+            "was created and no qemu of it is left",
+            exc.signum,
+        ) from None
+
+
+def _run(checked: Checked, progress: Callable[[str], None], guard: SignalGuard) -> RunResult:
+    collected = vm_run.boot_and_collect(checked, checked.layout, progress, guard)
+    run_dir, failure = collected.run_dir, collected.failure
+    report, count, fault = _report(collected)
+    if report is not None:
+        progress(f"report: {report}")
+    if guard.received is not None:
+        message = _interrupted_message(guard.received, collected.boot, count, run_dir, collected.scratch_left)
+        raise RunInterrupted(message + (f"; but {fault}" if fault else ""), guard.received)
+    if fault is not None:
+        raise fault
+    if failure:
+        raise GuestFailure(f"{failure}; {count} observation(s) kept in {run_dir}")
+    return RunResult(run_dir, collected.boot, count, report)
+
+
+def _report(collected: vm_run.Collected) -> tuple[Path | None, int, rundir.RunDirError | None]:
+    """Render the report even when collecting failed, and turn the first fault into one line
+    saying what was still written: (report path or None, observations, fault or None)."""
+    faults = list(collected.faults)
+    report: Path | None = None
+    count = 0
+    try:
+        report, count = render_report(collected.run_dir, collected.failure)
+    except rundir.RunDirError as exc:
+        faults.append(exc)
+    if not faults:
+        return report, count, None
+    kept = f"report.md written ({count} observation(s))" if report else "no report.md could be written"
+    guest = f"; the guest run: {collected.failure}" if collected.failure else ""
+    message = f"{faults[0]}; {kept}; what was kept is in {collected.run_dir}{guest}"
+    return report, count, rundir.RunDirError(message, faults[0].exit_code)
+
+
+def _interrupted_message(
+    sig: signal.Signals, result: BootResult, count: int, run_dir: Path, scratch_left: Path | None
+) -> str:
+    """One true line: what the signal stopped, what (if anything) could not be cleaned, and where
+    what was kept is."""
+    if "qemu" not in result.phases:
+        return f"interrupted by {sig.name} before the guest was started; plan and report.md kept in {run_dir}"
+    if result.qemu_left is not None:
+        stopped = f"qemu (process group {result.qemu_left}) could not be ended, kill it by hand"
+    elif result.interrupted is None:  # it came after qemu had ended on its own, while reporting
+        stopped = "the guest had already ended and the report was completed"
+    else:
+        stopped = f"qemu was stopped {result.elapsed_s:.0f} s into the guest run"
+    if scratch_left is not None:
+        stopped += f"; its backing files could not be removed from {scratch_left}"
+    elif result.interrupted is not None:
+        stopped += " and its backing files removed"
+    return (
+        f"interrupted by {sig.name}: {stopped}; {count} observation(s), the console log and report.md "
+        f"kept in {run_dir}"
+    )
+
+
+def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]:
+    """Write RUN/report.md and RUN/plots/ from the run's files; returns the report path and the
+    number of observations. Refuses a directory that is not a run, or a run of another schema, or
+    one whose files cannot be rendered even in part, before writing anything."""
+    from pmemkit.report.rundir import ShapeError, render_run  # lazily: rendering needs numpy
+
+    with rundir.RunDir.open(run_dir) as run:
+        files = run.load()
+        try:
+            rendered = render_run(files, failure)
+        except ShapeError as exc:
+            raise rundir.RunDirError(
+                f"{run.path}: the run's files are not in a shape this pmemkit renders: {exc}; "
+                "nothing written",
+                2,
+            ) from None
+        warnings = rendered.contents.warnings
+        written = run.write_plots(rendered.plots, warnings)
+        run.write(rundir.REPORT, rendered.text(written))
+        return run.path / rundir.REPORT, len(rendered.contents.observations)
