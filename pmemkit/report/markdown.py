@@ -41,7 +41,7 @@ def _cell(value: Any) -> str:
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines
 
@@ -542,6 +542,20 @@ def raid_section(run: RunContents, joined: list[Joined]) -> list[str]:
     ]
 
 
+#: Experiments whose observations have sections of their own above; every other experiment's
+#: (a new module, smoke) gets the generic section. "prepare" is the runner's own steps, shown in the
+#: model join and the list of all observations.
+DEDICATED_EXPERIMENTS = frozenset({"prepare", "mmap", "odirect", "fio", "kapi", "d2d", "raid"})
+
+
+def generic_section(run: RunContents, joined: list[Joined]) -> list[str]:
+    """Each other experiment as a table built from what its observations carry (report/generic.py)."""
+    from pmemkit.report.generic import generic_sections
+
+    predictions = {id(j.observation): j.prediction for j in joined}
+    return generic_sections(run.observations, DEDICATED_EXPERIMENTS, predictions, _provenance_caption(run))
+
+
 PLOT_TITLES = {
     "first-touch-write.svg": "First-touch write faults per target (one touch per 4 KiB; PMD-mapped pages "
     "barely fault)",
@@ -640,6 +654,7 @@ def render(run: RunContents, predictor: Predictor | None = None, plots: list[str
     lines += kapi_section(run, joined)
     lines += d2d_section(run)
     lines += raid_section(run, joined)
+    lines += generic_section(run, joined)
     lines += [f"## All observations ({len(run.observations)})", ""]
     if run.observations:
         lines += _table(
