@@ -31,6 +31,10 @@ PLAN = {
 ENVIRONMENT = {"pmemkit_version": "0.1", "accel": "tcg", "qemu": "QEMU 7.2", "qemu_argv": ["qemu"]}
 
 
+#: The smallest real `pmemkit run` these fault tests drive (the VM itself is faked).
+SMALL_RUN = ["run", "--accel", "tcg", "--pmem", "memmap:256M", "--fs", "ext4"]
+
+
 def _obs(op: str = "dax-mount") -> Observation:
     sc = Scenario(kernel="6.1.0-56-amd64", source="memmap", mode="raw", fs="ext4")
     return Observation("smoke", op, "ok", sc, "/dev/pmem0", detail="mounted", provenance={"accel": "tcg"})
@@ -238,17 +242,7 @@ def test_a_guest_planting_links_in_its_share_reaches_nothing_of_the_hosts(tmp_pa
     _fake_vm(monkeypatch, tmp_path, guest)
     result = CliRunner().invoke(
         main,
-        [
-            "run",
-            "--accel",
-            "tcg",
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--pmem",
-            "memmap:256M",
-            "--fs",
-            "ext4",
-        ],
+        [*SMALL_RUN, "--runs-dir", str(tmp_path / "runs")],
     )
     assert result.exit_code == 0, (result.output, result.exception)
     (run,) = (tmp_path / "runs").iterdir()
@@ -412,17 +406,7 @@ def test_disk_full_mid_run_is_one_line_and_leaves_no_temp_file(tmp_path, monkeyp
         _fake_vm(monkeypatch, tmp_path, guest)
         result = CliRunner().invoke(
             main,
-            [
-                "run",
-                "--accel",
-                "tcg",
-                "--runs-dir",
-                str(fs / "runs"),
-                "--pmem",
-                "memmap:256M",
-                "--fs",
-                "ext4",
-            ],
+            [*SMALL_RUN, "--runs-dir", str(fs / "runs")],
         )
         one_line_error(result, 3, "No space left on device (ENOSPC)")
         assert temp_files(fs) == []
@@ -543,17 +527,7 @@ def test_a_disk_that_fills_mid_run_still_gets_the_report(tmp_path, monkeypatch):
         _fake_vm(monkeypatch, tmp_path, guest)
         result = CliRunner().invoke(
             main,
-            [
-                "run",
-                "--accel",
-                "tcg",
-                "--runs-dir",
-                str(fs / "runs"),
-                "--pmem",
-                "memmap:256M",
-                "--fs",
-                "ext4",
-            ],
+            [*SMALL_RUN, "--runs-dir", str(fs / "runs")],
         )
         line = one_line_error(result, 3, "No space left on device (ENOSPC)")
         (run,) = (fs / "runs").iterdir()
