@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmemkit.scenario import SCHEMA_VERSION, Observation, ScenarioError
+from pmemkit.scenario import READABLE_SCHEMAS, SCHEMA_VERSION, Observation, ScenarioError
 
 GUEST_DIR = "guest"
 PLAN, ENVIRONMENT, OBSERVATIONS = "plan.json", "environment.json", "observations.jsonl"
@@ -386,11 +386,13 @@ class RunDir:
             if not found:
                 return
             schema, where = found[0][0], f"{OBSERVATIONS} line {found[0][1]}"
-        if type(schema) is int and schema == SCHEMA_VERSION:
-            return
+        if type(schema) is int and schema in READABLE_SCHEMAS:
+            return  # an older schema's observations are converted by Observation.from_dict
+        older = ", ".join(str(s) for s in READABLE_SCHEMAS if s != SCHEMA_VERSION)
         raise RunDirError(
             f"{self.path} was written with schema {_short(repr(schema), 40)} ({where}); this pmemkit "
-            f"reads schema {SCHEMA_VERSION} only: render it with the pmemkit that made it; nothing written",
+            f"reads schema {SCHEMA_VERSION} (and {older}, converted) only: render it with the pmemkit "
+            "that made it; nothing written",
             2,
         )
 

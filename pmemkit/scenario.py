@@ -15,7 +15,11 @@ from typing import Any
 
 from pmemkit import units
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schemas this pmemkit reads. Schema 1 put an observation's variant after a colon in its
+#: operation (`odirect-read-into-dax:read-only`); Observation.from_dict splits it into the
+#: `variant` field, the one place that spelling is still read.
+READABLE_SCHEMAS = (1, 2)
 
 SOURCES = ("memmap", "nvdimm", "virtio-pmem")
 MODES = ("raw", "fsdax", "devdax", "sector")
@@ -223,9 +227,19 @@ class Observation:
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
+    #: How this operation was tried (`read-only`, `unfaulted`, `after-fork`); None: the plain way.
+    #: A field, so the report and the model group by (operation, variant) without parsing names.
+    variant: str | None = None
 
     def __post_init__(self) -> None:
         check_outcome(self.outcome)
+
+    def shown(self) -> str:
+        """The operation as tables show it: `operation` or `operation:variant` (as schema 1 did).
+
+        Always a str: a damaged record's operation may be any JSON value, and tables sort these.
+        """
+        return f"{self.operation}:{self.variant}" if self.variant else str(self.operation)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -237,17 +251,24 @@ class Observation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
-        check_schema(data, "observation", "re-run with this pmemkit version")
+        check_schema(data, "observation", "re-run with this pmemkit version", READABLE_SCHEMAS)
         fields = dict(data)
         fields["scenario"] = Scenario.from_dict(fields["scenario"])
+        if fields["schema"] == 1:  # `op:variant` -> (op, variant); read as the current schema
+            fields["schema"] = SCHEMA_VERSION
+            if isinstance(fields.get("operation"), str) and ":" in fields["operation"]:
+                fields["operation"], fields["variant"] = fields["operation"].split(":", 1)
         return cls(**fields)
 
 
-def check_schema(data: dict[str, Any], what: str, remedy: str) -> None:
-    """Refuse a record written with another schema, in one line naming both: its fields may mean
-    other things (shared by observations and plan.json)."""
-    if data.get("schema") != SCHEMA_VERSION:
-        raise ScenarioError(f"{what} schema {data.get('schema')!r} is not {SCHEMA_VERSION}: {remedy}")
+def check_schema(
+    data: dict[str, Any], what: str, remedy: str, readable: tuple[int, ...] = (SCHEMA_VERSION,)
+) -> None:
+    """Refuse a record written with a schema not in `readable`, in one line naming both: its fields
+    may mean other things (shared by observations and plan.json)."""
+    schema = data.get("schema")
+    if type(schema) is not int or schema not in readable:
+        raise ScenarioError(f"{what} schema {schema!r} is not {SCHEMA_VERSION}: {remedy}")
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """Observed operation names -> the model's operation, so every observation can be asked.
 
 The experiments name some operations after the mapping they use (`odirect-read-into-anon`,
-`buffered-read-into-pageless`, `odirect-latency-pagecache-mmap`), add a variant after a colon
-(`odirect-read-into-dax:read-only`), mark page-cache fallbacks with `:pagecache-mmap`, and put
-the filesystem in d2d names (`d2d-ext4-dax-splice`). The model keys its rules on one name per
-operation and takes the mapping from the scenario, so this module folds those spellings onto it.
-A name whose mapping suffix contradicts the scenario is an error, never a silent answer.
+`buffered-read-into-pageless`, `odirect-latency-pagecache-mmap`), give a variant in the
+observation's own `variant` field (`read-only`, `unfaulted`, `after-fork`), and put the
+filesystem in d2d names (`d2d-ext4-dax-splice`). The model keys its rules on one name per
+operation (a variant is part of the model's name: `odirect-read-into-dax:read-only`) and takes
+the mapping from the scenario, so this module folds those spellings onto it. A name whose mapping
+suffix contradicts the scenario is an error, never a silent answer. `model_name` is the one place
+an observed (operation, variant) pair becomes the model's spelling.
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ class Canonical:
     operation: str
     fs: str | None = None
     kinds: tuple[str, ...] = ()  # empty: any mapping kind
+
+
+def model_name(operation: str, variant: str | None = None) -> str:
+    """The model's spelling of an observed (operation, variant): the name `predict` is asked."""
+    return f"{operation}:{variant}" if variant else operation
+
+
+def mapping_family(operation: str) -> tuple[str, str] | None:
+    """(family, mapping suffix) of a mapping-named operation (`odirect-read-into`, `-pageless`), else None.
+
+    Why: tables that set one mapping beside another (pageless vs DAX) pair operations by family.
+    """
+    for family in MAPPING_FAMILIES:
+        for suffix, _ in SUFFIX_KINDS:
+            if operation == family + suffix:
+                return family, suffix
+    return None
 
 
 def canonical(name: str) -> Canonical:

@@ -128,7 +128,7 @@ def _section(
         rows.append(
             [
                 f"{obs.scenario.label()} ({obs.device})",
-                obs.operation,
+                obs.shown(),
                 f"`{obs.outcome}`",
                 model_cell(predictions.get(id(obs)), obs.outcome, id(obs) in predictions),
                 *(_number(numbers[n]) if n in numbers else "—" for n in columns),

@@ -6,6 +6,7 @@ came from, and the page says plainly that emulated pmem is DRAM.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,7 +194,7 @@ def model_section(run: RunContents, joined: list[Joined]) -> list[str]:
             [
                 obs.scenario.label(),
                 obs.device,
-                obs.operation,
+                obs.shown(),
                 j.kind,
                 f"`{obs.outcome}`",
                 f"`{pred.outcome}`{status}",
@@ -215,7 +216,7 @@ def model_section(run: RunContents, joined: list[Joined]) -> list[str]:
     ]
     lines += _table(headers, rows) + [""]
     if unpredicted:
-        names = sorted({str(j.observation.operation) for j in unpredicted})
+        names = sorted({j.observation.shown() for j in unpredicted})
         lines += [
             f"{len(unpredicted)} observations have no prediction (the model does not ask these steps): "
             + ", ".join(f"`{n}`" for n in names)
@@ -307,20 +308,30 @@ def durability_section(run: RunContents) -> list[str]:
     return ["## Durability: msync vs MAP_SYNC", "", render_percentile_table(pairs, caption=caption)]
 
 
+def _family(operation: str) -> str:
+    """`odirect-read-into` for `odirect-read-into-dax` or `-pageless`: pairs a mapping with the control."""
+    try:
+        from pmemkit.model.operations import mapping_family
+    except ImportError:  # the report renders without the model; the names then stay unpaired
+        return operation
+    found = mapping_family(operation)
+    return found[0] if found else operation
+
+
 def pageless_section(run: RunContents) -> list[str]:
     """The control beside the DAX mapping of the same memmap= range: Ingo Molnar's rule, observed."""
     control = [o for o in run.observations if o.scenario.mode == "devmem"]
     if not control:
         return []
     dax = {
-        o.operation.replace("-dax", ""): o
+        (_family(o.operation), o.variant): o
         for o in run.observations
         if o.scenario.source == "memmap" and o.scenario.mode == "raw" and o.experiment == "odirect"
     }
     rows = []
     for o in control:
-        base = o.operation.replace("-pageless", "")
-        other = dax.get(base)
+        base = _family(o.operation)
+        other = dax.get((base, o.variant))
         rows.append(
             [
                 base,
@@ -441,7 +452,7 @@ def kapi_section(run: RunContents, joined: list[Joined]) -> list[str]:
     for o in found:
         j = lookup.get(id(o))
         cell = j.cell() if j is not None else f"`{o.outcome}`"
-        targets.setdefault(_target_label(o), {})[o.operation.split(":")[0]] = cell
+        targets.setdefault(_target_label(o), {})[o.operation] = cell
     rows = [[label, *(cells.get(op, "—") for op in KAPI_OPS)] for label, cells in targets.items()]
     return [
         "## Kernel interfaces on the mapping (kapi)",
@@ -500,7 +511,8 @@ def raid_section(run: RunContents, joined: list[Joined]) -> list[str]:
     lookup = _lookup(joined)
     stacks: dict[tuple[str, str], dict[str, Any]] = {}
     for o in found:
-        key = (o.scenario.label().split(" under ")[0].rsplit(" ", 0)[0], o.scenario.stack or "?")
+        bare = dataclasses.replace(o.scenario, stack=None, fs=None if o.scenario.stack else o.scenario.fs)
+        key = (bare.label(), o.scenario.stack or "?")
         entry = stacks.setdefault(key, {})
         if o.operation == "stack-queue-dax":
             entry["dax"] = "yes" if o.metrics.get("queue_dax") else "no"
@@ -620,7 +632,7 @@ def observation_rows(run: RunContents) -> list[list[Any]]:
                 sc.map or "",
                 sc.fs or "",
                 obs.experiment,
-                obs.operation,
+                obs.shown(),
                 f"`{obs.outcome}`",
                 obs.detail,
             ]

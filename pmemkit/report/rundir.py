@@ -19,6 +19,7 @@ def default_predictor(warnings: list[str] | None = None) -> Predictor | None:
     """
     try:
         from pmemkit.model import ModelError, predict
+        from pmemkit.model.operations import model_name
     except ImportError as exc:
         if warnings is not None:
             warnings.append(f"the model could not be imported ({exc}): no model-vs-kernel comparison")
@@ -26,7 +27,7 @@ def default_predictor(warnings: list[str] | None = None) -> Predictor | None:
 
     def predictor(obs: Observation):  # type: ignore[no-untyped-def]
         try:
-            return predict(obs.scenario, obs.operation)
+            return predict(obs.scenario, model_name(obs.operation, obs.variant))
         except (ModelError, ScenarioError, ValueError):
             return None
 

@@ -55,19 +55,20 @@ def test_odirect_experiment_on_host(kind, tmp_path):
     if not _direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     obs = list(get("odirect")(_target(kind, tmp_path), {"profile": "quick"}))
-    ops = {o.operation: o for o in obs}
+    ops = {(o.operation, o.variant): o for o in obs}
+    assert not [o.operation for o in obs if ":" in o.operation]  # variants are a field (schema 2)
     buffer = "anon" if kind == "anon" else "pagecache-mmap"
     for op in (
-        f"odirect-read-into-{buffer}",
-        f"odirect-write-from-{buffer}",
-        f"buffered-read-into-{buffer}",
-        f"odirect-read-into-{buffer}:after-fork",
-        f"odirect-read-into-{buffer}:unfaulted",
+        (f"odirect-read-into-{buffer}", None),
+        (f"odirect-write-from-{buffer}", None),
+        (f"buffered-read-into-{buffer}", None),
+        (f"odirect-read-into-{buffer}", "after-fork"),
+        (f"odirect-read-into-{buffer}", "unfaulted"),
     ):
         assert ops[op].outcome == "ok", ops[op].to_dict()
     # O_DIRECT read into a read-only mapping must be refused: the kernel cannot write there
-    assert ops[f"odirect-read-into-{buffer}:read-only"].outcome == "EFAULT"
-    rows = ops[f"odirect-latency-{buffer}"].metrics["rows"]
+    assert ops[(f"odirect-read-into-{buffer}", "read-only")].outcome == "EFAULT"
+    rows = ops[(f"odirect-latency-{buffer}", None)].metrics["rows"]
     assert {r["io_bytes"] for r in rows} == {512, 4096, 65536, 1 << 20}
 
 
@@ -153,7 +154,7 @@ def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
     if not _direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     buffer = "anon" if kind == "anon" else "pagecache-mmap"
-    odirect = {o.operation: o for o in get("odirect")(_target(kind, tmp_path), {"profile": "quick"})}
+    odirect = {o.shown(): o for o in get("odirect")(_target(kind, tmp_path), {"profile": "quick"})}
     assert odirect[f"odirect-latency-{buffer}"].provenance["repetitions"] == 16
     assert odirect[f"odirect-read-into-{buffer}"].provenance["repetitions"] == 1
     kapi = {o.operation: o for o in get("kapi")(_target(kind, tmp_path), {"profile": "quick"})}
@@ -166,8 +167,10 @@ def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
 def test_a_private_mapping_after_fork_is_verified_by_the_child(tmp_path):
     if not _direct_io_works(tmp_path / "scratch" if (tmp_path / "scratch").exists() else tmp_path):
         pytest.skip("no O_DIRECT here")
-    obs = {o.operation: o for o in get("odirect")(_target("anon", tmp_path), {"profile": "quick"})}
-    fork = obs["odirect-read-into-anon:after-fork"]
+    obs = {
+        (o.operation, o.variant): o for o in get("odirect")(_target("anon", tmp_path), {"profile": "quick"})
+    }
+    fork = obs[("odirect-read-into-anon", "after-fork")]
     assert (
         fork.outcome == "ok" and "checked by the child" in fork.detail and fork.metrics["bytes"] == 64 << 10
     )
@@ -194,7 +197,7 @@ def test_a_page_cache_fallback_keeps_operation_names_and_says_so(tmp_path):
     for op in ("mmap-readwrite", "odirect-read-into-dax", "odirect-write-from-dax"):
         assert smoke[op].outcome == "ok" and smoke[op].metrics["mapping"] == "pagecache", smoke[op].to_dict()
         assert "fell back to the page cache" in smoke[op].detail
-    odirect = {o.operation: o for o in get("odirect")(target, {"profile": "quick"})}
+    odirect = {o.shown(): o for o in get("odirect")(target, {"profile": "quick"})}
     assert "odirect-read-into-dax" in odirect and "odirect-latency-dax" in odirect
     assert {o.metrics["mapping"] for o in odirect.values()} == {"pagecache"}
     assert odirect["odirect-write-dax-file"].outcome == "ok"

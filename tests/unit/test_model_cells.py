@@ -97,3 +97,13 @@ def test_n_a_is_kept_for_what_cannot_be_attempted() -> None:
     assert predict(refused, "dax-mount").outcome == "EINVAL"
     assert predict(refused, "futex-shared").outcome == "n/a"
     assert predict(Scenario("6.1", "baseline", "anonymous"), "pagecache-bypass").outcome == "n/a"
+
+
+def test_model_name_and_mapping_family_need_no_string_surgery_by_callers():
+    from pmemkit.model.operations import mapping_family, model_name
+
+    assert model_name("odirect-read-into-dax", "read-only") == "odirect-read-into-dax:read-only"
+    assert model_name("odirect-read-into-dax", None) == "odirect-read-into-dax"
+    assert mapping_family("odirect-read-into-pageless") == ("odirect-read-into", "-pageless")
+    assert mapping_family("odirect-read-into-dax") == ("odirect-read-into", "-dax")
+    assert mapping_family("odirect-read-dax-file") is None

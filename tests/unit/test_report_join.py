@@ -122,3 +122,21 @@ def test_a_damaged_operation_name_is_unpredicted_not_a_traceback(operation: obje
     assert len(joined) == 1 and joined[0].prediction is None
     text = "\n".join(model_section(_run([obs]), joined))
     assert "1 observations have no prediction" in text
+
+
+@pytest.mark.parametrize(
+    ("scenario", "variant", "outcome"),
+    [(FSDAX, "read-only", "EFAULT"), (FSDAX, "after-fork", "ok"), (ANON, "read-only", "EFAULT")],
+)
+def test_a_variant_is_joined_from_its_field_not_its_name(
+    scenario: Scenario, variant: str, outcome: str
+) -> None:
+    op = "odirect-read-into-anon" if scenario is ANON else "odirect-read-into-dax"
+    obs = Observation("odirect", op, outcome, scenario, "/dev/x", variant=variant, metrics={"mapping": "dax"})
+    joined = join(_run([obs]), default_predictor())
+    assert (
+        joined[0].prediction is not None
+        and joined[0].prediction.operation == f"odirect-read-into-dax:{variant}"
+    )
+    assert joined[0].agree, joined[0].prediction
+    assert f"| {op}:{variant} |" in render(_run([obs]), default_predictor())  # tables show the pair

@@ -303,6 +303,27 @@ def test_old_and_new_layouts_both_render(tmp_path):
     assert "not collected: read from guest/" in (new / "report.md").read_text()
 
 
+def test_schema_1_and_schema_2_runs_render_their_variants_alike(tmp_path):
+    """Schema 1 spelled a variant `op:variant`; schema 2 has a field. Both render one row, compared."""
+    sc = Scenario(kernel="6.1.0-56-amd64", source="nvdimm", mode="fsdax", map="mem", fs="ext4")
+    obs = Observation("odirect", "odirect-read-into-dax", "EFAULT", sc, "/dev/pmem0", variant="read-only")
+    old_line = obs.to_json().replace(
+        '"operation": "odirect-read-into-dax"', '"operation": "odirect-read-into-dax:read-only"'
+    )
+    old_line = old_line.replace('"schema": 2', '"schema": 1').replace(', "variant": "read-only"', "")
+    assert '"variant"' not in old_line and '"schema": 1' in old_line
+    texts = []
+    for name, plan_schema, line in (("v1", 1, old_line), ("v2", 2, obs.to_json())):
+        run = make_run(tmp_path / name, (line + "\n").encode())
+        (run / "plan.json").write_text(json.dumps({**PLAN, "schema": plan_schema}))
+        assert report(run).exit_code == 0
+        texts.append((run / "report.md").read_text())
+    for text in texts:
+        assert "1 (scenario × operation) cells compared: 1 agree, 0 disagree" in text
+        assert "| odirect-read-into-dax:read-only |" in text
+    assert texts[0].replace("v1", "vX") == texts[1].replace("v2", "vX")
+
+
 def test_a_model_that_fails_to_import_is_said_in_the_report(tmp_path, monkeypatch):
     run = make_run(tmp_path / "run")
     monkeypatch.setitem(sys.modules, "pmemkit.model", None)  # import now raises ImportError
@@ -464,15 +485,15 @@ def test_huge_json_numbers_are_warnings(tmp_path):
 
 def test_a_run_of_another_schema_is_refused_naming_it(tmp_path):
     run = make_run(tmp_path / "run")
-    (run / "plan.json").write_text(json.dumps({**PLAN, "schema": 2}))
+    (run / "plan.json").write_text(json.dumps({**PLAN, "schema": 3}))
     before = tree(run)
-    one_line_error(report(run), 2, "was written with schema 2 (plan.json); this pmemkit reads schema 1")
-    one_line_error(CliRunner().invoke(main, ["report", "--json", str(run)]), 2, "written with schema 2")
+    one_line_error(report(run), 2, "was written with schema 3 (plan.json); this pmemkit reads schema 2")
+    one_line_error(CliRunner().invoke(main, ["report", "--json", str(run)]), 2, "written with schema 3")
     assert tree(run) == before
     only_obs = tmp_path / "only-obs"
     only_obs.mkdir()
     (only_obs / "observations.jsonl").write_text(
-        _obs().to_json().replace('"schema": 1', '"schema": 0') + "\n"
+        _obs().to_json().replace('"schema": 2', '"schema": 0') + "\n"
     )
     assert '"schema": 0' in (only_obs / "observations.jsonl").read_text()
     one_line_error(report(only_obs), 2, "was written with schema 0 (observations.jsonl line 1)")

@@ -4,6 +4,7 @@ import pytest
 
 from pmemkit import units
 from pmemkit.scenario import (
+    SCHEMA_VERSION,
     Observation,
     PmemConfig,
     Scenario,
@@ -174,3 +175,22 @@ def test_parse_list_and_int():
 
 def test_every_scenario_error_is_an_input_error():
     assert issubclass(ScenarioError, units.InputError) and issubclass(units.InputError, ValueError)
+
+
+def test_schema_1_variants_are_split_into_the_variant_field_on_reading():
+    """Schema 1 wrote `op:variant`; reading converts it once, so old runs re-render (issue 9)."""
+    sc = Scenario(kernel="6.1.0-56-amd64", source="nvdimm", mode="fsdax", map="mem", fs="ext4")
+    old = Observation("odirect", "x", "ok", sc).to_dict() | {"schema": 1}
+    read = Observation.from_dict(old | {"operation": "odirect-read-into-dax:read-only", "outcome": "EFAULT"})
+    assert (read.operation, read.variant, read.schema) == (
+        "odirect-read-into-dax",
+        "read-only",
+        SCHEMA_VERSION,
+    )
+    plain = Observation.from_dict(old | {"operation": "odirect-read-into-dax"})
+    assert (plain.operation, plain.variant) == ("odirect-read-into-dax", None)
+    assert read.shown() == "odirect-read-into-dax:read-only" and plain.shown() == "odirect-read-into-dax"
+    new = Observation("odirect", "odirect-read-into-dax", "ok", sc, variant="after-fork")
+    assert SCHEMA_VERSION == 2 and Observation.from_dict(json.loads(new.to_json())) == new
+    with pytest.raises(ScenarioError, match="observation schema 3 is not 2"):
+        Observation.from_dict(new.to_dict() | {"schema": 3})

@@ -14,6 +14,7 @@ Every transfer is data-verified; latency per I/O size (512 B … 1 MiB) is a dis
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 import struct
@@ -219,6 +220,11 @@ def _latency(target: Target, mapping: Mapping, kind: str, profile: dict[str, Any
     )
 
 
+def _variant(obs: Observation, variant: str) -> Observation:
+    """The observation of a case tried another way, said in its `variant` field, not its name."""
+    return dataclasses.replace(obs, variant=variant)
+
+
 @register(NAME, kinds=KINDS)
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     profile = PROFILES[params.get("profile", "quick")]
@@ -233,7 +239,7 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
         if target.kind != "devmem":  # the control stops there: no fork or latency games on raw memory
             cases += [
                 lambda: _latency(target, m, kind, profile),
-                lambda: _fork_case(target, m, f"odirect-read-into-{kind}:after-fork"),
+                lambda: _variant(_fork_case(target, m, f"odirect-read-into-{kind}"), "after-fork"),
             ]
         for case in cases:
             yield with_mapping(target, case(), mapping)
@@ -241,9 +247,12 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
         return
     fresh_offset = region_offset(target, 2, BUFFER_BYTES)
     with Mapping(target, "odirect-fresh", BUFFER_BYTES, offset=fresh_offset) as fresh:
-        unfaulted = _read_case(target, fresh, f"odirect-read-into-{kind}:unfaulted", prefault=False)
+        unfaulted = _variant(
+            _read_case(target, fresh, f"odirect-read-into-{kind}", prefault=False), "unfaulted"
+        )
         yield with_mapping(target, unfaulted, mapping)
-    yield with_mapping(target, _readonly_case(target, f"odirect-read-into-{kind}:read-only"), mapping)
+    readonly = _variant(_readonly_case(target, f"odirect-read-into-{kind}"), "read-only")
+    yield with_mapping(target, readonly, mapping)
     if target.kind == "fs":
         yield from _dax_file_cases(target)
 
