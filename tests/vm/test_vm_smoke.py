@@ -79,7 +79,9 @@ def find(
     fs: str | None = None,
     map_: str | None = None,
     experiment: str | None = None,
+    variant: str | None = None,
 ) -> Observation:
+    """The one observation of `op` tried the plain way (variant None) or the named `variant`."""
     hits = [
         o
         for o in obs
@@ -89,6 +91,7 @@ def find(
         and (fs is None or o.scenario.fs == fs)
         and (map_ is None or o.scenario.map == map_)
         and (experiment is None or o.experiment == experiment)
+        and o.variant == variant
     ]
     assert len(hits) == 1, (source, mode, op, fs, map_, [o.to_dict() for o in hits])
     return hits[0]
@@ -281,7 +284,7 @@ def test_pageless_control_refuses_odirect_but_not_buffered_io(full_run):
 
 
 def test_odirect_into_a_read_only_mapping_is_refused_everywhere(full_run):
-    read_only = [o for o in observations(full_run[1]) if o.operation.endswith(":read-only")]
+    read_only = [o for o in observations(full_run[1]) if o.variant == "read-only"]
     assert len(read_only) >= 10
     assert {o.outcome for o in read_only} == {"EFAULT"}
 
