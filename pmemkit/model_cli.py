@@ -92,6 +92,11 @@ STACK_HELP = (
 )
 
 
+def json_option(help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """`--json` (as_json) for every model command; only what it prints differs."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
 #: `--stack` for predict, explain and table; the model validates it (one-line error, exit 2).
 stack_option = click.option("--stack", default="none", show_default=True, help=STACK_HELP)
 
@@ -263,12 +268,8 @@ def model() -> None:
 
 @model.command(name="predict")
 @scenario_options
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print one JSON object (outcome, "
-    "struct_page, memmap_location, rule, sources, kernel_range, status, ...).",
+@json_option(
+    "Print one JSON object (outcome, struct_page, memmap_location, rule, sources, kernel_range, status, ...)."
 )
 @one_line_errors
 def predict_cmd(flags: ScenarioFlags, as_json: bool) -> None:
@@ -315,7 +316,7 @@ def _rule_block(title: str, rule: Rule, answer: str) -> list[str]:
 
 @model.command(name="explain")
 @scenario_options
-@click.option("--json", "as_json", is_flag=True, help="Print the chain of rules as JSON.")
+@json_option("Print the chain of rules as JSON.")
 @one_line_errors
 def explain_cmd(flags: ScenarioFlags, as_json: bool) -> None:
     """Explain a prediction step by step, back to the seed mail's rule.
@@ -380,12 +381,7 @@ def explain_cmd(flags: ScenarioFlags, as_json: bool) -> None:
     show_default=True,
     help="Filesystem for the block modes' mount and file operations (ext4 or xfs).",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print JSON: columns and, per operation, outcome, struct_page, rule, status, kernel_range.",
-)
+@json_option("Print JSON: columns and, per operation, outcome, struct_page, rule, status, kernel_range.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table like the reference's.")
 @stack_option
 @one_line_errors
@@ -447,11 +443,8 @@ def _human(n: int) -> str:
     help=f"pmem source ({', '.join(SOURCES)}) or a `run` spec such as memmap:512M; matters for raw mode.",
 )
 @click.option("--force-raw", is_flag=True, help="raw only: no struct page (kernel >= 5.1).")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print JSON with memmap_bytes, memmap_location, data_offset_bytes, usable_bytes, dram_bytes, ...",
+@json_option(
+    "Print JSON with memmap_bytes, memmap_location, data_offset_bytes, usable_bytes, dram_bytes, ..."
 )
 @one_line_errors
 def size_cmd(
@@ -507,9 +500,7 @@ def size_cmd(
 @model.command(name="diff")
 @click.option("--from", "old", required=True, help="The kernel you have, e.g. 6.1. " + KERNEL_HELP)
 @click.option("--to", "new", required=True, help="The kernel you move to, e.g. 7.3.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON: every change with both rules and the sources."
-)
+@json_option("Print JSON: every change with both rules and the sources.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @click.option(
     "--all",
