@@ -6,17 +6,21 @@ Exit codes: 0 ok · 2 bad input · 3 VM harness error · 4 host tool missing · 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
 from pmemkit import __version__, units
 from pmemkit.scenario import FILESYSTEMS, PmemConfig, ScenarioError, parse_size
+
+if TYPE_CHECKING:
+    from pmemkit.vm.kernels import KernelSpec
 
 EXIT_BAD_INPUT = 2
 EXIT_SAFETY = 7
@@ -180,6 +184,28 @@ def validate_run_options(
     return RunInputs(pmem, suites, fs_list, timeout_s, ram)
 
 
+def _path_option(*decls: str, metavar: str, help: str, multiple: bool = False) -> Any:
+    """A user's kernel file or tree: a Path when given, else None (() when repeatable)."""
+    absent: dict[str, Any] = {"multiple": True} if multiple else {"default": None}
+    return click.option(*decls, type=click.Path(path_type=Path), metavar=metavar, help=help, **absent)
+
+
+class KernelFlags(NamedTuple):
+    """kernel_options' five flags, as typed; spec() checks them together, where the command says."""
+
+    series: str | None
+    image: Path | None
+    modules: Path | None
+    debs: tuple[Path, ...]
+    config: Path | None
+
+    def spec(self) -> KernelSpec:
+        """The one kernel they name (KernelChoiceError, one line, when they do not agree)."""
+        from pmemkit.vm.kernels import make_spec
+
+        return make_spec(self.series, self.image, self.modules, self.config, self.debs)
+
+
 def kernel_options(command: Any) -> Any:
     """`--kernel`, `--kernel-image` + `--modules` (+ `--kernel-config`), `--kernel-deb`: which kernel
     the guest boots."""
@@ -195,42 +221,42 @@ def kernel_options(command: Any) -> Any:
             "an exact package from the host's mirror (private apt lists under the cache) and cached as a "
             "layer of its own.",
         ),
-        click.option(
+        _path_option(
             "--kernel-image",
-            type=click.Path(path_type=Path),
-            default=None,
             metavar="PATH",
             help="Your own kernel (bzImage or vmlinux) instead of a Debian one; needs --modules.",
         ),
-        click.option(
+        _path_option(
             "--modules",
             "kernel_modules",
-            type=click.Path(path_type=Path),
-            default=None,
             metavar="DIR",
             help="With --kernel-image: its `make modules_install INSTALL_MOD_PATH=DIR` tree.",
         ),
-        click.option(
+        _path_option(
             "--kernel-deb",
             "kernel_debs",
             multiple=True,
-            type=click.Path(path_type=Path),
             metavar="FILE",
             help="Your own kernel as Debian packages (repeatable: linux-image-*.deb, and on 7.x its "
             "linux-binary/-modules/-base); the config inside is checked before boot.",
         ),
-        click.option(
+        _path_option(
             "--kernel-config",
-            type=click.Path(path_type=Path),
-            default=None,
             metavar="FILE",
             help="With --kernel-image: its .config [default: found in the build tree, beside the image, "
             "or inside it (CONFIG_IKCONFIG)]. Checked for what pmemkit needs before anything boots.",
         ),
     ]
+    names = ("kernel_series", "kernel_image", "kernel_modules", "kernel_debs", "kernel_config")
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        return command(kernel_flags=KernelFlags(*(kwargs.pop(name) for name in names)), **kwargs)
+
+    decorated: Any = wrapper
     for option in reversed(options):
-        command = option(command)
-    return command
+        decorated = option(decorated)
+    return decorated
 
 
 @click.group(cls=PmemkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -332,11 +358,7 @@ def run(
     runs_dir: Path,
     profile: str,
     inject_fault: str | None,
-    kernel_series: str | None,
-    kernel_image: Path | None,
-    kernel_modules: Path | None,
-    kernel_debs: tuple[Path, ...],
-    kernel_config: Path | None,
+    kernel_flags: KernelFlags,
     as_json: bool,
 ) -> None:
     """Build the guest image if missing, boot the VM, run the suites, write the report.
@@ -347,7 +369,6 @@ def run(
     from pmemkit import pipeline
     from pmemkit.rundir import RunDirError, check_runs_dir
     from pmemkit.vm.errors import GuestFailure
-    from pmemkit.vm.kernels import make_spec
     from pmemkit.vm.run import RunOptions
 
     inputs = validate_run_options(pmem_specs, suite, filesystems, timeout_s, memory)
@@ -361,7 +382,7 @@ def run(
         runs_dir=runs_dir,
         inject_fault=inject_fault,
         profile=profile,
-        kernel=make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs),
+        kernel=kernel_flags.spec(),
     )
     checked = pipeline.check(options)  # the layout, the host's room, a user's kernel: exit 2 before any boot
     try:
@@ -402,11 +423,7 @@ def image(
     rebuild: bool,
     verify: bool,
     prune: bool,
-    kernel_series: str | None,
-    kernel_image: Path | None,
-    kernel_modules: Path | None,
-    kernel_debs: tuple[Path, ...],
-    kernel_config: Path | None,
+    kernel_flags: KernelFlags,
     as_json: bool,
 ) -> None:
     """Build (or find) the guest image: the bookworm root of vm/ and one kernel layer (--kernel).
@@ -422,12 +439,11 @@ def image(
     from pmemkit.vm.kernels import (
         check_custom,
         ensure_kernel,
-        make_spec,
         prune_kernels,
         verify_kernels,
     )
 
-    spec = make_spec(kernel_series, kernel_image, kernel_modules, kernel_config, kernel_debs)
+    spec = kernel_flags.spec()
     if spec.custom:
         check_custom(spec)
     out: dict[str, Any] = {"image_id": recipe_hash()}

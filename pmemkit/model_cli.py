@@ -9,7 +9,7 @@ import functools
 import json
 import textwrap
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import click
 
@@ -92,12 +92,51 @@ STACK_HELP = (
 )
 
 
+def json_option(help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """`--json` (as_json) for every model command; only what it prints differs."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
 #: `--stack` for predict, explain and table; the model validates it (one-line error, exit 2).
 stack_option = click.option("--stack", default="none", show_default=True, help=STACK_HELP)
 
 
+class ScenarioFlags(NamedTuple):
+    """The flags of predict and explain (scenario, operation, stack), as typed, before any check."""
+
+    kernel: str
+    source: str
+    mode: str | None
+    map_: str | None
+    fs: str | None
+    force_raw: bool
+    align: str | None
+    operation: str
+    stack: str
+    reflink: bool | None
+
+    def scenario(self) -> Scenario:
+        """The Scenario they name; ScenarioError (one line, under one_line_errors) when they do not."""
+        source, mode, map_, _ = resolve_pmem(self.source, self.mode, self.map_)
+        return Scenario(
+            kernel=self.kernel,
+            source=source,
+            mode=mode,
+            map=map_,
+            force_raw=self.force_raw,
+            fs=self.fs,
+            align=_size(self.align),
+        )
+
+
 def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
-    """The scenario flags shared by predict and explain."""
+    """The scenario flags shared by predict and explain, handed to the command as one ScenarioFlags."""
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        flags = ScenarioFlags(**{name: kwargs.pop(name) for name in ScenarioFlags._fields})
+        func(flags=flags, **kwargs)
+
     options = [
         click.option("--kernel", required=True, help=KERNEL_HELP),
         click.option(
@@ -154,9 +193,10 @@ def scenario_options(func: Callable[..., None]) -> Callable[..., None]:
             "mkfs.xfs's default (reflink on since xfsprogs 5.1); before 6.0 XFS refuses -o dax on it.",
         ),
     ]
+    command: Callable[..., None] = wrapper
     for option in reversed(options):
-        func = option(func)
-    return func
+        command = option(command)
+    return command
 
 
 def resolve_pmem(pmem: str, mode: str | None, map_: str | None) -> tuple[str, str, str | None, int | None]:
@@ -187,21 +227,6 @@ def resolve_pmem(pmem: str, mode: str | None, map_: str | None) -> tuple[str, st
             f"--map {units.shown(map_)} contradicts --pmem {units.shown(pmem)} (map {config.map}): give one"
         )
     return config.source, spec_mode, map_ or config.map, config.size
-
-
-def _scenario(
-    kernel: str,
-    source: str,
-    mode: str | None,
-    map_: str | None,
-    fs: str | None,
-    force_raw: bool,
-    align: str | None,
-) -> Scenario:
-    source, mode, map_, _ = resolve_pmem(source, mode, map_)
-    return Scenario(
-        kernel=kernel, source=source, mode=mode, map=map_, force_raw=force_raw, fs=fs, align=_size(align)
-    )
 
 
 def _warn_if_extrapolated(*kernels: str) -> None:
@@ -243,27 +268,11 @@ def model() -> None:
 
 @model.command(name="predict")
 @scenario_options
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print one JSON object (outcome, "
-    "struct_page, memmap_location, rule, sources, kernel_range, status, ...).",
+@json_option(
+    "Print one JSON object (outcome, struct_page, memmap_location, rule, sources, kernel_range, status, ...)."
 )
 @one_line_errors
-def predict_cmd(
-    kernel: str,
-    source: str,
-    mode: str | None,
-    map_: str | None,
-    fs: str | None,
-    force_raw: bool,
-    align: str | None,
-    operation: str,
-    stack: str,
-    reflink: bool | None,
-    as_json: bool,
-) -> None:
+def predict_cmd(flags: ScenarioFlags, as_json: bool) -> None:
     """Predict what the kernel does for one scenario and operation.
 
     Outcomes are names: ok, an errno name (EINVAL, EOPNOTSUPP, EFAULT, ...), fallback (the
@@ -271,18 +280,20 @@ def predict_cmd(
     rule that decided, the kernel range it holds for, and its sources; rules marked [I] are
     inferred and wait for the VM to confirm them. Use `explain` for the full reasoning.
     """
-    p = predict(_scenario(kernel, source, mode, map_, fs, force_raw, align), operation, stack, reflink)
+    p = predict(flags.scenario(), flags.operation, flags.stack, flags.reflink)
     rule = rule_by_name(p.rule)
     if as_json:
         _emit_json(p.to_dict())
         return
-    _warn_if_extrapolated(kernel)
-    click.echo(f"{p.outcome}    {operation} on {_label(p.scenario, stack)}, kernel {kernel}")
+    _warn_if_extrapolated(flags.kernel)
+    click.echo(
+        f"{p.outcome}    {flags.operation} on {_label(p.scenario, flags.stack)}, kernel {flags.kernel}"
+    )
     where = f"in {p.memmap_location}" if p.struct_page else "none"
-    members = " (of the member devices)" if stack != "none" else ""
+    members = " (of the member devices)" if flags.stack != "none" else ""
     click.echo(f"struct page{members}: {'yes' if p.struct_page else 'no'} (memmap {where})")
-    if stack != "none":
-        click.echo(f"{stack} advertises DAX: {'yes' if p.stack_dax else 'no'}")
+    if flags.stack != "none":
+        click.echo(f"{flags.stack} advertises DAX: {'yes' if p.stack_dax else 'no'}")
     click.echo(f"rule: {p.rule} [{rule.status}], holds for kernel {p.kernel_range}")
     click.echo("sources:")
     for source_ in p.sources:
@@ -305,21 +316,9 @@ def _rule_block(title: str, rule: Rule, answer: str) -> list[str]:
 
 @model.command(name="explain")
 @scenario_options
-@click.option("--json", "as_json", is_flag=True, help="Print the chain of rules as JSON.")
+@json_option("Print the chain of rules as JSON.")
 @one_line_errors
-def explain_cmd(
-    kernel: str,
-    source: str,
-    mode: str | None,
-    map_: str | None,
-    fs: str | None,
-    force_raw: bool,
-    align: str | None,
-    operation: str,
-    stack: str,
-    reflink: bool | None,
-    as_json: bool,
-) -> None:
+def explain_cmd(flags: ScenarioFlags, as_json: bool) -> None:
     """Explain a prediction step by step, back to the seed mail's rule.
 
     The model answers four questions in order, each by the first matching rule of its table:
@@ -329,22 +328,21 @@ def explain_cmd(
     outcome. Each step shows its rule, kernel range, condition, status ([V] verified /
     [I] inferred) and sources.
     """
-    scenario = _scenario(kernel, source, mode, map_, fs, force_raw, align)
-    chain, op_rule = explain(scenario, operation, stack, reflink)
+    chain, op_rule = explain(flags.scenario(), flags.operation, flags.stack, flags.reflink)
     steps = [("exists in this kernel", chain.available)]
     if chain.struct_page is not None and chain.fs_dax is not None:
         steps += [("struct page", chain.struct_page), ("mapping", chain.fs_dax)]
     if chain.stack_dax is not None:
-        steps.append((f"{stack} passes DAX", chain.stack_dax))
+        steps.append((f"{flags.stack} passes DAX", chain.stack_dax))
     outcome = "n/a" if op_rule is chain.available else op_rule.answer
     if op_rule is not chain.available:
-        steps.append((operation, op_rule))
+        steps.append((flags.operation, op_rule))
     if as_json:
         _emit_json(
             {
                 "scenario": chain.scenario.to_dict(),
-                "stack": stack,
-                "operation": operation,
+                "stack": flags.stack,
+                "operation": flags.operation,
                 "outcome": outcome,
                 "extrapolated": is_extrapolated(chain.kernel),
                 "seed": SEED,
@@ -364,8 +362,10 @@ def explain_cmd(
             }
         )
         return
-    _warn_if_extrapolated(kernel)
-    click.echo(f"{operation} on {_label(chain.scenario, stack)}, kernel {kernel}: {outcome}\n")
+    _warn_if_extrapolated(flags.kernel)
+    click.echo(
+        f"{flags.operation} on {_label(chain.scenario, flags.stack)}, kernel {flags.kernel}: {outcome}\n"
+    )
     for n, (question, rule) in enumerate(steps, 1):
         click.echo("\n".join(_rule_block(f"{n}. {question}", rule, rule.answer)))
         click.echo()
@@ -381,12 +381,7 @@ def explain_cmd(
     show_default=True,
     help="Filesystem for the block modes' mount and file operations (ext4 or xfs).",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print JSON: columns and, per operation, outcome, struct_page, rule, status, kernel_range.",
-)
+@json_option("Print JSON: columns and, per operation, outcome, struct_page, rule, status, kernel_range.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table like the reference's.")
 @stack_option
 @one_line_errors
@@ -448,11 +443,8 @@ def _human(n: int) -> str:
     help=f"pmem source ({', '.join(SOURCES)}) or a `run` spec such as memmap:512M; matters for raw mode.",
 )
 @click.option("--force-raw", is_flag=True, help="raw only: no struct page (kernel >= 5.1).")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print JSON with memmap_bytes, memmap_location, data_offset_bytes, usable_bytes, dram_bytes, ...",
+@json_option(
+    "Print JSON with memmap_bytes, memmap_location, data_offset_bytes, usable_bytes, dram_bytes, ..."
 )
 @one_line_errors
 def size_cmd(
@@ -508,9 +500,7 @@ def size_cmd(
 @model.command(name="diff")
 @click.option("--from", "old", required=True, help="The kernel you have, e.g. 6.1. " + KERNEL_HELP)
 @click.option("--to", "new", required=True, help="The kernel you move to, e.g. 7.3.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON: every change with both rules and the sources."
-)
+@json_option("Print JSON: every change with both rules and the sources.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @click.option(
     "--all",

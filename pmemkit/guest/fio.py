@@ -115,17 +115,8 @@ def odirect_randread_job(path: str, size: int, ios: int, *, bs: int = 4096) -> F
     more I/Os than blocks in `size` is fine. `allow_file_create=0`: the file must already exist,
     fio must not lay out a fresh one — the cross-check reads *the same file* as pmemkit.
     """
-    _check_positive(size=size, ios=ios, bs=bs)
-    return FioJob(
-        name="pmemkit-odirect-randread",
-        filename=path,
-        rw="randread",
-        bs=bs,
-        ioengine="psync",
-        direct=True,
-        size=size,
-        io_size=ios * bs,
-        extra={"norandommap": "1", "randrepeat": "1", "allow_file_create": "0"},
+    return _randread_job(
+        "pmemkit-odirect-randread", path, size, ios, bs, ioengine="psync", direct=True, allow_file_create="0"
     )
 
 
@@ -135,16 +126,24 @@ def null_randread_job(path: str, size: int, ios: int, *, bs: int = 4096) -> FioJ
     Under TCG every instruction is emulated, so fio's per-I/O bookkeeping (clock reads, latency
     histograms) is no longer negligible; this measures it, beside pmemkit's Python loop overhead.
     """
+    return _randread_job("pmemkit-null-randread", path, size, ios, bs, ioengine="null")
+
+
+def _randread_job(
+    name: str, path: str, size: int, ios: int, bs: int, *, ioengine: str, direct: bool = False, **extra: str
+) -> FioJob:
+    """`ios` uniform random reads of `bs` bytes within `size`, the same sequence every run, by `ioengine`."""
     _check_positive(size=size, ios=ios, bs=bs)
     return FioJob(
-        name="pmemkit-null-randread",
+        name=name,
         filename=path,
         rw="randread",
         bs=bs,
-        ioengine="null",
+        ioengine=ioengine,
+        direct=direct,
         size=size,
         io_size=ios * bs,
-        extra={"norandommap": "1", "randrepeat": "1"},
+        extra={"norandommap": "1", "randrepeat": "1", **extra},
     )
 
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pmemkit.guest import GuestError
 from pmemkit.guest.kmsg import KernelLog
 from pmemkit.guest.probe import Namespace, namespaces, run_ndctl
-from pmemkit.guest.safety import Clearance, SafetyError, ToolMissing, clear_for_destruction, vm_token
+from pmemkit.guest.safety import (
+    Clearance,
+    SafetyError,
+    clear_for_destruction,
+    run_tool,
+    vm_token,
+)
 from pmemkit.guest.syscalls import errno_name, files_are_dax, mount, umount
 from pmemkit.plan import Placement
 from pmemkit.scenario import PmemConfig
@@ -47,14 +53,6 @@ class PreparedDevice:
     placement: Placement  # where the host put it (plan.json), the one fact it was found by
 
 
-#: The package that carries each tool pmemkit runs, for the "not installed" message.
-TOOL_PACKAGES = {
-    "mkfs.ext4": "e2fsprogs",
-    "mkfs.xfs": "xfsprogs",
-    "ndctl": "ndctl",
-    "modprobe": "kmod",
-    "blkid": "util-linux",
-}
 RUN_TIMEOUT_S = 300
 
 
@@ -64,18 +62,7 @@ def _run(argv: list[str], timeout: float = RUN_TIMEOUT_S) -> str:
     A missing tool is ToolMissing (naming its package), a hang or failure one GuestError line.
     """
     try:
-        proc = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-        )
-    except FileNotFoundError as exc:
-        package = TOOL_PACKAGES.get(argv[0])
-        hint = f": install {package}" if package else ""
-        raise ToolMissing(f"{argv[0]} is not installed{hint}") from exc
+        proc = run_tool(argv, timeout)
     except subprocess.TimeoutExpired as exc:
         raise GuestError(f"{' '.join(argv)} did not finish within {timeout:.0f} s; it was killed") from exc
     except OSError as exc:

@@ -52,6 +52,37 @@ class ToolMissing(GuestError):
     """A tool pmemkit needs is not installed; the message names the package."""
 
 
+#: The package that carries each tool pmemkit runs, for the "not installed" message.
+TOOL_PACKAGES = {
+    "mkfs.ext4": "e2fsprogs",
+    "mkfs.xfs": "xfsprogs",
+    "ndctl": "ndctl",
+    "modprobe": "kmod",
+    "blkid": "util-linux",
+}
+
+
+def run_tool(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a tool to completion, bounded in time, with no terminal to prompt on; any exit status.
+
+    A missing tool is ToolMissing naming its package; a timeout (subprocess.TimeoutExpired) and
+    any other OSError are the caller's to word, as are the exit status and output.
+    """
+    try:
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+    except FileNotFoundError as exc:
+        package = TOOL_PACKAGES.get(argv[0])
+        hint = f": install {package}" if package else ""
+        raise ToolMissing(f"{argv[0]} is not installed{hint}") from exc
+
+
 @dataclass(frozen=True)
 class Clearance:
     """Proof that a device may be overwritten, and which rule granted it (kept in provenance).
@@ -408,16 +439,7 @@ def existing_signature(device: str) -> str | None:
     """A partition table or filesystem on `device` (via `blkid -p`), or None when blank."""
     argv = ["blkid", "-p", "-o", "export", "--", device]
     try:
-        out = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            stdin=subprocess.DEVNULL,
-            timeout=PROBE_TIMEOUT_S,
-        )
-    except FileNotFoundError as exc:
-        raise ToolMissing("blkid is not installed: install util-linux") from exc
+        out = run_tool(argv, PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         why = f"blkid did not finish in {PROBE_TIMEOUT_S} s"
         raise _refuse(device, "foreign-data", f"cannot check it for data ({why})") from exc

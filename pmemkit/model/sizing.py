@@ -152,24 +152,30 @@ def memmap_size(
     if mode in ("fsdax", "devdax"):
         _pfn_device(report, k)
     elif mode == "kmem":
-        report.struct_page_bytes = SIZEOF_STRUCT_PAGE
-        report.memmap_bytes = report.dram_bytes = size // PAGE * SIZEOF_STRUCT_PAGE
-        report.sources.append(MEMFREE_SOURCE)
-        report.notes.append(
+        _memmap_in_dram(
+            report,
+            size,
             "kmem: the range is onlined as System RAM, so MemTotal grows by it (less the devdax "
-            "info block, not modelled) and its hotplug memmap comes from DRAM (inferred)"
+            "info block, not modelled) and its hotplug memmap comes from DRAM (inferred)",
         )
     elif location == "dram":  # raw namespace on a ND_REGION_PAGEMAP region: no info block
-        report.struct_page_bytes = SIZEOF_STRUCT_PAGE
-        report.memmap_bytes = report.dram_bytes = size // PAGE * SIZEOF_STRUCT_PAGE
-        report.sources.append(MEMFREE_SOURCE)
-        report.notes.append(
+        _memmap_in_dram(
+            report,
+            size,
             "raw namespace: memmap in DRAM, no info block, full size usable; MemFree drops by "
-            "the memmap, MemTotal does not"
+            "the memmap, MemTotal does not",
         )
     elif mode == "sector":
         report.notes.append("BTT metadata overhead is not modelled; usable_bytes is the raw size")
     return report
+
+
+def _memmap_in_dram(report: SizeReport, size: int, note: str) -> None:
+    """kmem and raw-on-pagemap alike: a DRAM memmap for every page, nothing taken from the pmem."""
+    report.struct_page_bytes = SIZEOF_STRUCT_PAGE
+    report.memmap_bytes = report.dram_bytes = size // PAGE * SIZEOF_STRUCT_PAGE
+    report.sources.append(MEMFREE_SOURCE)
+    report.notes.append(note)
 
 
 def _pfn_device(report: SizeReport, kernel: Kernel) -> None:

@@ -247,14 +247,6 @@ def _tree_signature(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --- the layer ----------------------------------------------------------------------------------
 
 
@@ -284,7 +276,11 @@ def ensure_kernel(
         assert spec.image is not None and spec.modules is not None
         moddir = check_custom(spec)
         text, where = find_custom_config(spec, moddir)
-        inputs = [_file_sha(spec.image), _tree_signature(moddir), hashlib.sha256(text.encode()).hexdigest()]
+        inputs = [
+            layers.file_sha256(spec.image),
+            _tree_signature(moddir),
+            hashlib.sha256(text.encode()).hexdigest(),
+        ]
         key = layer_key(f"own-{moddir.name}", inputs, recipe)
         meta: dict[str, Any] = {
             "kernel_choice": "own",
@@ -303,7 +299,7 @@ def ensure_kernel(
         config_file = Path(handle.name)
         args = ["--image", str(spec.image), "--modules", str(moddir), "--config", str(config_file)]
     elif spec.debs:  # the config is checked once the layer is built, before any boot (run.py)
-        key = layer_key("debs", [_file_sha(deb) for deb in spec.debs], recipe)
+        key = layer_key("debs", [layers.file_sha256(deb) for deb in spec.debs], recipe)
         meta = {"kernel_choice": "own-debs", "kernel_debs": [str(deb) for deb in spec.debs]}
         args = ["--deb", *map(str, spec.debs)]
     else:

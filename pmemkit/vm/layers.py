@@ -515,7 +515,8 @@ def _unmount_under(path: Path) -> list[str]:
 # --- manifests and verification -----------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's sha256 in hex, read in 1 MiB chunks: manifests, and kernel layer keys."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -538,7 +539,7 @@ def _write_manifest(work: Path, kind: str, key: str, required: tuple[str, ...]) 
         if path.is_symlink() or not path.is_file():
             raise LayerError(f"the {kind} build left {path}, which is not a regular file")
         st = path.stat()
-        files[rel] = {"size": st.st_size, "sha256": _sha256(path), "mtime_ns": st.st_mtime_ns}
+        files[rel] = {"size": st.st_size, "sha256": file_sha256(path), "mtime_ns": st.st_mtime_ns}
     missing = [name for name in required if name != MANIFEST and name not in files]
     if missing:
         raise LayerError(f"the {kind} build made no {', '.join(missing)} in {work}")
@@ -602,7 +603,7 @@ def _verify(path: Path, required: tuple[str, ...], quick: bool) -> list[str]:
             found.append(f"{rel} has {st.st_size} bytes, the manifest says {entry['size']} (truncated?)")
         elif not quick or st.st_mtime_ns != entry.get("mtime_ns"):
             try:
-                if _sha256(target) != entry["sha256"]:
+                if file_sha256(target) != entry["sha256"]:
                     found.append(f"{rel} does not match its sha256 in {MANIFEST} (corrupted)")
             except OSError as exc:
                 found.append(f"{rel} is unreadable ({os.strerror(exc.errno or 0)})")
