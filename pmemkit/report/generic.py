@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pmemkit.report.tables import table as _table
 from pmemkit.scenario import Observation, Prediction
 
 #: Metric name suffix -> unit, longest first where one suffix ends another (`_per_s` before `_s`).
@@ -110,7 +111,6 @@ def generic_sections(
 def _section(
     experiment: str, found: list[Observation], predictions: dict[int, Prediction | None], caption: str
 ) -> list[str]:
-    from pmemkit.report.markdown import _table  # lazily: markdown imports this module
 
     columns: dict[str, str | None] = {}
     values = []

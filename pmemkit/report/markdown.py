@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmemkit.report.tables import table as _table
 from pmemkit.scenario import Observation, Prediction
 
 EMULATION_WARNING = (
@@ -34,17 +35,6 @@ class RunContents:
     observations: list[Observation]
     failure: str | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return lines
 
 
 def _kernel_title(run: RunContents) -> str:
