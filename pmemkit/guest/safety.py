@@ -328,15 +328,6 @@ def _nd_provider(sysdir: Path) -> tuple[str | None, Path | None]:
     return None, namespace
 
 
-def emulated_pmem_reason(device: str, root: Path = Path("/")) -> str:
-    """Why `device` is emulated pmem of this VM, or raise SafetyError saying why it is not."""
-    node = device_node(device, allow_char=True)
-    sysdir = _sysfs_dir(node, root)
-    if sysdir is None:
-        raise _refuse(device, "pmem-only", f"the kernel has no {node.kind} device {node.number}")
-    return _emulated_reason(device, node.kind, sysdir, root)
-
-
 def _emulated_reason(device: str, kind: str, sysdir: Path, root: Path) -> str:
     """The kernel's name and nd bus of a device (its sysfs dir), never the name it was given."""
     name = sysdir.name

@@ -41,10 +41,6 @@ class Change:
     changed_by: Rule  # the newer kernel's first chain rule that differs (or the operation rule)
     also: tuple[Rule, ...] = ()  # the newer chain's other rules that differ, in chain order
 
-    @property
-    def outcome_changed(self) -> bool:
-        return self.before.outcome != self.after.outcome or self.before.struct_page != self.after.struct_page
-
     def to_dict(self) -> dict[str, object]:
         rule = self.changed_by
         return {
