@@ -595,6 +595,11 @@ def whatif_cmd(
     plan, observations, name = None, [], None
     if run_dir is not None:
         plan, observations, name, run_kernel_text = _load_run(run_dir)
+        if kernel is not None and run_kernel_text is not None and kernel != run_kernel_text:
+            fail(
+                f"--kernel {units.shown(kernel)} contradicts the run's kernel {run_kernel_text}: a run is "
+                "priced for the kernel it ran; drop --kernel (it is for --devices without a run)"
+            )
         kernel = kernel or run_kernel_text
     mapped_bytes = parse_size(mapped, "--mapped", minimum=1) if mapped is not None else None
     result = whatif(kernel or DEFAULT_WHATIF_KERNEL, plan, observations, name, list(devices), mapped_bytes)

@@ -70,6 +70,11 @@ SRC_BASEPAGES = (
     "section's goes to vmemmap_populate_basepages(), 4 KiB pages from mm/sparse-vmemmap.c "
     "vmemmap_alloc_block()"
 )
+SRC_HUGEPAGES = (
+    "linux-source-6.1 arch/x86/mm/init_64.c vmemmap_populate(): a whole section's memmap or more "
+    "-> vmemmap_populate_hugepages() (2 MiB vmemmap blocks): enable of a whole device is priced "
+    "as writing its memmap only"
+)
 SRC_INIT = (
     "linux-source-6.1 mm/memremap.c pagemap_range(): arch_add_memory() under mem_hotplug_begin(), "
     "then mm/mm_init.c memmap_init_zone_device() -> __init_zone_device_page() for every page and "
@@ -372,6 +377,9 @@ class _Pageless:
         except LookupError:
             return None
 
+    def has_rule(self, op: str) -> bool:
+        return self._decide(op, self.pageless) is not None
+
     def needs_pages(self, op: str) -> bool:
         """The model answers the op differently with and without struct page, or only the control knows."""
         with_pages, without = self._decide(op, self.pages), self._decide(op, self.pageless)
@@ -493,7 +501,13 @@ def model_operations(kernel: str, device: Device) -> dict[str, list[Entry]]:
         p = predict(scenario, op)
         today = _Cell(p.outcome, p.status, _rule_sources(rule_by_name(p.rule)))
         cells = {"enable-mem": today, "enable-dev": today, "on-demand": today}
-        cells["pageless"] = pageless.cell(op, "ext4") if pageless.needs_pages(op) else today
+        if pageless.needs_pages(op):
+            cells["pageless"] = pageless.cell(op, "ext4")
+        elif pageless.has_rule(op):
+            cells["pageless"] = today
+        else:
+            why = "no model rule for page-less DAX and no control observation: today's answer kept"
+            cells["pageless"] = _Cell(p.outcome, "I", [*today.sources, why])
         for design in DESIGNS:
             c = cells[design]
             result[design].append(
@@ -535,6 +549,11 @@ def _anon_write_bandwidth(observations: list[Observation]) -> float | None:
     return None
 
 
+def _has_memmap(device: Device) -> bool:
+    """The merged design builds a memmap for it as configured (a raw NFIT namespace gets none)."""
+    return any(device.costs[k].dram_bytes or device.costs[k].pmem_bytes for k in ("enable-mem", "enable-dev"))
+
+
 def fault_estimate(observations: list[Observation], devices: list[Device]) -> FaultEstimate:
     """Price, from the run's own measurements, what making struct page on demand would cost."""
     vmemmap_pages = SUBSECTION // PAGE * SIZEOF_STRUCT_PAGE // PAGE  # 8 pages of memmap per 2 MiB
@@ -552,10 +571,15 @@ def fault_estimate(observations: list[Observation], devices: list[Device]) -> Fa
     anon = [o for o in observations if o.operation == "first-touch-write" and o.scenario.mode == "anonymous"]
     anon_ns = next((v for o in anon if (v := _fault_ns_per_page(o, "p50")) is not None), None)
     bandwidth = _anon_write_bandwidth(observations)
-    basis = [SRC_SUBSECTION, SRC_BASEPAGES, SRC_INIT]
+    basis = [SRC_SUBSECTION, SRC_BASEPAGES, SRC_INIT, SRC_HUGEPAGES]
     measured: dict[str, float] = {}
     if not anon_ns or not bandwidth:
-        why = "the run has no anonymous 4 KiB first-touch fault (p50 above the loop overhead) or no bandwidth"
+        why = (
+            "no run given: nothing measured to price the fault path with"
+            if not observations
+            else "the run has no anonymous 4 KiB first-touch fault (p50 above the loop overhead) or "
+            "no anonymous bandwidth measurement"
+        )
         return FaultEstimate(assumption, measured, basis + [why], None)
     measured = {"anon_first_touch_ns_per_page": anon_ns, "anon_seq_write_bytes_per_s": bandwidth}
     prov = anon[0].provenance if isinstance(anon[0].provenance, dict) else {}
@@ -567,6 +591,12 @@ def fault_estimate(observations: list[Observation], devices: list[Device]) -> Fa
     )
     per_2mib = vmemmap_pages * anon_ns + memmap_bytes / bandwidth * 1e9
     accel = str(prov.get("accel", "?"))
+
+    def init_ns(size: int) -> float:
+        """Enable writes the whole memmap; its vmemmap comes in 2 MiB blocks (one per 128 MiB
+        section, vmemmap_populate_hugepages()), whose allocation is not priced."""
+        return size // PAGE * SIZEOF_STRUCT_PAGE / bandwidth * 1e9
+
     result = FaultEstimate(assumption, measured, basis, per_2mib)
     for device in devices:
         if device.hypothetical:
@@ -574,7 +604,8 @@ def fault_estimate(observations: list[Observation], devices: list[Device]) -> Fa
             result.per_device.append(
                 {
                     "device": device.label,
-                    "enable_ns": chunks * per_2mib,
+                    "mapped_whole_ns": chunks * per_2mib,
+                    "enable_ns": init_ns(device.size_bytes),
                     "subsections": chunks,
                     "accel": accel,
                 }
@@ -590,7 +621,7 @@ def fault_estimate(observations: list[Observation], devices: list[Device]) -> Fa
         peak = max(device.mapped_ranges, default=0)
         entry: dict[str, Any] = {
             "device": device.label,
-            "enable_ns": -(-device.size_bytes // SUBSECTION) * per_2mib,
+            "enable_ns": init_ns(device.size_bytes) if _has_memmap(device) else None,
             "largest_range_bytes": peak,
             "mmap_ns": -(-peak // SUBSECTION) * per_2mib,
         }
@@ -604,7 +635,7 @@ def fault_estimate(observations: list[Observation], devices: list[Device]) -> Fa
 # ---- the whole answer ---------------------------------------------------------------------------
 
 
-def _designs(devices: list[Device], operations: dict[str, list[Entry]]) -> list[Design]:
+def _designs(devices: list[Device], operations: dict[str, list[Entry]], measured: bool) -> list[Design]:
     ideas = {
         "pageless": "no struct page for pmem; DAX maps bare pfns, block I/O and RAID take "
         "pfn<->sector requests",
@@ -632,6 +663,11 @@ def _designs(devices: list[Device], operations: dict[str, list[Entry]]) -> list[
         "enable-mem": ["what the run measured (map=mem devices); outcomes do not depend on map"],
         "enable-dev": ["what the run measured (map=dev devices); outcomes do not depend on map"],
     }
+    if not measured:
+        for key in ("enable-mem", "enable-dev"):
+            notes[key] = [
+                "the model's answers for this kernel (what was merged); outcomes do not depend on map"
+            ]
     result = []
     for key in DESIGNS:
         design = Design(key, TITLES[key], ideas[key], notes=notes[key], sources=sources[key])
@@ -675,6 +711,6 @@ def whatif(
         run=run,
         extrapolated=is_extrapolated(k),
         devices=all_devices,
-        designs=_designs(devices or extra, operations),
+        designs=_designs(devices or extra, operations, plan is not None),
         fault_estimate=fault_estimate(observations, all_devices),
     )

@@ -117,7 +117,7 @@ def _failing_lines(w: WhatIf, markdown: bool) -> list[str]:
         failing = design.failing
         lines.append(f"- {design.title}: {len(failing)} failing operation/target group(s)")
         for e in failing:
-            again = "" if e.changed else ", as observed"
+            again = "" if e.changed else ", as observed" if e.observed is not None else ", as today (model)"
             lines.append(
                 f"  - {code}{e.operation}{code} on {_targets(e)}: {code}{e.outcome}{code}{again} "
                 f"[{STATUS.get(e.status, e.status)}]"
@@ -149,12 +149,15 @@ def _estimate_lines(w: WhatIf, bullet: str) -> list[str]:
                     f"{human_ns(row['measured_fault_ns_per_2mib'])}, "
                     f"so +{_pct(row.get('added_fraction'))} on the fault path"
                 )
-            text += f"; the whole device at enable: {human_ns(row['enable_ns'])}"
+            if row["enable_ns"] is None:
+                text += "; as configured it gets no memmap at enable (and no DAX)"
+            else:
+                text += f"; writing its whole memmap at enable (merged design): {human_ns(row['enable_ns'])}"
         else:
             text = (
-                f"{bullet}{row['device']} (hypothetical): the whole device, at enable or mapped piece "
-                f"by piece, {row['subsections']} sub-sections: {human_ns(row['enable_ns'])} at this run's "
-                f"rates ({row['accel']})"
+                f"{bullet}{row['device']} (hypothetical), at this run's rates ({row['accel']}): writing "
+                f"its memmap at enable {human_ns(row['enable_ns'])}; mapping all of it on demand, "
+                f"{row['subsections']} sub-sections, {human_ns(row['mapped_whole_ns'])}"
             )
         lines.append(text)
     lines += [f"{bullet}basis: {b}" for b in est.basis]

@@ -153,6 +153,9 @@ def test_fault_estimate_is_built_from_the_run_measurements(data: dict, files: ru
     assert 0 < fsdax["added_fraction"] < 1 and fsdax["mmap_ns"] == pytest.approx(2 * est["per_2mib_ns"])
     raw_nfit = next(d for d in est["per_device"] if d["device"] == "nvdimm:512M raw")
     assert "measured_fault_ns_per_2mib" not in raw_nfit  # its files were page cache: no DAX fault to compare
+    # enable writes the whole memmap (64 B per 4 KiB page) at the measured bandwidth; raw NFIT has none
+    assert fsdax["enable_ns"] == pytest.approx((512 << 20) // 4096 * 64 / rate * 1e9)
+    assert raw_nfit["enable_ns"] is None
 
 
 def _bytes_in(cell: str) -> tuple[int, int]:
@@ -229,6 +232,20 @@ def test_devices_beside_a_run_use_the_run_kernel(data: dict) -> None:
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
     one_line_error(run(args), needle)
+
+
+def test_a_run_is_priced_for_its_own_kernel_only() -> None:
+    one_line_error(run(["whatif", str(FIXTURE), "--kernel", "6.12"]), "contradicts the run's kernel")
+    assert run(["whatif", str(FIXTURE), "--kernel", "6.1.0-57-amd64", "--json"]).exit_code == 0
+
+
+def test_without_a_run_nothing_is_measured_and_nothing_is_called_observed() -> None:
+    result = run(["whatif", "--devices", "1T", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["fault_estimate"]["per_2mib_ns"] is None and out["run"] is None
+    for design in out["designs"]:
+        assert all(e["status"] != "observed" and e["observed"] is None for e in design["operations"])
 
 
 def test_a_directory_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
