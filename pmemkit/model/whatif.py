@@ -33,7 +33,7 @@ from pmemkit.model.operations import canonical, model_name
 from pmemkit.model.predict import backing, predict
 from pmemkit.model.rules import REQ_PAGE, SEED, WITH_PAGES, decide, rule_by_name
 from pmemkit.model.sizing import PAGE, SIZEOF_STRUCT_PAGE, memmap_size
-from pmemkit.scenario import Observation, PmemConfig, Scenario, ScenarioError
+from pmemkit.scenario import Observation, PmemConfig, Scenario, ScenarioError, parse_size
 
 DESIGNS = ("pageless", "on-demand", "enable-mem", "enable-dev")
 TITLES = {
@@ -216,8 +216,11 @@ def _enable_cost(kernel: str, cfg: PmemConfig, map_: str) -> Cost:
     else:
         report = memmap_size(kernel, mode, cfg.size, None, source=cfg.source)
         args = _size_args(kernel, cfg, mode, None)
-        pfn = memmap_size(kernel, "fsdax", cfg.size, map_, source=cfg.source)
-        where = f"DRAM {pfn.dram_bytes} B" if map_ == "mem" else f"pmem {pfn.memmap_bytes} B"
+        try:
+            pfn = memmap_size(kernel, "fsdax", cfg.size, map_, source=cfg.source)
+            where = f"DRAM {pfn.dram_bytes} B" if map_ == "mem" else f"pmem {pfn.memmap_bytes} B"
+        except ModelError as exc:
+            where = f"not possible ({exc})"
         if report.memmap_location == "none":
             note = f"{mode} namespace as configured: no struct page, so no DAX; as fsdax map={map_}: {where}"
         elif map_ == "dev":
@@ -275,12 +278,23 @@ def _plan_devices(
                 names.append(obs.device)
     result, taken = [], {}
     for cfg in configs:
-        names = names_by_spec.get(cfg.spec(), [])
+        names = names_by_spec.get(cfg.spec()) or _names_by_scenario(cfg, observations)
         index = taken.get(cfg.spec(), 0)  # two like devices (d2d pairs): one name each, in order
         taken[cfg.spec()] = index + 1
         mine = names[index : index + 1] if len(names) > 1 else names
         result.append((cfg, mine))
     return result
+
+
+def _names_by_scenario(cfg: PmemConfig, observations: list[Observation]) -> list[str]:
+    """Device names of observations without `pmem_spec` (older runs): same source, mode and map."""
+    names: list[str] = []
+    for obs in observations:
+        sc = obs.scenario
+        same = (sc.source, sc.mode, sc.map) == (cfg.source, cfg.mode or "raw", cfg.map)
+        if same and _on_pmem(obs) and obs.device and obs.device not in names:
+            names.append(obs.device)
+    return names
 
 
 def _label(cfg: PmemConfig) -> str:
@@ -310,10 +324,16 @@ def run_devices(kernel: str, plan: dict[str, Any], observations: list[Observatio
     return devices
 
 
+def _device_size(text: str) -> int:
+    return parse_size(text, "device size", minimum=SUBSECTION)
+
+
 def hypothetical_device(kernel: str, text: str, mapped: int | None) -> Device:
     """`--devices 6TiB` (an nvdimm fsdax namespace) or a `run` spec such as nvdimm:6T,mode=devdax."""
     try:
-        cfg = PmemConfig.parse(text) if ":" in text else PmemConfig("nvdimm", parse_size(text), mode="fsdax")
+        cfg = (
+            PmemConfig.parse(text) if ":" in text else PmemConfig("nvdimm", _device_size(text), mode="fsdax")
+        )
     except ScenarioError as exc:
         raise ModelError(f"--devices {text[:40]!r}: {exc}") from None
     span = cfg.size if mapped is None else min(mapped, cfg.size)
@@ -323,12 +343,6 @@ def hypothetical_device(kernel: str, text: str, mapped: int | None) -> Device:
     device = Device(_label(cfg), cfg.spec(), cfg.size, True, [], [span])
     device.costs = _costs(kernel, cfg, span, note)
     return device
-
-
-def parse_size(text: str) -> int:
-    from pmemkit.scenario import parse_size as scenario_parse_size
-
-    return scenario_parse_size(text, "device size", minimum=SUBSECTION)
 
 
 # ---- operations under each design ---------------------------------------------------------------

@@ -6,6 +6,7 @@ devices, 351 observations) with the latency histograms trimmed out of its metric
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -265,3 +266,16 @@ def test_the_report_section_is_empty_without_pmem_and_renders_with_it(files: run
     lines = whatif_section(files.plan, files.observations, files.guest_environment, "x")
     assert lines[0] == "## What if: the 2015 designs priced on this run"
     assert any(line.startswith("### Page metadata per device") for line in lines)
+
+
+def test_a_run_without_pmem_spec_provenance_joins_devices_by_scenario(files: rundir.RunFiles) -> None:
+    """Older runs carry no `pmem_spec`: the devices are found by source, mode and map instead."""
+    bare = [
+        dataclasses.replace(o, provenance={k: v for k, v in o.provenance.items() if k != "pmem_spec"})
+        for o in files.observations
+    ]
+    result = whatif("6.1.0-57-amd64", files.plan, bare, "old")
+    by_label = {d.label: d for d in result.devices}
+    assert by_label["nvdimm:512M fsdax map=dev"].names == ["/dev/pmem2"]
+    assert by_label["memmap:512M raw"].names == ["/dev/pmem5"]
+    assert all(max(d.mapped_ranges) == 4 << 20 for d in result.devices)
