@@ -31,7 +31,7 @@ from pmemkit.model.errors import ModelError
 from pmemkit.model.kernel import is_extrapolated, parse_kernel
 from pmemkit.model.operations import canonical, model_name
 from pmemkit.model.predict import backing, predict
-from pmemkit.model.rules import REQ_PAGE, SEED, WITH_PAGES, decide, rule_by_name
+from pmemkit.model.rules import REQ_PAGE, SEED, decide, rule_by_name
 from pmemkit.model.sizing import PAGE, SIZEOF_STRUCT_PAGE, memmap_size
 from pmemkit.scenario import Observation, PmemConfig, Scenario, ScenarioError, parse_size
 
@@ -406,7 +406,14 @@ class _Pageless:
         rule = self._decide(op, facts)
         control = self.control.get(op)
         control_rule = self._decide(op, self.devmem)
-        if control is not None and (rule is None or (control_rule and control_rule.answer == rule.answer)):
+        same_mechanism = (
+            rule is not None
+            and control_rule is not None
+            and control_rule.answer == rule.answer
+            and control is not None
+            and control.outcome == control_rule.answer
+        )
+        if control is not None and (rule is None or same_mechanism):
             sources = [
                 _observed_line(control) + " — the page-less /dev/mem control on the same kind of range",
                 *(
@@ -421,22 +428,29 @@ class _Pageless:
         sources = _rule_sources(rule)
         if control is not None:
             sources.append(
-                f"not taken from the control: /dev/mem gave {control.outcome} (VM_PFNMAP; model rule "
-                f"{control_rule.name if control_rule else '?'}), page-less DAX is not a pfnmap"
+                f"not taken from the control: /dev/mem gave {control.outcome} (model rule for it: "
+                f"{control_rule.name if control_rule else 'none'}, a VM_PFNMAP mapping), which is not "
+                "the mechanism page-less DAX would meet"
             )
         return _Cell(rule.answer, rule.status, sources)
 
 
-def _has_pages(scenario: Scenario) -> bool:
+def _without_pages(scenario: Scenario) -> bool:
+    """The device as configured has no struct page (raw NFIT, BTT, force_raw): no DAX since 4.16."""
     try:
-        return backing(scenario).facts.get("fs_dax") in WITH_PAGES
+        return backing(scenario).memmap_location == "none"
     except ScenarioError:
         return False
 
 
+def _bare(scenario: Scenario) -> bool:
+    """Not under an md/dm stack (whose DAX is the stack's question, not the pages')."""
+    return scenario.stack in (None, "none")
+
+
 def _on_demand_cell(obs: Observation, op: str) -> _Cell:
     """Pages exist whenever user space maps the range: what the merged design gave, on every device."""
-    if _has_pages(obs.scenario):
+    if not _without_pages(obs.scenario):
         return _Cell(obs.outcome, "observed", [_observed_line(obs), SEED_ON_DEMAND])
     like = dataclasses.replace(obs.scenario, source="nvdimm", mode="fsdax", map="mem", force_raw=False)
     p = predict(like, op)
@@ -456,7 +470,7 @@ def _on_demand_cell(obs: Observation, op: str) -> _Cell:
 def _cells(obs: Observation, op: str, pageless: _Pageless) -> dict[str, _Cell]:
     observed = _Cell(obs.outcome, "observed", [_observed_line(obs)])
     cells = {"enable-mem": observed, "enable-dev": observed, "on-demand": _on_demand_cell(obs, op)}
-    if pageless.needs_pages(op) or not _has_pages(obs.scenario):
+    if pageless.needs_pages(op) or (_without_pages(obs.scenario) and _bare(obs.scenario)):
         cells["pageless"] = pageless.cell(op, obs.scenario.fs)
     else:
         cells["pageless"] = _Cell(

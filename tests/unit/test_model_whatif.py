@@ -20,6 +20,7 @@ from pmemkit.model.whatif import SUBSECTION, TITLES, whatif
 from pmemkit.model_cli import model
 from pmemkit.pipeline import render_report
 from pmemkit.report.whatif import whatif_section
+from pmemkit.scenario import Observation, Scenario
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-6.1-default"
 TIB = 1 << 40
@@ -279,3 +280,13 @@ def test_a_run_without_pmem_spec_provenance_joins_devices_by_scenario(files: run
     assert by_label["nvdimm:512M fsdax map=dev"].names == ["/dev/pmem2"]
     assert by_label["memmap:512M raw"].names == ["/dev/pmem5"]
     assert all(max(d.mapped_ranges) == 4 << 20 for d in result.devices)
+
+
+def test_a_stack_that_hides_dax_keeps_hiding_it_under_every_design(files: rundir.RunFiles) -> None:
+    """md registers no DAX whatever its members have: no design's pages change a mount on md."""
+    sc = Scenario("6.1.0-57-amd64", "memmap", "raw", fs="xfs", stack="md-raid0")
+    md = Observation("raid", "dax-mount", "fallback", sc, "/dev/md0", detail="Turning off DAX.")
+    result = whatif("6.1.0-57-amd64", files.plan, [*files.observations, md], "x")
+    for design in result.designs:
+        (entry,) = [e for e in design.operations if any("/dev/md0" in t for t in e.targets)]
+        assert entry.outcome == "fallback" and not entry.changed, design.key
