@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pmemkit.report.tables import table as _table
+from pmemkit.report.whatif import whatif_section
 from pmemkit.scenario import Observation, Prediction
 
 EMULATION_WARNING = (
@@ -656,6 +657,7 @@ def render(run: RunContents, predictor: Predictor | None = None, plots: list[str
     lines += kapi_section(run, joined)
     lines += d2d_section(run)
     lines += raid_section(run, joined)
+    lines += whatif_section(run.plan, run.observations, run.guest_environment, run.name)
     lines += generic_section(run, joined)
     lines += [f"## All observations ({len(run.observations)})", ""]
     if run.observations:
