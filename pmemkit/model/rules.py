@@ -1789,3 +1789,138 @@ def decide(ask: str, kernel: Kernel, facts: dict[str, object]) -> Rule:
         if rule.matches(kernel, facts):
             return rule
     raise LookupError(f"no rule answers {ask!r} for kernel {kernel} and {facts}")
+
+
+# ---- who decides: the kernel function each refusing rule cites, per kernel range (issue 14) ----
+
+
+@dataclass(frozen=True)
+class Decider:
+    """The kernel function a rule's refusal comes from on a kernel range: what a traced run must name.
+
+    `returns` is its C return type as a kretprobe reads it (`int`, `long`, `pointer`, `bool`);
+    `callers` (nearest first) stand in for it when the function is inlined or not in kallsyms.
+    """
+
+    function: str
+    returns: str
+    source: str
+    callers: tuple[str, ...] = ()
+    since: str | None = None
+    before: str | None = None
+    status: str = "V"
+
+    def covers(self, kernel: Kernel) -> bool:
+        since = parse_kernel(self.since) if self.since else None
+        before = parse_kernel(self.before) if self.before else None
+        return (since is None or not kernel < since) and (before is None or kernel < before)
+
+    def candidate(self) -> dict[str, object]:
+        """What the guest's tracer arms (plan.json: no model objects cross into the guest)."""
+        return {"function": self.function, "returns": self.returns, "callers": list(self.callers)}
+
+
+_GUP_CALLERS = ("__get_user_pages", "__get_user_pages_locked", "__gup_longterm_locked")
+_CHECK_VMA_FLAGS_61 = "linux-source-6.1 (6.1.192) mm/gup.c check_vma_flags(), called by __get_user_pages()"
+#: rule name -> the deciding function per kernel range. A refusing rule missing here cites no
+#: function yet (its report cell says so).
+DECIDERS: dict[str, tuple[Decider, ...]] = {
+    "gup-devmem": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: VM_IO | VM_PFNMAP -> -EFAULT; the same test in linux-source-6.12",
+            _GUP_CALLERS,
+        ),
+    ),
+    "longterm-fsdax-foll-longterm": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP",
+            _GUP_CALLERS,
+            since="5.2",
+            before="6.15",
+        ),
+    ),
+    "longterm-fsdax-gup-fast": (
+        Decider(
+            "check_vma_flags", "int", "mm/gup.c check_vma_flags() (6.15+, inferred)", _GUP_CALLERS, status="I"
+        ),
+    ),
+    "iouring-fsdax-longterm": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: io_pin_pages() -> pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) "
+            "refuses the fsdax vma before io_uring's own file check",
+            _GUP_CALLERS,
+            since="5.2",
+        ),
+    ),
+    "iouring-file-backed-refused": (
+        Decider(
+            "io_sqe_buffer_register",
+            "int",
+            "fs/io_uring.c io_sqe_buffer_register() (the file check before io_pin_pages() was split "
+            "out; inferred, not read)",
+            before="6.1",
+            status="I",
+        ),
+        Decider(
+            "io_pin_pages",
+            "pointer",
+            "linux-source-6.1 (6.1.192) io_uring/rsrc.c io_pin_pages(): !vma_is_shmem() && "
+            "!is_file_hugepages() -> ERR_PTR(-EOPNOTSUPP), called by io_sqe_buffer_register()",
+            ("io_sqe_buffer_register",),
+            since="6.1",
+            before="6.5",
+        ),
+    ),
+    "longterm-pagecache-writable-file": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            "linux-source-6.12 mm/gup.c check_vma_flags(): FOLL_LONGTERM && FOLL_WRITE && "
+            "!writable_file_mapping_allowed() -> -EFAULT",
+            _GUP_CALLERS,
+            since="6.5",
+        ),
+    ),
+    "madvise-devmem": (
+        Decider(
+            "madvise_dontneed_free_valid_vma",
+            "bool",
+            "linux-source-6.1 (6.1.192) mm/madvise.c madvise_dontneed_free_valid_vma(): VM_PFNMAP -> "
+            "false, madvise_dontneed_free() -> -EINVAL",
+            ("madvise_dontneed_free", "madvise_vma_behavior"),
+        ),
+    ),
+    "private-devdax": (
+        Decider(
+            "check_vma",
+            "int",
+            "linux-source-6.1 drivers/dax/device.c check_vma(): !VM_MAYSHARE -> -EINVAL ('attempted "
+            "private mapping'), called by dax_mmap()",
+            ("dax_mmap",),
+        ),
+    ),
+}
+DECIDERS["fork-devdax"] = DECIDERS["private-devdax"]
+
+
+def cited_decider(rule: str, kernel: Kernel) -> Decider | None:
+    """The function `rule` says refuses on `kernel`, or None when the rule cites none for it."""
+    return next((d for d in DECIDERS.get(rule, ()) if d.covers(kernel)), None)
+
+
+def decision_candidates() -> dict[str, list[dict[str, object]]]:
+    """Operation -> every function the model cites for it on any kernel (the guest arms them all;
+    those absent from the booted kernel are reported not probeable)."""
+    out: dict[str, list[dict[str, object]]] = {}
+    for name, deciders in DECIDERS.items():
+        for op in rule_by_name(name).asks:
+            for d in deciders:
+                if d.candidate() not in out.setdefault(op, []):
+                    out[op].append(d.candidate())
+    return out

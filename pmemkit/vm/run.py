@@ -53,6 +53,7 @@ class RunOptions:
     inject_fault: str | None = None
     profile: str = "quick"
     kernel: KernelSpec = field(default_factory=KernelSpec)
+    decisions: dict[str, Any] | None = None  # --trace-decisions: plan.Plan.decisions
 
     def default_timeout(self) -> float:
         """Scaled to the work: a fixed boot budget plus a budget per device and filesystem."""
@@ -129,6 +130,7 @@ def boot_and_collect(
         inject_fault=options.inject_fault,
         profile=options.profile,
         placements=list(layout.placements),  # the placements qemu's command line is built from
+        decisions=options.decisions,
     )
     plan_text = json.dumps(plan.to_dict(), indent=2) + "\n"
     with rundir.RunDir.open(run_dir, require_run=False) as files:

@@ -22,11 +22,13 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from pmemkit.guest import decisions
 from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import PAGE, Mapping
 from pmemkit.guest.syscalls import errno_name, files_are_dax
@@ -76,10 +78,15 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     # On a filesystem that fell back to the page cache the interfaces meet page-cache pages, not DAX.
     # The operation keeps its name, so the model's prediction for the scenario is compared with it.
     mapping = mapping_of(target, target.kind == "fs" and files_are_dax(target.path))
-    cases = (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
+    cases: list[Callable[[], Observation]] = [
+        partial(case, target, wakes)
+        for case in (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
+    ]
+    cases.append(partial(_fork_cow_case, target))
     for case in cases:
-        yield with_mapping(target, case(target, wakes), mapping)
-    yield with_mapping(target, _fork_cow_case(target), mapping)
+        # With --trace-decisions a refusal is run once more under kprobes and says who refused.
+        observation = decisions.attribute(case(), case, target.params)
+        yield with_mapping(target, observation, mapping)
 
 
 def _futex_case(target: Target, wakes: int) -> Observation:
