@@ -7,7 +7,8 @@ probes on candidate functions through tracefs, runs the operation once more, and
 error down the traced call tree to the innermost probed function that returned it.
 
 The candidates are the functions the model cites for the operation (handed in through the plan)
-plus the generic GUP, io_uring, futex, mmap, madvise and mount entry points below. A function not
+plus the generic GUP, io_uring, futex, AF_XDP, splice, mmap, fork and madvise entry points below
+(the mount check is not traced yet: it lives in guest/targets.py). A function not
 in /proc/kallsyms (inlined, or a static function the compiler only kept as a partial clone) is
 reported "not probeable" and its nearest probeable caller stands in for it.
 
@@ -35,8 +36,9 @@ INSTANCE = "pmemkit-decisions"
 MAX_ERRNO = 4095
 #: Return types: how a raw 64-bit %ax is read. `int`: low 32 bits, signed; `long`: signed 64 bits
 #: (counts, addresses or -errno); `pointer`: ERR_PTR in the top 4095 values, NULL noted;
+#: `nullable`: a pointer whose NULL is the failure (e.g. kernel/fork.c dup_mm());
 #: `bool`: the low byte (the upper bits of %ax are not defined for a bool return).
-RETURNS = ("int", "long", "pointer", "bool")
+RETURNS = ("int", "long", "pointer", "nullable", "bool")
 
 
 @dataclass(frozen=True)
@@ -118,18 +120,29 @@ MADVISE = (
     _c("do_madvise", "int"),
 )
 MREMAP = (_c("vma_to_resize", "pointer", "mremap_to"), _c("mremap_to", "long"), _c("move_vma", "long"))
-MOUNT = (_c("ext4_fill_super", "int"), _c("xfs_fs_fill_super", "int"), _c("fs_dax_get_by_bdev", "pointer"))
+#: fork() of a private pfnmap whose first page was copied on write (kernel/fork.c, mm/memory.c,
+#: arch/x86/mm/pat/memtype.c in linux-source-6.1): get_pat_info() -> -EINVAL fails the copy.
+FORK = (
+    _c("get_pat_info", "int", "track_pfn_copy"),
+    _c("reserve_pfn_range", "int", "track_pfn_copy"),
+    _c("track_pfn_copy", "int", "copy_page_range"),
+    _c("copy_page_range", "int", "dup_mmap"),
+    _c("anon_vma_fork", "int", "dup_mmap"),
+    _c("dup_mmap", "int", "dup_mm"),
+    _c("dup_mm", "nullable", "copy_mm"),
+    _c("copy_mm", "int", "copy_process"),
+    _c("copy_process", "pointer", "kernel_clone"),
+    _c("kernel_clone", "int"),
+)
 #: kapi's operations -> the generic families armed for them.
 FAMILIES: dict[str, tuple[Candidate, ...]] = {
     "futex-shared": FUTEX + GUP,
     "vmsplice": SPLICE + GUP,
     "iouring-fixed-buffer": IOURING + GUP,
     "longterm-pin": XDP + GUP,
-    "fork-cow": MMAP,
-    "map-private": MMAP,
+    "fork-cow": MMAP + FORK,
     "madvise": MADVISE,
     "mremap": MREMAP + MMAP,
-    "dax-mount": MOUNT,
 }
 
 
@@ -154,11 +167,11 @@ def interpret(raw: int, returns: str) -> tuple[int | None, str, bool]:
     if returns == "bool":
         value = raw & 0xFF
         return None, "true" if value else "false", value == 0
-    if returns == "pointer":
+    if returns in ("pointer", "nullable"):
         if raw >= (1 << 64) - MAX_ERRNO:
             code = (1 << 64) - raw
             return code, f"ERR_PTR(-{errno_name(code)})", True
-        return None, "NULL" if raw == 0 else "pointer", False
+        return None, "NULL" if raw == 0 else "pointer", raw == 0 and returns == "nullable"
     if returns == "int":
         low = raw & 0xFFFFFFFF
         value = low - (1 << 32) if low >= 1 << 31 else low
@@ -236,7 +249,9 @@ def decider(calls: list[Call], errno: int | None) -> Call | None:
 
     Start from the last outermost call that refused with the observed errno (any refusal when the
     operation has no errno, e.g. a fallback, or none matches), then step to its last child that
-    refused (same errno, or a bool that said no), until no child refused.
+    refused, preferring one with the same errno (a child's different errno is taken when no child
+    has the same: the caller translated it, as copy_mm() turns dup_mm()'s NULL into -ENOMEM),
+    until no child refused.
     """
     refused = [c for c in calls if c.refused]
     if not refused:
@@ -245,14 +260,11 @@ def decider(calls: list[Call], errno: int | None) -> Call | None:
     top_depth = min(c.depth for c in matching)
     node = [c for c in matching if c.depth == top_depth][-1]
     while True:
-        children = [
-            c
-            for c in refused
-            if c.parent == node.index and (c.errno is None or node.errno is None or c.errno == node.errno)
-        ]
+        children = [c for c in refused if c.parent == node.index]
+        same = [c for c in children if c.errno is None or node.errno is None or c.errno == node.errno]
         if not children:
             return node
-        node = children[-1]
+        node = (same or children)[-1]
 
 
 @dataclass

@@ -1123,19 +1123,39 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "private-devmem",
-        ("map-private", "fork-cow"),
+        "fork-cow",
         "ENOMEM",
-        "A private writable mapping of /dev/mem failed with ENOMEM on Debian 5.10, 6.1 and 6.12 "
-        "(observed). mmap_mem() itself never returns ENOMEM (its failures are EINVAL, ENOSYS, "
-        "EPERM and EAGAIN), so the refusal comes from the mm core around it (mmap_region(): "
-        "may_expand_vm(), security_vm_enough_memory_mm() for the private writable range, or an "
-        "allocation); which one is not known yet.",
-        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem mmap(MAP_PRIVATE) -> "
-        "'Cannot allocate memory'",
-        "linux-source-6.1 and 6.12 drivers/char/mem.c mmap_mem() (no -ENOMEM path)",
-        "linux-source-6.12 mm/mmap.c __mmap_region() (-ENOMEM paths: may_expand_vm, accounting, "
-        "allocation; which one applies is unconfirmed)",
+        "The private writable /dev/mem mapping is made; what fails with ENOMEM (observed on Debian "
+        "5.10, 6.1 and 6.12) is the fork() after the parent wrote the first page: copy_page_range() "
+        "calls track_pfn_copy(), whose get_pat_info() cannot read the cache mode of a copy-on-write "
+        "pfnmap whose first page is now an anonymous copy (-EINVAL); dup_mmap() fails, dup_mm() "
+        "returns NULL and copy_mm() turns that into -ENOMEM. Traced on 6.1 (--trace-decisions); "
+        "earlier runs reported it as the mmap's failure because kapi named the wrong step.",
+        "linux-source-6.1 (6.1.192) arch/x86/mm/pat/memtype.c get_pat_info(): is_cow_mapping() && "
+        "pgprot -> -EINVAL ('If we need the cachemode as well, we're out of luck for now and have "
+        "to fail fork()'), track_pfn_copy(); mm/memory.c copy_page_range(); kernel/fork.c copy_mm(): "
+        "!dup_mm() -> -ENOMEM",
+        "linux-source-6.12 arch/x86/mm/pat/memtype.c get_pat_info(), track_pfn_copy() (the same)",
+        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem fork-cow -> 'Cannot "
+        "allocate memory'",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: kernel_clone -ENOMEM <- copy_process "
+        "ERR_PTR(-ENOMEM) <- dup_mmap -EINVAL <- copy_page_range -EINVAL <- track_pfn_copy -EINVAL "
+        "(get_pat_info, copy_mm, dup_mm inlined)",
         before="7.2",
+        fs_dax="devmem",
+    ),
+    R(
+        "private-devmem-map",
+        "map-private",
+        "ok",
+        "mmap(MAP_PRIVATE) of /dev/mem itself succeeds: in the traced 6.1 run no mmap function "
+        "refused and the fork after it failed (kapi's fork-cow maps exactly this way). No experiment "
+        "maps /dev/mem privately on its own yet, so only 6.1 is observed; other kernels inferred.",
+        "linux-source-6.1 drivers/char/mem.c mmap_mem(): remap_pfn_range() of a private vma "
+        "(remap_pfn_range_notrack() sets vm_pgoff for a COW mapping)",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: fork-cow on /dev/mem, vm_mmap_pgoff() "
+        "returned the mapping",
+        status="I",
         fs_dax="devmem",
     ),
     R(
@@ -1534,10 +1554,15 @@ RULES: tuple[Rule, ...] = (
         "madvise-devmem",
         "madvise",
         "EINVAL",
-        "MADV_DONTNEED refuses VM_PFNMAP vmas (can_madv_lru_vma()), so madvise on /dev/mem fails "
-        "with EINVAL (observed on Debian 6.1).",
-        "linux-source-6.1 mm/madvise.c can_madv_lru_vma(): VM_LOCKED|VM_PFNMAP|VM_HUGETLB",
+        "MADV_DONTNEED refuses VM_PFNMAP vmas (madvise_dontneed_free_valid_vma()), so madvise on "
+        "/dev/mem fails with EINVAL (observed on Debian 6.1). Was cited as can_madv_lru_vma(), which "
+        "only MADV_COLD/MADV_PAGEOUT call; a --trace-decisions run named the real check.",
+        "linux-source-6.1 (6.1.192) mm/madvise.c madvise_dontneed_free_valid_vma(): VM_PFNMAP "
+        "(VM_LOCKED unless MADV_DONTNEED_LOCKED) -> false, madvise_dontneed_free() -> -EINVAL; the "
+        "same in linux-source-6.12",
         "pmemkit VM run, Debian 6.1.0-57: madvise on /dev/mem -> EINVAL",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: madvise_dontneed_free_valid_vma() "
+        "returned false (raw %ax 0xd044400: a bool is the low byte only), do_madvise() -EINVAL",
         fs_dax="devmem",
     ),
     R(
@@ -1907,6 +1932,16 @@ DECIDERS: dict[str, tuple[Decider, ...]] = {
     ),
 }
 DECIDERS["fork-devdax"] = DECIDERS["private-devdax"]
+DECIDERS["private-devmem"] = (
+    Decider(
+        "get_pat_info",
+        "int",
+        "linux-source-6.1 (6.1.192) and 6.12 arch/x86/mm/pat/memtype.c get_pat_info(): a COW pfnmap "
+        "needing its cache mode -> -EINVAL, via track_pfn_copy() <- copy_page_range() <- dup_mmap(); "
+        "copy_mm() reports -ENOMEM",
+        ("track_pfn_copy", "copy_page_range", "dup_mmap"),
+    ),
+)
 
 
 def cited_decider(rule: str, kernel: Kernel) -> Decider | None:

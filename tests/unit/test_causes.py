@@ -25,6 +25,7 @@ assert PREDICT is not None
 DEVMEM = Scenario(K, "memmap", "devmem")
 FSDAX = Scenario(K, "memmap", "raw", fs="ext4")
 PAGECACHE = Scenario(K, "baseline", "pagecache", fs="ext4")
+XFS_RAW = Scenario(K, "nvdimm", "raw", fs="xfs")  # raw NFIT: no struct page, XFS turns DAX off
 
 
 def traced(function: str | None, returned: str = "-EFAULT", **extra: Any) -> dict[str, Any]:
@@ -62,7 +63,23 @@ FIXTURE = [
     ),
     obs(DEVMEM, "futex-shared", "EFAULT", None, "pageless"),
     obs(DEVMEM, "vmsplice", "EFAULT", traced(None, why_none="no probed function was called"), "pageless"),
-    obs(DEVMEM, "fork-cow", "ENOMEM", traced("mmap_region", "-ENOMEM"), "pageless"),
+    obs(
+        DEVMEM,
+        "fork-cow",
+        "ENOMEM",
+        traced(
+            "track_pfn_copy", "-EINVAL", not_probeable={"get_pat_info": "not in kallsyms (inlined or absent)"}
+        ),
+        "pageless",
+    ),
+    Observation(
+        "prepare",
+        "dax-mount",
+        "fallback",
+        XFS_RAW,
+        "/dev/pmem0",
+        metrics={"decided_by": traced("xfs_fs_fill_super", "0")},
+    ),
     obs(FSDAX, "futex-shared", "ok", None, "dax"),
 ]
 
@@ -74,6 +91,7 @@ def _run() -> RunContents:
 def _verdicts() -> dict[tuple[str, str], str]:
     out = {}
     for o in FIXTURE:
+        assert PREDICT is not None
         cause = cause_of(o, PREDICT(o))
         if cause is not None:
             out[(o.scenario.mode, o.operation)] = cause.verdict
@@ -87,7 +105,8 @@ def test_each_refused_cell_gets_its_verdict() -> None:
         ("devmem", "madvise"): MATCHES,  # at its caller: the cited function is not probeable
         ("devmem", "futex-shared"): NOT_TRACEABLE,
         ("devmem", "vmsplice"): NOT_TRACEABLE,
-        ("devmem", "fork-cow"): NO_CITATION,  # private-devmem cites no function yet
+        ("devmem", "fork-cow"): MATCHES,  # at track_pfn_copy: get_pat_info is inlined
+        ("raw", "dax-mount"): NO_CITATION,  # a fallback is a refusal; mount-xfs-fallback cites none
     }
 
 
@@ -102,13 +121,13 @@ def test_a_differing_cause_is_a_disagreement_even_when_the_errno_matches() -> No
     assert not iouring.agree
     assert sum(not j.agree for j in joined if j.prediction is not None) == 1
     text = "\n".join(model_section(run, joined))
-    assert "6 agree, 1 disagree" in text
+    assert "7 agree, 1 disagree" in text
 
 
 def test_the_report_shows_cited_beside_traced() -> None:
     text = render(_run(), PREDICT)
     section = text[text.index("## Who refused") :]
-    assert "6 refused cells: 2 cause matches, 1 cause differs, 2 not traceable, 1 no citation" in section
+    assert "7 refused cells: 3 cause matches, 1 cause differs, 2 not traceable, 1 no citation" in section
     row = next(line for line in section.splitlines() if "iouring-fixed-buffer" in line)
     assert (
         "`io_pin_pages`" in row and "`check_vma_flags` → `-EOPNOTSUPP`" in row and "**cause differs**" in row

@@ -202,3 +202,31 @@ def test_attribute_leaves_observations_alone_when_off() -> None:
         is obs
     )
     assert "decided_by" not in obs.metrics
+
+
+def test_nullable_pointer_null_is_a_refusal_plain_pointer_null_is_not() -> None:
+    assert interpret(0, "nullable") == (None, "NULL", True)
+    assert interpret(0, "pointer") == (None, "NULL", False)
+    assert interpret(0xFFFF888004A3B000, "nullable") == (None, "pointer", False)
+
+
+def test_decider_follows_a_translated_errno_below_the_observed_one() -> None:
+    """6.1 fork of a COW'd private /dev/mem map: copy_mm -ENOMEM <- dup_mm NULL <- track_pfn_copy -EINVAL."""
+    events = {f"{k}_{f}": (f, k) for f in ("copy_mm", "dup_mm", "track_pfn_copy", "other") for k in "er"}
+    text = "\n".join(
+        [
+            ent("copy_mm"),
+            ent("dup_mm"),
+            ent("other"),
+            ret("other", "0xfffffffffffffffe"),  # an earlier child refusal, not the last one
+            ent("track_pfn_copy"),
+            ret("track_pfn_copy", "0xffffffea"),
+            ret("dup_mm", "0x0"),
+            ret("copy_mm", "0xfffffff4"),
+        ]
+    )
+    calls = parse_trace(text, events, {"dup_mm": "nullable"}, PID)
+    node = decider(calls, 12)
+    assert node is not None and node.function == "track_pfn_copy" and node.meaning == "-EINVAL"
+    watch = Watch([Candidate("copy_mm")], Probeable({"copy_mm": "copy_mm"}, {}), calls)
+    assert "not the observed ENOMEM" in watch.decided_by("ENOMEM")["note"]

@@ -264,9 +264,11 @@ def _madvise_case(target: Target, wakes: int) -> Observation:
 def _fork_cow_case(target: Target) -> Observation:
     """MAP_PRIVATE mapping, fork, child writes: the kernel must copy the page for the child only."""
     op = "fork-cow"
+    step = "mmap(MAP_PRIVATE)"
     try:
         with _map(target, "cow", 6, private=True) as m:
             m.array[0] = 5
+            step = "fork() after the parent's copy-on-write"
             pid = os.fork()
             if pid == 0:
                 try:
@@ -277,10 +279,8 @@ def _fork_cow_case(target: Target) -> Observation:
                 os._exit(code)
             _, status = os.waitpid(pid, 0)
             parent_value = int(m.array[0])
-    except OSError as exc:
-        return target.observation(
-            NAME, op, errno_name(exc.errno), detail=f"mmap(MAP_PRIVATE): {exc.strerror}"
-        )
+    except OSError as exc:  # the detail names the step: a refused fork is not a refused mmap
+        return target.observation(NAME, op, errno_name(exc.errno), detail=f"{step}: {exc.strerror}")
     if os.WIFSIGNALED(status):
         return target.observation(NAME, op, "EFAULT", detail=f"child killed by signal {os.WTERMSIG(status)}")
     ok = os.WEXITSTATUS(status) == 0 and parent_value == 5
