@@ -71,7 +71,7 @@ GUP = (
     _c("__get_user_pages_locked", "long", "__gup_longterm_locked"),
     _c("__gup_longterm_locked", "long"),
     _c("internal_get_user_pages_fast", "int"),
-    _c("gup_fast_fallback", "long"),
+    _c("gup_fast_fallback", "int"),  # static int in linux-source-6.12 mm/gup.c (not long)
     _c("get_user_pages_fast", "int"),
     _c("pin_user_pages", "long"),
     _c("pin_user_pages_fast", "int"),
@@ -248,19 +248,29 @@ def decider(calls: list[Call], errno: int | None) -> Call | None:
     """The innermost probed function that refused: follow the error down the call tree.
 
     Start from the last outermost call that refused with the observed errno (any refusal when the
-    operation has no errno, e.g. a fallback, or none matches), then step to its last child that
-    refused, preferring one with the same errno (a child's different errno is taken when no child
-    has the same: the caller translated it, as copy_mm() turns dup_mm()'s NULL into -ENOMEM),
-    until no child refused.
+    operation has no errno, e.g. a fallback, or none matches), then step to its last refusing
+    descendant whose nearest refusing ancestor it is (a probed call in between that did not refuse,
+    e.g. a wrapper read with the wrong width, does not cut the chain), preferring one with the same
+    errno (a different one is taken when none has it: the caller translated it, as copy_mm() turns
+    dup_mm()'s NULL into -ENOMEM), until none refused.
     """
     refused = [c for c in calls if c.refused]
     if not refused:
         return None
+    by_index = {c.index: c for c in calls}
+
+    def refusing_ancestor(call: Call) -> int | None:
+        parent = call.parent
+        while parent is not None and not by_index[parent].refused:
+            parent = by_index[parent].parent
+        return parent
+
+    below = {c.index: refusing_ancestor(c) for c in refused}
     matching = [c for c in refused if errno is None or c.errno == errno] or refused
     top_depth = min(c.depth for c in matching)
     node = [c for c in matching if c.depth == top_depth][-1]
     while True:
-        children = [c for c in refused if c.parent == node.index]
+        children = [c for c in refused if below[c.index] == node.index]
         same = [c for c in children if c.errno is None or node.errno is None or c.errno == node.errno]
         if not children:
             return node

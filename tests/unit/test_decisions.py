@@ -230,3 +230,30 @@ def test_decider_follows_a_translated_errno_below_the_observed_one() -> None:
     assert node is not None and node.function == "track_pfn_copy" and node.meaning == "-EINVAL"
     watch = Watch([Candidate("copy_mm")], Probeable({"copy_mm": "copy_mm"}, {}), calls)
     assert "not the observed ENOMEM" in watch.decided_by("ENOMEM")["note"]
+
+
+def test_a_probed_call_in_between_that_did_not_refuse_does_not_cut_the_chain() -> None:
+    """6.12: get_user_pages_fast -> gup_fast_fallback (an int; read as a long it looked positive)
+    -> check_vma_flags: the chain still reaches check_vma_flags."""
+    text = "\n".join(
+        [
+            ent("a"),
+            ent("b"),
+            ent("check_vma_flags"),
+            ret("check_vma_flags", "0xfffffff2"),
+            ret("b", "0xfffffff2"),
+            ret("a", "0xfffffff2"),
+        ]
+    )
+    calls = parse_trace(text, EVENTS, {"b": "long"}, PID)
+    assert not calls[1].refused  # 0x00000000fffffff2 as a long is a count
+    node = decider(calls, 14)
+    assert node is not None and node.function == "check_vma_flags"
+
+
+def test_generic_return_types_follow_the_source() -> None:
+    """linux-source-6.12 mm/gup.c: static int gup_fast_fallback();
+    linux-source-6.1 io_uring/rsrc.c: struct page **io_pin_pages()."""
+    types = {c.function: c.returns for fam in decisions.FAMILIES.values() for c in fam}
+    assert types["gup_fast_fallback"] == "int" and types["io_pin_pages"] == "pointer"
+    assert types["madvise_dontneed_free_valid_vma"] == "bool" and types["__get_user_pages"] == "long"
