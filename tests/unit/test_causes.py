@@ -179,3 +179,48 @@ def test_plan_carries_decisions_and_refuses_a_bad_shape() -> None:
     assert "decisions" not in Plan(suites=["kapi"], pmem=[]).params()
     with pytest.raises(ScenarioError, match="decisions"):
         Plan.from_dict({**data, "decisions": {"operations": {"vmsplice": "check_vma_flags"}}})
+
+
+@pytest.mark.parametrize(("flag", "traced"), [((), False), (("--trace-decisions",), True)])
+def test_run_trace_decisions_reaches_the_options(
+    monkeypatch, tmp_path, flag: tuple[str, ...], traced: bool
+) -> None:
+    """Off by default; on, the model's cited functions travel to the guest through the plan."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    import pmemkit.pipeline as pipeline
+    import pmemkit.vm.layout as layout_mod
+    from pmemkit.cli import main
+    from tests.unit.test_cli import HOST_24G
+
+    seen = []
+
+    class Booted(Exception):
+        pass
+
+    def stub(options, progress=None):  # type: ignore[no-untyped-def]
+        seen.append(options)
+        raise Booted()
+
+    monkeypatch.setattr(pipeline, "run", stub)
+    monkeypatch.setattr(layout_mod, "read_host", lambda scratch, accel: dataclasses.replace(HOST_24G))
+    monkeypatch.setenv("PMEMKIT_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["run", "--suite", "kapi", "--fs", "ext4", *flag])
+    assert isinstance(result.exception, Booted), result.output
+    (options,) = seen
+    if traced:
+        assert options.decisions == {"operations": decision_candidates()}
+    else:
+        assert options.decisions is None
+
+
+def test_tracing_decisions_widens_the_default_timeout() -> None:
+    from pmemkit.scenario import PmemConfig
+    from pmemkit.vm.run import RunOptions
+
+    pmem = [PmemConfig.from_dict({"source": "memmap", "size": 512 << 20})]
+    off = RunOptions(pmem=pmem, suites=["kapi"], filesystems=["ext4"])
+    on = RunOptions(pmem=pmem, suites=["kapi"], filesystems=["ext4"], decisions={"operations": {}})
+    assert on.default_timeout() > off.default_timeout()

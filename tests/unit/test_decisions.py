@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 
 from pmemkit.guest import decisions
-from pmemkit.guest.decisions import Candidate, Probeable, Watch, candidates, decider, interpret, parse_trace
+from pmemkit.guest.decisions import (
+    Candidate,
+    Probeable,
+    Watch,
+    candidates,
+    decider,
+    interpret,
+    parse_trace,
+    split_marked,
+)
 
 PID = 245
 
@@ -190,18 +199,34 @@ def test_refused(outcome: str, refused: bool) -> None:
     assert decisions.refused(outcome) is refused
 
 
-def test_attribute_leaves_observations_alone_when_off() -> None:
+def test_attribute_all_leaves_observations_alone_when_off() -> None:
     class Obs:
         outcome = "EFAULT"
         operation = "vmsplice"
         metrics: dict = {}
 
     obs = Obs()
-    assert (
-        decisions.attribute(obs, lambda: pytest.fail("no rerun when tracing is off"), {"profile": "quick"})
-        is obs
-    )
+    again = lambda: pytest.fail("no rerun when tracing is off")  # noqa: E731
+    assert decisions.attribute_all([(obs, again)], {"profile": "quick"}) == [obs]
     assert "decided_by" not in obs.metrics
+
+
+def test_split_marked_separates_the_reruns() -> None:
+    text = "\n".join(
+        [
+            line("e_a", "(a+0x0/0x10)"),  # before any marker: dropped
+            line("tracing_mark_write", "pmemkit-decide 0"),
+            ent("a"),
+            ret("a", "0xfffffff2"),
+            line("tracing_mark_write", "pmemkit-decide 1"),
+            ent("b"),
+            ret("b", "0xffffffea"),
+        ]
+    )
+    segments = split_marked(text)
+    assert sorted(segments) == [0, 1]
+    assert [c.function for c in parse_trace(segments[0], EVENTS, {}, PID)] == ["a"]
+    assert [(c.function, c.errno) for c in parse_trace(segments[1], EVENTS, {}, PID)] == [("b", 22)]
 
 
 def test_nullable_pointer_null_is_a_refusal_plain_pointer_null_is_not() -> None:

@@ -83,9 +83,13 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
         for case in (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
     ]
     cases.append(partial(_fork_cow_case, target))
-    for case in cases:
-        # With --trace-decisions a refusal is run once more under kprobes and says who refused.
-        observation = decisions.attribute(case(), case, target.params)
+    if not target.params.get("decisions"):
+        for case in cases:
+            yield with_mapping(target, case(), mapping)
+        return
+    # --trace-decisions: every refusal of this target is run once more under kprobes (armed once),
+    # and says which kernel function refused it.
+    for observation in decisions.attribute_all([(case(), case) for case in cases], target.params):
         yield with_mapping(target, observation, mapping)
 
 
