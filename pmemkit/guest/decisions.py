@@ -346,7 +346,7 @@ class Tracer:
         self.defined: dict[str, str] = {}  # function -> "" (ok) or why the kprobe was refused
         self.events: dict[str, tuple[str, str]] = {}
         self._kallsyms: set[str] | None = None
-        self.setup_s = 0.0
+        self.kallsyms_s = 0.0
 
     @classmethod
     def open(cls) -> Tracer | None:
@@ -360,7 +360,9 @@ class Tracer:
 
     def kallsyms(self) -> set[str]:
         if self._kallsyms is None:
+            start = time.monotonic()
             self._kallsyms = kallsyms_functions(Path("/proc/kallsyms").read_text(errors="replace"))
+            self.kallsyms_s = time.monotonic() - start
         return self._kallsyms
 
     def _define(self, function: str, symbol: str) -> str:
@@ -578,6 +580,7 @@ def attribute_all(pairs: list[tuple[Any, Callable[[], Any]]], params: dict[str, 
         one.calls = parse_trace(segments.get(i, ""), t.events, one.types(), os.getpid())
         record = one.decided_by(obs.outcome)
         record["batch"] = f"{len(todo)} reruns under one arming ({watch.elapsed_s:.3f} s in all)"
+        record["kallsyms_s"] = f"{t.kallsyms_s:.3f}"  # once per boot, in the first arming
         if seconds[i].outcome != obs.outcome:
             record["note"] = f"the traced rerun gave {seconds[i].outcome}, not {obs.outcome}"
         obs.metrics["decided_by"] = record

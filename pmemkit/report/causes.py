@@ -105,7 +105,11 @@ def _returned(record: dict[str, Any] | None) -> str:
 
 
 def cause_section(pairs: Iterable[tuple[Observation, Prediction | None]]) -> list[str]:
-    """'Who refused' table for every refused, predicted cell; empty when nothing was refused."""
+    """'Who refused' table for every refused, predicted cell; empty when nothing was refused or
+    the run was not traced (a table of untraced cells would only repeat the model)."""
+    pairs = list(pairs)
+    if not any(_traced(obs) is not None for obs, _ in pairs):
+        return []
     rows, counts = [], Counter[str]()
     for obs, pred in pairs:
         cause = cause_of(obs, pred)

@@ -139,6 +139,13 @@ def test_no_refusal_no_section() -> None:
     assert cause_section((j.observation, j.prediction) for j in join(run, PREDICT)) == []
 
 
+def test_an_untraced_run_has_no_section() -> None:
+    untraced = [o for o in FIXTURE if "decided_by" not in o.metrics]
+    assert any(o.outcome == "EFAULT" for o in untraced)
+    run = RunContents("r", {}, {}, {"kernel": K}, untraced)
+    assert "## Who refused" not in render(run, PREDICT)
+
+
 def test_deciders_name_real_refusing_rules_and_types() -> None:
     names = {r.name for r in RULES}
     for rule, deciders in DECIDERS.items():
