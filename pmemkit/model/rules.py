@@ -1484,8 +1484,9 @@ RULES: tuple[Rule, ...] = (
         "EOPNOTSUPP",
         "Up to 6.4 io_uring refuses fixed buffers backed by any file other than shmem/hugetlb: "
         "device-DAX and page-cache files alike (observed on Debian 6.1).",
-        "linux-source-6.1 io_uring/rsrc.c io_sqe_buffer_register(): !vma_is_shmem && "
-        "!is_file_hugepages -> -EOPNOTSUPP",
+        "linux-source-6.1 (6.1.192) io_uring/rsrc.c io_pin_pages() (called by "
+        "io_sqe_buffer_register()): !vma_is_shmem && !is_file_hugepages -> ERR_PTR(-EOPNOTSUPP); "
+        "traced on Debian 6.1.0-57 (--trace-decisions): io_pin_pages() returned 0xffffffffffffffa1",
         "pmemkit VM run, Debian 6.1.0-57: io_uring on devdax and page cache -> EOPNOTSUPP",
         since="5.1",
         before="6.5",
