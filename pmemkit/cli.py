@@ -346,6 +346,12 @@ def main() -> None:
     hidden=True,
     help="Testing failure handling: crash or hang the guest after its first device.",
 )
+@click.option(
+    "--trace-decisions",
+    is_flag=True,
+    help="Run each refused kapi operation once more under kprobe return probes and record which "
+    "kernel function refused it (`decided_by`), beside the function the model cites.",
+)
 @kernel_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def run(
@@ -358,6 +364,7 @@ def run(
     runs_dir: Path,
     profile: str,
     inject_fault: str | None,
+    trace_decisions: bool,
     kernel_flags: KernelFlags,
     as_json: bool,
 ) -> None:
@@ -367,6 +374,7 @@ def run(
     guest-console.log, dmesg.txt and report.md — also when the guest times out or crashes.
     """
     from pmemkit import pipeline
+    from pmemkit.model.rules import decision_candidates
     from pmemkit.rundir import RunDirError, check_runs_dir
     from pmemkit.vm.errors import GuestFailure
     from pmemkit.vm.run import RunOptions
@@ -383,6 +391,7 @@ def run(
         inject_fault=inject_fault,
         profile=profile,
         kernel=kernel_flags.spec(),
+        decisions={"operations": decision_candidates()} if trace_decisions else None,
     )
     checked = pipeline.check(options)  # the layout, the host's room, a user's kernel: exit 2 before any boot
     try:

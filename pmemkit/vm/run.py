@@ -37,6 +37,10 @@ from pmemkit.vm.qemu import QemuCommand, backing_size
 QEMU = "qemu-system-x86_64"
 BOOT_BUDGET_S = 60.0  # boot + python start-up under TCG, with room for a loaded machine
 PER_TARGET_S = 45.0  # one device × filesystem: mkfs, mount, smoke suite
+#: --trace-decisions: arming kprobes and rerunning the refusals, per target and per baseline (anon,
+#: page cache, /dev/mem); measured 7-30 s per target under TCG on a loaded 2-core host (issue 14).
+TRACE_DECISIONS_S = 25.0
+BASELINES = 3
 
 
 @dataclass
@@ -53,11 +57,13 @@ class RunOptions:
     inject_fault: str | None = None
     profile: str = "quick"
     kernel: KernelSpec = field(default_factory=KernelSpec)
+    decisions: dict[str, Any] | None = None  # --trace-decisions: plan.Plan.decisions
 
     def default_timeout(self) -> float:
         """Scaled to the work: a fixed boot budget plus a budget per device and filesystem."""
         targets = sum(len(self.filesystems) if p.mode != "devdax" else 1 for p in self.pmem)
-        return BOOT_BUDGET_S + PER_TARGET_S * max(targets, 1) * max(len(self.suites), 1)
+        tracing = TRACE_DECISIONS_S * (targets + BASELINES) if self.decisions else 0.0
+        return BOOT_BUDGET_S + PER_TARGET_S * max(targets, 1) * max(len(self.suites), 1) + tracing
 
 
 @dataclass
@@ -129,6 +135,7 @@ def boot_and_collect(
         inject_fault=options.inject_fault,
         profile=options.profile,
         placements=list(layout.placements),  # the placements qemu's command line is built from
+        decisions=options.decisions,
     )
     plan_text = json.dumps(plan.to_dict(), indent=2) + "\n"
     with rundir.RunDir.open(run_dir, require_run=False) as files:
