@@ -193,6 +193,12 @@ def matrix(
         )
     if scheduler and executor != "dask":
         fail("--scheduler is for --executor dask", EXIT_BAD_INPUT)
+    if executor == "dask" and (jobs is not None or mem_available is not None):
+        fail(
+            "--jobs is the local executor's: on Dask each worker thread runs one cell (start workers with "
+            "`dask worker --nthreads N`, N the guests its host holds)",
+            EXIT_BAD_INPUT,
+        )
     if resume and out is None:
         fail("--resume needs --out DIR, the matrix directory to complete", EXIT_BAD_INPUT)
     given = matrix_cells.read_matrix_file(matrix_file) if matrix_file else {}

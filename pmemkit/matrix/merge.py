@@ -160,11 +160,11 @@ def write_json(path: Path, value: dict[str, Any]) -> None:
     rundir.write_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
-def write_report(out: Path, runs: list[LoadedRun]) -> Path:
+def write_report(out: Path, runs: list[LoadedRun], missing: list[str] | None = None) -> Path:
     """The merged report of these runs, written to OUT/report.md (fresh file renamed in)."""
     from pmemkit.matrix.report import render_matrix
 
-    rundir.write_atomic(out / REPORT, render_matrix([(r.identity, r.contents) for r in runs]))
+    rundir.write_atomic(out / REPORT, render_matrix([(r.identity, r.contents) for r in runs], missing))
     return out / REPORT
 
 

@@ -207,8 +207,9 @@ def headline_section(
     ]
 
 
-def render_matrix(cells: list[tuple[RunIdentity, RunContents]]) -> str:
-    """The whole merged report; `cells` in any order (it sorts them itself)."""
+def render_matrix(cells: list[tuple[RunIdentity, RunContents]], missing: list[str] | None = None) -> str:
+    """The whole merged report; `cells` in any order (it sorts them itself). `missing` names the
+    matrix's cells that have no completed run (failed, interrupted): said at the top, never hidden."""
     from pmemkit.matrix.merge import version_key
 
     cells = sorted(cells, key=lambda c: (version_key(c[0].kernel_release), c[0].configuration()))
@@ -228,6 +229,12 @@ def render_matrix(cells: list[tuple[RunIdentity, RunContents]]) -> str:
         + ".",
         "",
     ]
+    if missing:
+        lines += [
+            f"**{len(missing)} cell(s) of the matrix are not in this report** (no completed run; "
+            "`pmemkit matrix --resume` runs them): " + "; ".join(missing) + ".",
+            "",
+        ]
     lines += [f"- warning: {w}" for w in warnings]
     for identity, contents in cells:
         lines += [f"- warning ({identity.shown()}): {w}" for w in contents.warnings]

@@ -194,6 +194,9 @@ def run_matrix(
     report = None
     if made:
         runs = merging.load_runs([out / merging.CELLS / cid for cid in made])
-        report = merging.write_report(out, runs)
+        missing = [
+            f"{matrix.cells[e['id']].label()} ({e['status']})" for e in doc["cells"] if e["id"] not in made
+        ]
+        report = merging.write_report(out, runs, missing)
     failed = {e["id"]: str(e.get("error")) for e in doc["cells"] if e["status"] == "failed"}
     return MatrixResult(out, report, [j.cell_id for j in jobs if j.cell_id in made], skipped, failed)

@@ -252,7 +252,12 @@ def test_a_failed_cell_is_kept_apart_and_exits_6(tmp_path: Path) -> None:
     doc = json.loads((out / "matrix.json").read_text())
     failed = [e for e in doc["cells"] if e["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["run_dir"].startswith("attempts/")
-    assert "# pmemkit matrix: 1 cells, 1 kernel(s)" in (out / "report.md").read_text()  # the made one
+    report = (out / "report.md").read_text()
+    assert "# pmemkit matrix: 1 cells, 1 kernel(s)" in report  # the made one
+    assert (
+        "**1 cell(s) of the matrix are not in this report**" in report
+        and "6.1 memmap:512M ext4 smoke (failed)" in report
+    )
 
 
 def test_dask_localcluster_runs_two_cells(tmp_path: Path) -> None:
@@ -310,6 +315,10 @@ def test_unpack_refuses_links_in_a_workers_archive(tmp_path: Path) -> None:
     [
         (["--executor", "dask"], "--executor dask needs --scheduler"),
         (["--resume"], "--resume needs --out"),
+        (
+            ["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2"],
+            "--jobs is the local executor's",
+        ),
         (["--pmem", "memmap:512M+"], "an empty device around `+`"),
         (["--fs", "ext4,btrfs"], "--fs 'btrfs'"),
         (["--kernel", "6.1+6.12"], "a cell boots one kernel"),
@@ -326,3 +335,67 @@ def test_out_that_holds_files_is_refused_without_resume(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("")
     result = stub_matrix(tmp_path)
     assert result.exit_code == 2 and "is not an empty directory" in result.stderr
+
+
+def test_sigterm_stops_the_running_cells_and_says_how_to_resume(tmp_path: Path) -> None:
+    out, log = tmp_path / "m", tmp_path / "cells.log"
+    env = {**os.environ, "PMEMKIT_STUB_LOG": str(log), "PMEMKIT_STUB_DELAY": "60"}
+    argv = [
+        sys.executable,
+        "-m",
+        "pmemkit",
+        "matrix",
+        "--kernel",
+        "5.10,6.1",
+        "--jobs",
+        "2",
+        "--cell-runner",
+        STUB,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(lambda: log.exists() and len(log.read_text().split()) == 2)  # both cells running
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143
+    assert time.monotonic() - start < 30  # the cells were stopped, not waited for (they sleep 60 s)
+    assert "interrupted by SIGTERM" in stderr and f"--resume --out {out}" in stderr
+    doc = json.loads((out / "matrix.json").read_text())
+    assert [e["status"] for e in doc["cells"]] == ["interrupted", "interrupted"]
+
+
+def test_cellrun_refuses_a_bad_cell_as_a_result_not_a_traceback(tmp_path: Path) -> None:
+    spec = {
+        "kernel": "6.1",
+        "pmem": ["memmap:256M"],
+        "filesystems": ["xfs"],
+        "suites": ["smoke"],
+        "memory": None,
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "pmemkit.matrix.cellrun",
+        "--spec",
+        json.dumps(spec),
+        "--runs-dir",
+        str(tmp_path),
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 2, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (
+        answer["ok"] is False
+        and answer["exit_code"] == 2
+        and "--fs xfs needs pmem devices" in answer["error"]
+    )
+    assert "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())  # refused before a run directory was made
