@@ -155,12 +155,13 @@ def axes_from_options(
 ) -> Axes:
     """The axes from the command line, with the defaults for those not given."""
     from pmemkit.guest.experiments import get
-    from pmemkit.vm.kernels import DEFAULT_KERNEL
+    from pmemkit.vm.kernels import DEFAULT_KERNEL, parse_series
 
     kernels = [k[0] if len(k) == 1 else "+".join(k) for k in _values(kernel or DEFAULT_KERNEL, "--kernel")]
     for k in kernels:
         if "+" in k:
             raise MatrixError(f"--kernel {units.shown(k)}: a cell boots one kernel; separate kernels by `,`")
+    kernels = [parse_series(k) for k in kernels]  # an unknown series is one line, exit 2, before anything
     fs_groups = _values(fs or DEFAULT_FS, "--fs")
     for group in fs_groups:
         for name in group:

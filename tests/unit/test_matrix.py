@@ -261,12 +261,13 @@ def test_a_failed_cell_is_kept_apart_and_exits_6(tmp_path: Path) -> None:
 
 
 def test_dask_localcluster_runs_two_cells(tmp_path: Path) -> None:
-    """Two workers of a dask.distributed LocalCluster run the two (stub) cells; each run directory
-    comes back as files and the merged report lists both."""
+    """Two worker processes of a dask.distributed LocalCluster (tcp on the loopback, as a real
+    cluster is reached) run the two (stub) cells; each run directory comes back as files and the
+    merged report lists both."""
     distributed = pytest.importorskip("distributed")  # in the test extra: skipped only outside `make venv`
     out = tmp_path / "m"
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     ) as cluster:
         result = invoke(
             "matrix",
@@ -322,6 +323,7 @@ def test_unpack_refuses_links_in_a_workers_archive(tmp_path: Path) -> None:
         (["--pmem", "memmap:512M+"], "an empty device around `+`"),
         (["--fs", "ext4,btrfs"], "--fs 'btrfs'"),
         (["--kernel", "6.1+6.12"], "a cell boots one kernel"),
+        (["--kernel", "6.1,9.99"], "9.99"),
     ],
 )
 def test_bad_matrix_input_is_one_line_exit_2(args: list[str], message: str) -> None:
@@ -399,3 +401,16 @@ def test_cellrun_refuses_a_bad_cell_as_a_result_not_a_traceback(tmp_path: Path) 
     )
     assert "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_a_matrix_file_drives_the_command_and_options_win(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('kernel = ["5.10", "6.1", "6.12"]\nsuite = "smoke"\n')
+    out = tmp_path / "m"
+    result = invoke(
+        "matrix", "--file", str(path), "--kernel", "5.10,6.1", "--cell-runner", STUB, "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "matrix.json").read_text())
+    assert [e["cell"]["kernel"] for e in doc["cells"]] == ["5.10", "6.1"]  # --kernel won over the file
+    assert {tuple(e["cell"]["suites"]) for e in doc["cells"]} == {("smoke",)}
