@@ -154,6 +154,9 @@ class LocalExecutor:
         def started(proc: subprocess.Popen[str]) -> None:
             with self._lock:
                 self._running[proc.pid] = proc
+                late = self._stopping  # began while stop() ran: it ends now too
+            if late:
+                os.kill(proc.pid, signal.SIGTERM)
 
         progress(job.cell_id, "started")
         result = run_cell_process(
@@ -182,8 +185,8 @@ class LocalExecutor:
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM every running cell (it stops its guest and writes its report), SIGKILL after grace."""
-        self._stopping = True
         with self._lock:
+            self._stopping = True
             procs = list(self._running.values())
         for proc in procs:
             if proc.poll() is None:
