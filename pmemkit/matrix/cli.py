@@ -143,7 +143,7 @@ def _jobs(cells: list[Any], requested: int | None, mem_available: int | None) ->
     "--scheduler",
     default=None,
     metavar="ADDRESS",
-    help="With --executor dask: the scheduler, e.g. tcp://10.0.0.5:8786.",
+    help="With --executor dask: the scheduler, e.g. tcp://HOST:8786.",
 )
 @click.option("--cell-runner", default=None, hidden=True, help="Testing: the command that runs one cell.")
 @click.option("--mem-available", default=None, hidden=True, help="Testing: MemAvailable to plan --jobs with.")
