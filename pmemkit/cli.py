@@ -64,7 +64,11 @@ class PmemkitGroup(click.Group):
     importing the whole model costs seconds of every boot.
     """
 
-    lazy_commands = {"model": ("pmemkit.model_cli", "model")}
+    lazy_commands = {
+        "model": ("pmemkit.model_cli", "model"),
+        "matrix": ("pmemkit.matrix.cli", "matrix"),
+        "merge": ("pmemkit.matrix.cli", "merge"),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])
