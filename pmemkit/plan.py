@@ -94,6 +94,9 @@ class Plan:
     #: --trace-decisions: {"operations": {operation: [the model's cited functions]}} (guest/decisions.py
     #: runs each refused operation once more under kprobes); None: off.
     decisions: dict[str, Any] | None = None
+    #: `pmemkit exec` / `pmemkit shell`: what the guest runs instead of the suites (mode, argv,
+    #: copied-in files, terminal); None for a suite run, whose plan.json then has no such key.
+    session: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # No default: the placements are the ones `vm.layout.plan_layout` gave qemu, handed in by the
@@ -101,7 +104,7 @@ class Plan:
         check_placements(self.pmem, self.placements)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema": self.schema,
             "suites": list(self.suites),
             "pmem": [p.to_dict() for p in self.pmem],
@@ -114,6 +117,9 @@ class Plan:
             "placements": [p.to_dict() for p in self.placements],
             "decisions": self.decisions,
         }
+        if self.session is not None:
+            data["session"] = dict(self.session)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
@@ -141,6 +147,7 @@ class Plan:
             profile=data.get("profile", "quick"),
             placements=placements,
             decisions=_decisions(data.get("decisions")),
+            session=_session(data.get("session")),
         )
 
     def params(self) -> dict[str, Any]:
@@ -156,3 +163,10 @@ class Plan:
     @classmethod
     def read(cls, path: Path) -> Plan:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _session(value: Any) -> dict[str, Any] | None:
+    """plan.json's `session`, an object or absent; anything else is a plan this pmemkit did not write."""
+    if value is None or isinstance(value, dict):
+        return value
+    raise ScenarioError(f"plan.json's session is a JSON {type(value).__name__}, not an object")

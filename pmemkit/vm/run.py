@@ -26,13 +26,14 @@ from pmemkit import __version__, rundir
 from pmemkit.plan import Plan
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm.accel import choose_accel
-from pmemkit.vm.boot import BootResult, boot
+from pmemkit.vm.boot import BootResult, ConsoleRelay, boot
 from pmemkit.vm.errors import HostToolMissing
 from pmemkit.vm.image import cache_dir, ensure_image, repo_root
 from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
 from pmemkit.vm.layout import VmLayout
 from pmemkit.vm.lifecycle import SignalGuard
 from pmemkit.vm.qemu import QemuCommand, backing_size
+from pmemkit.vm.session import SessionSpec
 
 QEMU = "qemu-system-x86_64"
 BOOT_BUDGET_S = 60.0  # boot + python start-up under TCG, with room for a loaded machine
@@ -93,9 +94,17 @@ def _qemu_version(qemu: str) -> str:
 
 
 def boot_and_collect(
-    options: RunOptions, layout: VmLayout, progress: Callable[[str], None], guard: SignalGuard
+    options: RunOptions,
+    layout: VmLayout,
+    progress: Callable[[str], None],
+    guard: SignalGuard,
+    session: SessionSpec | None = None,
+    relay: ConsoleRelay | None = None,
 ) -> Collected:
     """Build what is missing, boot once, collect the guest's files and write environment.json.
+
+    With a `session` (`pmemkit exec`/`shell`) the plan carries it, its --copy-in files are staged
+    in the share and `relay` reads the console too; a shell without --timeout has no time limit.
 
     `options` and `layout` are what `pmemkit.pipeline.check` accepted (it validated them: nothing
     is planned twice); `guard` is entered by the caller, which renders the report on every exit.
@@ -106,7 +115,9 @@ def boot_and_collect(
     if qemu is None:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
     pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
-    timeout = options.timeout_s or options.default_timeout()
+    timeout: float | None = options.timeout_s or options.default_timeout()
+    if session is not None and session.mode == "shell" and options.timeout_s is None:
+        timeout = None  # an interactive shell lasts as long as its user wants
     guard.stage = "checking (or building) the guest image"
     image = ensure_image(progress)
     guard.stage = f"checking (or building) the guest kernel ({options.kernel.label()})"
@@ -136,12 +147,15 @@ def boot_and_collect(
         profile=options.profile,
         placements=list(layout.placements),  # the placements qemu's command line is built from
         decisions=options.decisions,
+        session=session.plan_field() if session is not None else None,
     )
     plan_text = json.dumps(plan.to_dict(), indent=2) + "\n"
     with rundir.RunDir.open(run_dir, require_run=False) as files:
         files.write(rundir.PLAN, plan_text)  # the copy the host trusts
         share = files.make_guest_share(plan_text)  # the only directory the guest can write
     rundir.check_user_xattrs(share)
+    if session is not None:
+        session.stage(share)
     # The guest's python3 is 3.11 too: bytecode compiled here saves it seconds of TCG per boot.
     compileall.compile_dir(repo_root() / "pmemkit", quiet=2)
     scratch_root = cache_dir() / "scratch"
@@ -187,8 +201,10 @@ def boot_and_collect(
             "timeout_s": timeout,
         }
         rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
-        progress(f"booting the guest ({choice.accel}; {choice.reason}); timeout {timeout:.0f} s")
-        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard)
+        limit = f"timeout {timeout:.0f} s" if timeout is not None else "no timeout"
+        progress(f"booting the guest ({choice.accel}; {choice.reason}); {limit}")
+        extra = {"relay": relay} if relay is not None else {}  # a suite run calls boot as it always did
+        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard, **extra)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     scratch_left = scratch.exists()
@@ -236,7 +252,7 @@ def _collect(run_dir: Path) -> list[str]:
         return files.collect()
 
 
-def failure_message(result: BootResult, timeout: float) -> str | None:
+def failure_message(result: BootResult, timeout: float | None) -> str | None:
     """None for a clean run; else one line naming the cause (and the fix where there is one)."""
     if result.interrupted:
         if "qemu" not in result.phases:
@@ -244,7 +260,7 @@ def failure_message(result: BootResult, timeout: float) -> str | None:
         return f"interrupted by {result.interrupted}: the guest was stopped before it finished its plan"
     if result.timed_out:
         return (
-            f"the guest did not finish within {timeout:.0f} s and was killed "
+            f"the guest did not finish within {timeout or 0:.0f} s and was killed "
             "(raise --timeout if the machine is loaded)"
         )
     if result.panic:
