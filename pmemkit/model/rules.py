@@ -113,6 +113,11 @@ EXTRA_OPERATIONS = (
     *D2D_BLOCKDEV,
     *D2D_FILES,
 )
+# ---- poison (issue 12 item 1): memory failure on DAX pages; additive block ----------------------
+#: The poison experiment's operations (guest/experiments/poison.py).
+POISON_OPERATIONS = ("hwpoison-soft-offline", "hwpoison-sigbus", "hwpoison-addr-lsb", "hwpoison-recover")
+EXTRA_OPERATIONS += POISON_OPERATIONS
+# ---- end poison -----------------------------------------------------------------------------------
 MODEL_OPERATIONS = OPERATIONS + tuple(op for op in EXTRA_OPERATIONS if op not in OPERATIONS)
 #: Operations that need the filesystem mounted (all but the mount itself and block-device I/O).
 NEEDS_MOUNT = tuple(
@@ -1791,6 +1796,196 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
+
+# ---- poison (issue 12 item 1): memory failure on DAX pages; additive block ----------------------
+MF_61 = "linux-source-6.1 and 6.12 mm/memory-failure.c"
+INJECT = (
+    "linux-source-6.1 and 6.12 mm/madvise.c madvise_inject_error(): CAP_SYS_ADMIN, then "
+    "get_user_pages_fast() of each page, then soft_offline_page() or memory_failure()"
+)
+NDCTL_POISON = (
+    "ndctl test/dax-poison.c test_dax_poison() (github.com/pmem/ndctl 92d5203077553bfc): "
+    "soft offline 'should always fail for dax', MADV_HWPOISON expects BUS_MCEERR_AR, then "
+    "punch hole + pwrite + fault the page in again; skipped before 4.19"
+)
+MF_DEV_PAGEMAP = (
+    "commit 6100e34b2526 'mm, memory_failure: Teach memory_failure() about dev_pagemap pages' (4.19)"
+)
+POISON_RULES: tuple[Rule, ...] = (
+    R(
+        "poison-gup-devmem",
+        ("hwpoison-soft-offline", "hwpoison-sigbus"),
+        "EFAULT",
+        "madvise(MADV_HWPOISON / MADV_SOFT_OFFLINE) looks the page up with get_user_pages_fast(), "
+        "which refuses the VM_IO|VM_PFNMAP /dev/mem vma with -EFAULT before memory_failure() runs: "
+        "a page-less range cannot even be poisoned from user space.",
+        INJECT,
+        "linux-source-6.1 and 6.12 mm/gup.c check_vma_flags(): VM_IO | VM_PFNMAP -> -EFAULT",
+        fs_dax="devmem",
+    ),
+    R(
+        "poison-gup-pageless",
+        ("hwpoison-soft-offline", "hwpoison-sigbus"),
+        "EFAULT",
+        "Page-less filesystem DAX (before 4.16) inserts pfns without struct page (VM_MIXEDMAP, "
+        "special entries), which get_user_pages_fast() cannot return: inferred, to be confirmed.",
+        INJECT,
+        "fs/dax.c (before 4.16) vm_insert_mixed() of a pfn_t without PFN_DEV|PFN_MAP",
+        status="I",
+        fs_dax="pageless",
+    ),
+    R(
+        "poison-no-signal",
+        ("hwpoison-addr-lsb",),
+        "n/a",
+        "The page cannot be poisoned (get_user_pages_fast() fails), so no SIGBUS carries an si_addr_lsb.",
+        INJECT,
+        fs_dax=("devmem", "pageless"),
+    ),
+    R(
+        "poison-not-attempted",
+        POISON_OPERATIONS,
+        "n/a",
+        "The poison experiment poisons DAX pages only: on a page-cache or anonymous mapping it "
+        "would take a DRAM page out of service, so it is not attempted (the guest records skipped).",
+        "pmemkit guest/experiments/poison.py",
+        fs_dax=("none", "anonymous"),
+    ),
+    R(
+        "poison-recover-no-file",
+        ("hwpoison-recover",),
+        "n/a",
+        "Recovery punches the poisoned block out of a file; device-dax has no file and no blocks "
+        "to reallocate (a devdax page stays poisoned until the next boot).",
+        NDCTL_POISON,
+        "drivers/dax/device.c (no fallocate)",
+        fs_dax=("chardev", "devmem"),
+    ),
+    R(
+        "poison-soft-offline-dax",
+        ("hwpoison-soft-offline",),
+        "EIO",
+        "soft_offline_page() takes only online pages: pfn_to_online_page() is NULL for ZONE_DEVICE "
+        "(fsdax and devdax pages), so it returns -EIO.",
+        f"{MF_61} soft_offline_page(): 'Only online pages can be soft-offlined (esp., not "
+        "ZONE_DEVICE)' -> -EIO",
+        NDCTL_POISON,
+        since="6.1",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-soft-offline-dax-older",
+        ("hwpoison-soft-offline",),
+        "EIO",
+        "Before 6.1 the refusal is inferred to be the same -EIO (4.19's 'mm, madvise_inject_error: "
+        "Disable MADV_SOFT_OFFLINE for ZONE_DEVICE pages'); not read in those trees, to be "
+        "confirmed.",
+        NDCTL_POISON,
+        status="I",
+        before="6.1",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-sigbus-before-4.19",
+        ("hwpoison-sigbus",),
+        "EBUSY",
+        "Before 4.19 memory_failure() did not know dev_pagemap pages: a ZONE_DEVICE page is an "
+        "unknown page state (MF_IGNORED), madvise gets -EBUSY and no SIGBUS is sent. Inferred from "
+        "the 4.19 commit and ndctl skipping its test before 4.19, to be confirmed.",
+        MF_DEV_PAGEMAP,
+        NDCTL_POISON,
+        status="I",
+        before="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-lsb-before-4.19",
+        ("hwpoison-addr-lsb",),
+        "n/a",
+        "No SIGBUS before 4.19 (see poison-sigbus-before-4.19), so no si_addr_lsb; inferred.",
+        MF_DEV_PAGEMAP,
+        status="I",
+        before="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-sigbus-dax",
+        ("hwpoison-sigbus",),
+        "ok",
+        "memory_failure(): a ZONE_DEVICE pfn has no online page, so memory_failure_dev_pagemap() "
+        "runs: the fsdax pgmap's ->memory_failure (pmem -> dax_holder_notify_failure(); ext4 has no "
+        "holder, XFS needs rmapbt) or, on -EOPNOTSUPP, mf_generic_kill_procs(); both set "
+        "MF_ACTION_REQUIRED|MF_MUST_KILL, so kill_proc() sends the caller (current) SIGBUS "
+        "BUS_MCEERR_AR via force_sig_mceerr(), and action_result() logs 'recovery action for dax "
+        "page: Recovered'.",
+        f"{MF_61} memory_failure(), memory_failure_dev_pagemap(), mf_generic_kill_procs(), "
+        "mf_dax_kill_procs(), kill_proc()",
+        "linux-source-6.1 drivers/nvdimm/pmem.c pmem_pagemap_memory_failure()",
+        MF_DEV_PAGEMAP,
+        NDCTL_POISON,
+        since="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-lsb-misaligned",
+        ("hwpoison-addr-lsb",),
+        "fallback",
+        "si_addr_lsb is the shift of the mapping the page sits in (dev_pagemap_mapping_shift() "
+        "walks the page table: PUD, PMD or PTE); without 2 MiB alignment the page is PTE-mapped, "
+        "so 12.",
+        f"{MF_61} add_to_kill(), dev_pagemap_mapping_shift()",
+        since="4.19",
+        aligned_2m=False,
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-lsb-pmd",
+        ("hwpoison-addr-lsb",),
+        "ok",
+        "An aligned DAX mapping with struct page is PMD-mapped (see pmd-ok), and "
+        "dev_pagemap_mapping_shift() returns PMD_SHIFT for a devmap PMD: si_addr_lsb 21. The "
+        "PMD-ness is the pmd-ok rule's assumption (2 MiB-aligned extents).",
+        f"{MF_61} dev_pagemap_mapping_shift(): pmd_devmap() -> PMD_SHIFT",
+        "fs/dax.c dax_iomap_pmd_fault(), drivers/dax/device.c dev_dax_huge_fault()",
+        since="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-recover-before-4.19",
+        ("hwpoison-recover",),
+        "ok",
+        "Before 4.19 the page was never poisoned (see poison-sigbus-before-4.19), so punching and "
+        "rewriting it simply works; inferred.",
+        MF_DEV_PAGEMAP,
+        status="I",
+        before="4.19",
+        fs_dax="pages",
+    ),
+    R(
+        "poison-recover-fsdax",
+        ("hwpoison-recover",),
+        "ok",
+        "The poisoned block is punched out of the file, rewritten (dax_iomap_rw() through the "
+        "kernel mapping) and faults in again: fs/dax.c's fault path does not test PageHWPoison, "
+        "and a software-injected poison sets no badblocks for pmem_dax_direct_access() to refuse. "
+        "ndctl expects it; inferred from the code paths, to be confirmed by the VM.",
+        NDCTL_POISON,
+        "linux-source-6.1 fs/dax.c (no PageHWPoison test), drivers/nvdimm/pmem.c "
+        "__pmem_direct_access() (badblocks only)",
+        status="I",
+        since="4.19",
+        fs_dax="pages",
+    ),
+    R(
+        "poison-no-mapping",
+        POISON_OPERATIONS,
+        "n/a",
+        "No user mapping of pmem exists here (no DAX, no device-dax), so nothing is poisoned.",
+        "pmemkit guest/experiments/poison.py",
+    ),
+)
+RULES = RULES + POISON_RULES
+# ---- end poison -----------------------------------------------------------------------------------
 
 QUESTION_NAMES = QUESTIONS + MODEL_OPERATIONS
 

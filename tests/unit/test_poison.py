@@ -13,6 +13,8 @@ import pytest
 
 from pmemkit.guest.experiments import Target, poison
 from pmemkit.guest.poison_child import PAGE, Job, run_child
+from pmemkit.model.predict import predict
+from pmemkit.model.rules import POISON_OPERATIONS, rule_by_name
 from pmemkit.scenario import Scenario
 
 SIZE = 4 << 20
@@ -107,3 +109,27 @@ def test_recover_punches_rewrites_and_rereads(tmp_path: Path) -> None:
     assert got.outcome == "ok", got.detail
     assert got.metrics["pread_verified"] is True and got.metrics["mapped_verified"] is True
     assert path.read_bytes()[OFFSET : OFFSET + PAGE] == data[OFFSET : OFFSET + PAGE]
+
+
+def _scenario(mode: str, kernel: str = "6.1.0-57-amd64", **kw: object) -> Scenario:
+    source = "nvdimm" if mode == "devdax" else "memmap"
+    return Scenario(kernel=kernel, source=source, mode=mode, fs="ext4" if mode == "fsdax" else None, **kw)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("fsdax", ("EIO", "ok", "ok", "ok")),
+        ("devdax", ("EIO", "ok", "ok", "n/a")),
+        ("devmem", ("EFAULT", "EFAULT", "n/a", "n/a")),
+    ],
+)
+def test_model_predicts_each_poison_cell_on_6_1(mode: str, expected: tuple[str, ...]) -> None:
+    got = tuple(predict(_scenario(mode), op).outcome for op in POISON_OPERATIONS)
+    assert got == expected
+
+
+def test_model_poison_before_4_19_is_inferred() -> None:
+    p = predict(_scenario("fsdax", kernel="4.18"), "hwpoison-sigbus")
+    assert (p.outcome, p.rule, p.status) == ("EBUSY", "poison-sigbus-before-4.19", "I")
+    assert "memory_failure_dev_pagemap" in " ".join(rule_by_name("poison-sigbus-dax").why.split())
