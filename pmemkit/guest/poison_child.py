@@ -20,6 +20,7 @@ import json
 import mmap
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,25 +98,25 @@ class Job:
     poison: bool = True  # False: only map and read the page back (the recovery check)
 
 
-def _emit(fd: int, record: dict[str, Any]) -> None:
+def emit(fd: int, record: dict[str, Any]) -> None:
     os.write(fd, (json.dumps(record) + "\n").encode())
 
 
-def child_main(job: Job, fd: int) -> None:
-    """Runs in the forked child; never returns (always `os._exit`)."""
-    state: dict[str, Any] = {"phase": "setup", "base": 0}
+def install_sigbus_reporter(fd: int, state: dict[str, Any]) -> Any:
+    """In a child: on SIGBUS, write siginfo (and `state["phase"]`, the address's offset from
+    `state["base"]`) to `fd` as a `signal` record and `_exit(0)`. Keep the returned handler alive."""
 
     def on_sigbus(signo: int, info: Any, _ctx: Any) -> None:
         si = info.contents
         addr = si.si_addr or 0
-        _emit(
+        emit(
             fd,
             {
                 "step": "signal",
-                "phase": state["phase"],
+                "phase": state.get("phase"),
                 "signo": signo,
                 "si_code": si.si_code,
-                "si_addr_offset": addr - state["base"] if addr else None,
+                "si_addr_offset": addr - state.get("base", 0) if addr else None,
                 "si_addr_lsb": si.si_addr_lsb,
             },
         )
@@ -126,44 +127,51 @@ def child_main(job: Job, fd: int) -> None:
     act.sa_sigaction = ctypes.cast(handler, ctypes.c_void_p).value
     act.sa_flags = SA_SIGINFO
     if _libc.sigaction(signal.SIGBUS, ctypes.byref(act), None) != 0:
-        _emit(fd, {"step": "setup", "errno": ctypes.get_errno(), "what": "sigaction"})
+        emit(fd, {"step": "setup", "errno": ctypes.get_errno(), "what": "sigaction"})
         os._exit(1)
+    return handler
+
+
+def child_main(job: Job, fd: int) -> None:
+    """Runs in the forked child; never returns (always `os._exit`)."""
+    state: dict[str, Any] = {"phase": "setup", "base": 0}
+    handler = install_sigbus_reporter(fd, state)  # noqa: F841 - kept alive for the signal
     try:
-        base = _map_aligned(job)
+        base = map_aligned(job.path, job.flags, job.offset, job.size)
     except OSError as exc:
-        _emit(fd, {"step": "setup", "errno": exc.errno, "what": "mmap"})
+        emit(fd, {"step": "setup", "errno": exc.errno, "what": "mmap"})
         os._exit(1)
     state["base"] = base
     target = base + job.poison_offset
-    _emit(fd, {"step": "mapped", "poison_offset": job.poison_offset})
+    emit(fd, {"step": "mapped", "poison_offset": job.poison_offset})
     buf = ctypes.create_string_buffer(PAGE)
     state["phase"] = "touch"
     ctypes.memmove(buf, target, PAGE)  # fault the page in (a read: the data written before)
-    _emit(fd, {"step": "touched", "data": buf.raw[:16].hex()})
+    emit(fd, {"step": "touched", "data": buf.raw[:16].hex()})
     if job.poison:
         state["phase"] = "soft-offline"
         rc = _libc.madvise(target, PAGE, MADV_SOFT_OFFLINE)
-        _emit(fd, {"step": "soft-offline", "rc": rc, "errno": ctypes.get_errno() if rc else 0})
+        emit(fd, {"step": "soft-offline", "rc": rc, "errno": ctypes.get_errno() if rc else 0})
         state["phase"] = "madvise"
         rc = _libc.madvise(target, PAGE, MADV_HWPOISON)
-        _emit(fd, {"step": "hwpoison", "rc": rc, "errno": ctypes.get_errno() if rc else 0})
+        emit(fd, {"step": "hwpoison", "rc": rc, "errno": ctypes.get_errno() if rc else 0})
         state["phase"] = "access"
         ctypes.memmove(buf, target, PAGE)
-        _emit(fd, {"step": "accessed"})
+        emit(fd, {"step": "accessed"})
     os._exit(0)
 
 
-def _map_aligned(job: Job) -> int:
-    """mmap `job` MAP_SHARED at a 2 MiB-aligned address (PMD faults need the vma aligned too)."""
-    fd = os.open(job.path, job.flags)
+def map_aligned(path: str, flags: int, offset: int, size: int) -> int:
+    """mmap `path` MAP_SHARED at a 2 MiB-aligned address (PMD faults need the vma aligned too)."""
+    fd = os.open(path, flags)
     try:
         anon = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE
-        room = _libc.mmap(None, job.size + TWO_MIB, PROT_NONE, anon, -1, 0)
+        room = _libc.mmap(None, size + TWO_MIB, PROT_NONE, anon, -1, 0)
         if room in (None, MAP_FAILED):
             raise OSError(ctypes.get_errno(), "reserving address space")
         aligned = (room + TWO_MIB - 1) & ~(TWO_MIB - 1)
         prot = mmap.PROT_READ | mmap.PROT_WRITE
-        got = _libc.mmap(aligned, job.size, prot, mmap.MAP_SHARED | MAP_FIXED, fd, job.offset)
+        got = _libc.mmap(aligned, size, prot, mmap.MAP_SHARED | MAP_FIXED, fd, offset)
         if got in (None, MAP_FAILED):
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
@@ -180,7 +188,12 @@ def punch_hole(fd: int, offset: int, length: int) -> None:
 
 
 def run_child(job: Job, timeout_s: float = 300.0) -> tuple[list[dict[str, Any]], str]:
-    """Fork, run `child_main(job)`, return its report lines and how it ended (`exit 0`, `killed by 9`).
+    """Fork, run `child_main(job)`, return its report lines and how it ended (`exit 0`, `killed by 9`)."""
+    return fork_report(lambda fd: child_main(job, fd), timeout_s)
+
+
+def fork_report(body: Callable[[int], None], timeout_s: float = 300.0) -> tuple[list[dict[str, Any]], str]:
+    """Fork, run `body(report_fd)` in the child, return its JSON-line records and how it ended.
 
     Why a deadline: under TCG a stuck child must not stop the run; the child we forked is killed by
     its pid when the deadline passes, and the report says so.
@@ -193,9 +206,9 @@ def run_child(job: Job, timeout_s: float = 300.0) -> tuple[list[dict[str, Any]],
     if pid == 0:  # the child: never returns
         os.close(rfd)
         try:
-            child_main(job, wfd)
+            body(wfd)
         except BaseException as exc:  # a Python error in the child is reported, never raised
-            _emit(wfd, {"step": "setup", "errno": None, "what": f"{type(exc).__name__}: {exc}"})
+            emit(wfd, {"step": "setup", "errno": None, "what": f"{type(exc).__name__}: {exc}"})
         finally:
             os._exit(1)
     os.close(wfd)

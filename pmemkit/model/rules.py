@@ -118,6 +118,19 @@ EXTRA_OPERATIONS = (
 POISON_OPERATIONS = ("hwpoison-soft-offline", "hwpoison-sigbus", "hwpoison-addr-lsb", "hwpoison-recover")
 EXTRA_OPERATIONS += POISON_OPERATIONS
 # ---- end poison -----------------------------------------------------------------------------------
+# ---- peers (issue 12 item 2): the peer tests' cases; additive block ------------------------------
+#: The peers experiment's operations (guest/experiments/peers.py); variants after a colon.
+PEER_FS_OPERATIONS = (
+    "odirect-dax-to-dax",
+    "odirect-dax-to-dax:subpage",
+    "zero-page-after-pwrite",
+    "punch-while-mapped",
+    "exec-from-dax",
+)
+PEER_MAP_OPERATIONS = ("mremap-partial-pmd", "odirect-write-from-dax:unfaulted", "buffered-write-from-dax")
+PEER_OPERATIONS = PEER_MAP_OPERATIONS + PEER_FS_OPERATIONS
+EXTRA_OPERATIONS += PEER_OPERATIONS
+# ---- end peers ------------------------------------------------------------------------------------
 MODEL_OPERATIONS = OPERATIONS + tuple(op for op in EXTRA_OPERATIONS if op not in OPERATIONS)
 #: Operations that need the filesystem mounted (all but the mount itself and block-device I/O).
 NEEDS_MOUNT = tuple(
@@ -1799,6 +1812,7 @@ RULES: tuple[Rule, ...] = (
 
 # ---- poison (issue 12 item 1): memory failure on DAX pages; additive block ----------------------
 MF_61 = "linux-source-6.1 and 6.12 mm/memory-failure.c"
+VM_POISON_RUN = "pmemkit VM run, Debian 6.1.0-57 (6.1.192-3), TCG, memmap 512M ext4 and xfs with DAX"
 INJECT = (
     "linux-source-6.1 and 6.12 mm/madvise.c madvise_inject_error(): CAP_SYS_ADMIN, then "
     "get_user_pages_fast() of each page, then soft_offline_page() or memory_failure()"
@@ -1968,11 +1982,11 @@ POISON_RULES: tuple[Rule, ...] = (
         "The poisoned block is punched out of the file, rewritten (dax_iomap_rw() through the "
         "kernel mapping) and faults in again: fs/dax.c's fault path does not test PageHWPoison, "
         "and a software-injected poison sets no badblocks for pmem_dax_direct_access() to refuse. "
-        "ndctl expects it; inferred from the code paths, to be confirmed by the VM.",
+        "ndctl expects it; observed on 6.1 (pread and a new mapping read the rewritten data).",
         NDCTL_POISON,
         "linux-source-6.1 fs/dax.c (no PageHWPoison test), drivers/nvdimm/pmem.c "
         "__pmem_direct_access() (badblocks only)",
-        status="I",
+        f"{VM_POISON_RUN}, --suite poison: hwpoison-recover ok",
         since="4.19",
         fs_dax="pages",
     ),
@@ -1986,6 +2000,156 @@ POISON_RULES: tuple[Rule, ...] = (
 )
 RULES = RULES + POISON_RULES
 # ---- end poison -----------------------------------------------------------------------------------
+
+# ---- peers (issue 12 item 2): the peer tests' cases; additive block ------------------------------
+DAX_RW = (
+    "linux-source-6.1 fs/dax.c dax_iomap_rw(): a DAX file's read/write (O_DIRECT or not) copies "
+    "through the kernel mapping with copy_from_iter()/copy_to_iter(): no get_user_pages() of the "
+    "user buffer, no block alignment"
+)
+NDCTL_REMAP = (
+    "ndctl test/dax-pmd.c test_dax_remap() (github.com/pmem/ndctl 92d5203077553bfc): 4 KiB "
+    "MREMAP_FIXED out of a 2 MiB mapping onto anonymous memory; 'mremap failed, that's ok too'; "
+    "skipped before 5.8 ('kernel's prior to 5.8 may crash on this test')"
+)
+PEER_RULES: tuple[Rule, ...] = (
+    R(
+        "peer-remap-devdax",
+        "mremap-partial-pmd",
+        "EINVAL",
+        "Moving 4 KiB out of a device-dax mapping splits the vma at an address not aligned to the "
+        "device's 2 MiB alignment; dev_dax_may_split() refuses it with -EINVAL.",
+        "linux-source-6.1 drivers/dax/device.c dev_dax_may_split(): !IS_ALIGNED(addr, align) -> "
+        "-EINVAL, called by mm/mmap.c __split_vma() (vm_ops->may_split)",
+        NDCTL_REMAP,
+        since="6.1",
+        fs_dax="chardev",
+    ),
+    R(
+        "peer-remap-devdax-older",
+        "mremap-partial-pmd",
+        "EINVAL",
+        "Before 6.1 the same refusal is inferred from the ->may_split hook (added for device-dax in "
+        "the 5.x series); older kernels let the split happen and SIGBUS the 4 KiB fault (ndctl's "
+        "expected SIGBUS). To be confirmed.",
+        NDCTL_REMAP,
+        status="I",
+        before="6.1",
+        fs_dax="chardev",
+    ),
+    R(
+        "peer-remap-fs-before-5.8",
+        "mremap-partial-pmd",
+        "ok",
+        "Before 5.8 ndctl does not attempt the partial remap of a DAX PMD (it may crash the "
+        "kernel); the move is inferred to work as on later kernels, to be confirmed.",
+        NDCTL_REMAP,
+        status="I",
+        before="5.8",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-remap-fs",
+        "mremap-partial-pmd",
+        "ok",
+        "A filesystem mapping may be split anywhere: mremap splits the DAX PMD (the page table "
+        "entry moves, or the page faults in again at the new address) and the moved 4 KiB holds the "
+        "file's data and takes writes (ndctl reads back 0xAA).",
+        "mm/mremap.c move_vma(), mm/huge_memory.c __split_huge_pmd() (DAX PMDs are split by zapping them)",
+        NDCTL_REMAP,
+        since="5.8",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-unfaulted-pageless",
+        "odirect-write-from-dax:unfaulted",
+        "EFAULT",
+        "Page-less DAX has no page for get_user_pages() to return, faulted or not; inferred, to be "
+        "confirmed.",
+        "mm/gup.c __get_user_pages()",
+        SEED,
+        status="I",
+        fs_dax="pageless",
+    ),
+    R(
+        "peer-unfaulted",
+        "odirect-write-from-dax:unfaulted",
+        "ok",
+        "get_user_pages() faults in a page it does not find mapped (faultin_page()), so an O_DIRECT "
+        "write from a never-touched DAX mapping pins its pages like a touched one (ndctl dax-pmd.c "
+        "test_dax_directio() case 0).",
+        "linux-source-6.1 mm/gup.c __get_user_pages() -> faultin_page()",
+        "ndctl test/dax-pmd.c test_dax_directio() (github.com/pmem/ndctl 92d5203077553bfc)",
+        fs_dax=("pages", "chardev", "none"),
+    ),
+    R(
+        "peer-buffered-write",
+        "buffered-write-from-dax",
+        "ok",
+        "A buffered write(2) copies from the user mapping with copy_from_user(): page tables, not "
+        "struct page, so every mapping kind works (fstests generic/413 -b).",
+        "mm/filemap.c generic_perform_write() -> copy_page_from_iter_atomic()",
+        "fstests generic/413 (-b: buffered I/O from a DAX mapping)",
+        fs_dax=MAPPED + ("none",),
+    ),
+    R(
+        "peer-odirect-dax-dest",
+        ("odirect-dax-to-dax", "odirect-dax-to-dax:subpage"),
+        "ok",
+        "O_DIRECT into a DAX file is not direct I/O: the DAX write path copies from the source "
+        "mapping through page tables, so a DAX source and any length (1 KiB too) work; without DAX "
+        "it is ordinary O_DIRECT with a page-cache buffer (fstests generic/413 'dio both dax').",
+        DAX_RW,
+        "fstests generic/413 (dio both dax; 1 KiB lengths)",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-zero-page",
+        "zero-page-after-pwrite",
+        "ok",
+        "A read fault on a hole maps the (huge) zero page; a write(2) that allocates blocks there "
+        "tears that mapping down (IOMAP_F_NEW -> invalidate_inode_pages2_range()), so the mapping "
+        "then shows the new data (fstests generic/428).",
+        "linux-source-6.1 fs/dax.c dax_iomap_iter(): 'Write can allocate block for an area which "
+        "has a hole page mapped into page tables. We have to tear down these mappings'",
+        "fstests generic/428",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-punch-mapped",
+        "punch-while-mapped",
+        "ok",
+        "Punching a hole unmaps the range from every mapping (DAX: after dax_layout_busy_page() "
+        "finds no pinned page) and frees the blocks; the next fault maps a hole, which reads "
+        "zeros (observed on 6.1; the paths are named, not read line by line).",
+        "fs/ext4/inode.c ext4_punch_hole(), fs/xfs/xfs_file.c xfs_file_fallocate() -> "
+        "truncate_pagecache_range(); fs/dax.c dax_layout_busy_page()",
+        "fstests generic/438 (fallocate under a mapping)",
+        f"{VM_POISON_RUN}, --suite peers: punch-while-mapped ok",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-exec",
+        "exec-from-dax",
+        "ok",
+        "exec maps the binary's text MAP_PRIVATE from the DAX file and faults it like any private "
+        "file mapping (fstests generic/452; observed on 6.1).",
+        "fs/binfmt_elf.c elf_map(), fs/dax.c dax_iomap_fault()",
+        "fstests generic/452",
+        f"{VM_POISON_RUN}, --suite peers: exec-from-dax ok",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-not-run",
+        PEER_OPERATIONS,
+        "n/a",
+        "The peers experiment runs on DAX filesystems (all cases) and device-dax (the mapping "
+        "cases); elsewhere the case is not attempted.",
+        "pmemkit guest/experiments/peers.py",
+    ),
+)
+RULES = RULES + PEER_RULES
+# ---- end peers ------------------------------------------------------------------------------------
 
 QUESTION_NAMES = QUESTIONS + MODEL_OPERATIONS
 

@@ -1,9 +1,10 @@
-"""Issue 12 item 1 in the real guest: memory failure on DAX pages, one boot.
+"""Issue 12 items 1 and 2 in the real guest: memory failure on DAX pages and the peer cases, one boot.
 
 memmap ext4 and xfs (a memmap namespace is mode `raw`, with DAX), an NVDIMM devdax namespace and
-the page-less /dev/mem control of the memmap range, `--suite poison` alone (the poison stays for
-the rest of the boot). Asserts that the kernel's signal code and si_addr_lsb are recorded and that
-the model agrees on every cell of the experiment. No timing is asserted.
+the page-less /dev/mem control of the memmap range, `--suite peers,poison` (peers first on each
+target: the poison stays for the rest of the boot). Asserts that the kernel's signal code and
+si_addr_lsb are recorded, that every peer case is observed, and that the model agrees on every cell
+of both experiments. No timing is asserted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pmemkit.model.rules import PEER_FS_OPERATIONS, PEER_MAP_OPERATIONS
 from pmemkit.report.rundir import default_predictor
 from pmemkit.scenario import Observation
 
@@ -27,7 +29,7 @@ PMEM = ("memmap:512M", "nvdimm:512M,mode=devdax")
 def poison_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     runs = tmp_path_factory.mktemp("poison")
     argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--suite", "poison", "--fs", "ext4,xfs"]
+    argv += ["--suite", "peers,poison", "--fs", "ext4,xfs"]
     for spec in PMEM:
         argv += ["--pmem", spec]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
@@ -35,10 +37,10 @@ def poison_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Com
     return result, run_dir
 
 
-def _poison(run_dir: Path) -> list[Observation]:
+def _poison(run_dir: Path, experiment: str = "poison") -> list[Observation]:
     lines = (run_dir / "observations.jsonl").read_text().splitlines()
     found = [Observation.from_dict(json.loads(line)) for line in lines if line.strip()]
-    return [o for o in found if o.experiment == "poison"]
+    return [o for o in found if o.experiment == experiment]
 
 
 def _cell(observations: list[Observation], mode: str, operation: str, fs: str | None = None) -> Observation:
@@ -86,3 +88,19 @@ def test_model_agrees_on_every_cell(poison_run) -> None:
     ]
     assert not wrong, wrong
     print(f"model agrees on {len(cells)} of {len(cells)} poison cells")
+
+
+def test_every_peer_case_is_observed_and_the_model_agrees(poison_run) -> None:
+    _, run_dir = poison_run
+    seen = _poison(run_dir, "peers")
+    predict = default_predictor()
+    assert predict is not None
+    for mode, fs in CELLS:
+        wanted = PEER_MAP_OPERATIONS + (PEER_FS_OPERATIONS if fs else ())
+        got = sorted(o.shown() for o in seen if (o.scenario.mode, o.scenario.fs) == (mode, fs))
+        assert got == sorted(wanted), (mode, fs, got)
+    wrong = [(o.scenario.label(), o.shown(), o.outcome, getattr(predict(o), "outcome", None)) for o in seen]
+    wrong = [w for w in wrong if w[2] != w[3]]
+    assert not wrong, wrong
+    assert all(o.metrics["mapping"] == "dax" for o in seen)
+    print(f"model agrees on {len(seen)} of {len(seen)} peer cells")
