@@ -161,8 +161,9 @@ def child_main(job: Job, fd: int) -> None:
     os._exit(0)
 
 
-def map_aligned(path: str, flags: int, offset: int, size: int) -> int:
-    """mmap `path` MAP_SHARED at a 2 MiB-aligned address (PMD faults need the vma aligned too)."""
+def map_aligned(path: str, flags: int, offset: int, size: int, share: int = mmap.MAP_SHARED) -> int:
+    """mmap `path` (MAP_SHARED unless `share`) at a 2 MiB-aligned address (PMD faults need the vma
+    aligned too)."""
     fd = os.open(path, flags)
     try:
         anon = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE
@@ -171,7 +172,7 @@ def map_aligned(path: str, flags: int, offset: int, size: int) -> int:
             raise OSError(ctypes.get_errno(), "reserving address space")
         aligned = (room + TWO_MIB - 1) & ~(TWO_MIB - 1)
         prot = mmap.PROT_READ | mmap.PROT_WRITE
-        got = _libc.mmap(aligned, size, prot, mmap.MAP_SHARED | MAP_FIXED, fd, offset)
+        got = _libc.mmap(aligned, size, prot, share | MAP_FIXED, fd, offset)
         if got in (None, MAP_FAILED):
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))

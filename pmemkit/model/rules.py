@@ -126,6 +126,7 @@ PEER_FS_OPERATIONS = (
     "zero-page-after-pwrite",
     "punch-while-mapped",
     "exec-from-dax",
+    "private-pmd-cow-race",
 )
 PEER_MAP_OPERATIONS = ("mremap-partial-pmd", "odirect-write-from-dax:unfaulted", "buffered-write-from-dax")
 PEER_OPERATIONS = PEER_MAP_OPERATIONS + PEER_FS_OPERATIONS
@@ -2109,7 +2110,8 @@ PEER_RULES: tuple[Rule, ...] = (
         "ok",
         "A read fault on a hole maps the (huge) zero page; a write(2) that allocates blocks there "
         "tears that mapping down (IOMAP_F_NEW -> invalidate_inode_pages2_range()), so the mapping "
-        "then shows the new data (fstests generic/428).",
+        "then shows the new data (fstests generic/428, the regression test for 'dax: fix data "
+        "corruption due to stale mmap reads').",
         "linux-source-6.1 fs/dax.c dax_iomap_iter(): 'Write can allocate block for an area which "
         "has a hole page mapped into page tables. We have to tear down these mappings'",
         "fstests generic/428",
@@ -2137,6 +2139,31 @@ PEER_RULES: tuple[Rule, ...] = (
         "fs/binfmt_elf.c elf_map(), fs/dax.c dax_iomap_fault()",
         "fstests generic/452",
         f"{VM_POISON_RUN}, --suite peers: exec-from-dax ok",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-cow-race-before-4.14",
+        "private-pmd-cow-race",
+        "fallback",
+        "Before 'dax: Fix race between colliding PMD & PTE entries' a PMD read fault and a PTE COW "
+        "fault on one private DAX range could collide ('bad pmd' messages, stale entries); the "
+        "4.14 version is inferred, to be confirmed.",
+        "fstests generic/437 (t_mmap_cow_race): regression test for 'mm: avoid spurious 'bad pmd' "
+        "warning messages' and 'dax: Fix race between colliding PMD & PTE entries'",
+        status="I",
+        before="4.14",
+        fs_dax=("pages",),
+    ),
+    R(
+        "peer-cow-race",
+        "private-pmd-cow-race",
+        "ok",
+        "With the fix, fs/dax.c retries a PMD fault that finds PTEs (and a PTE fault that finds a "
+        "PMD) instead of colliding, so private data stays coherent and nothing is logged.",
+        "fstests generic/437 (t_mmap_cow_race): regression test for 'mm: avoid spurious 'bad pmd' "
+        "warning messages' and 'dax: Fix race between colliding PMD & PTE entries'",
+        "linux-source-6.1 fs/dax.c dax_iomap_pmd_fault() (pmd_devmap / pmd_trans_huge checks, "
+        "VM_FAULT_FALLBACK)",
         fs_dax=FILE_MAPPED,
     ),
     R(

@@ -15,6 +15,10 @@ Each case is one observation, named so the model predicts it, with the peer test
 - `punch-while-mapped` — generic/438's theme (fallocate under a live mapping): punch a hole in a
   faulted, mapped range; the mapping must read zeros.
 - `exec-from-dax` — generic/452: execute a binary stored on the DAX filesystem.
+- `private-pmd-cow-race` — generic/437 (t_mmap_cow_race, for 'dax: Fix race between colliding PMD
+  & PTE entries'): two threads, one reading a fresh MAP_PRIVATE 2 MiB mapping (a PMD read fault)
+  while the other writes into it (a COW PTE fault), for a few rounds; `ok` when every round's
+  private data and the file are coherent and the kernel logged no 'bad pmd' or warning.
 Risky touches run in a forked child that reports SIGBUS with its siginfo (guest/poison_child.py).
 The crash experiment of issue 12 (item 4) needs VM harness changes and is not here.
 """
@@ -27,10 +31,12 @@ import mmap
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
+from pmemkit.guest.kmsg import KernelLog
 from pmemkit.guest.poison_child import (
     MAP_FAILED,
     PAGE,
@@ -61,7 +67,11 @@ CASE_OPS = {
     "_zero_page": "zero-page-after-pwrite",
     "_punch_mapped": "punch-while-mapped",
     "_exec": "exec-from-dax",
+    "_cow_race": "private-pmd-cow-race",
 }
+COW_ROUNDS = 8
+#: Kernel words that mean the PMD/PTE collision went wrong (generic/437 checks dmesg the same way).
+COW_WORDS = ("bad pmd", "WARNING", "BUG")
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mremap.restype = ctypes.c_void_p
 _libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
@@ -79,7 +89,14 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     mapping = mapping_of(target, dax)
     cases = [_mremap_partial, _unfaulted_odirect, _buffered_write]
     if target.kind == "fs":
-        cases += [_odirect_dax_to_dax, _odirect_dax_to_dax_subpage, _zero_page, _punch_mapped, _exec]
+        cases += [
+            _odirect_dax_to_dax,
+            _odirect_dax_to_dax_subpage,
+            _zero_page,
+            _punch_mapped,
+            _exec,
+            _cow_race,
+        ]
     try:
         for case in cases:
             try:
@@ -97,7 +114,7 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
             yield with_mapping(target, observation, mapping)
     finally:
         if target.kind == "fs":
-            for name in ("src", "dst", "hole", "punch", "true"):
+            for name in ("src", "dst", "hole", "punch", "true", "cow"):
                 path = os.path.join(target.path, f"pmemkit-peers-{name}")
                 if os.path.exists(path):
                     os.unlink(path)
@@ -318,3 +335,63 @@ def _exec(target: Target, _path: str, _flags: int, _offset: int) -> Observation:
     return target.observation(
         NAME, "exec-from-dax", outcome, detail=detail, metrics={"exit_status": done.returncode}
     )
+
+
+def _cow_race(target: Target, _path: str, _flags: int, _offset: int) -> Observation:
+    """generic/437: a PMD read fault and a COW write fault racing on one private DAX mapping."""
+    data = pattern(25, TWO_MIB).tobytes()
+    path = _file(target, "cow", data, TWO_MIB)
+
+    def body(fd: int) -> None:
+        state: dict[str, Any] = {"phase": "map"}
+        handler = install_sigbus_reporter(fd, state)  # noqa: F841 - kept alive for the signal
+        bad = 0
+        for round_ in range(COW_ROUNDS):
+            base = map_aligned(path, os.O_RDONLY, 0, TWO_MIB, mmap.MAP_PRIVATE)
+            state.update(base=base, phase=f"round {round_}")
+            sink = ctypes.create_string_buffer(PAGE)
+
+            def reader(base: int = base, sink: Any = sink) -> None:
+                for page in range(0, TWO_MIB, PAGE):
+                    ctypes.memmove(sink, base + page, 64)
+
+            thread = threading.Thread(target=reader)
+            thread.start()
+            for page in range(0, TWO_MIB, 64 * PAGE):
+                ctypes.memset(base + page, round_ + 1, 1)
+            thread.join()
+            seen = ctypes.string_at(base, TWO_MIB)
+            want = bytearray(data)
+            for page in range(0, TWO_MIB, 64 * PAGE):
+                want[page] = round_ + 1
+            bad += seen != bytes(want)
+            _libc.munmap(ctypes.c_void_p(base), ctypes.c_size_t(TWO_MIB))
+        emit(fd, {"step": "rounds", "rounds": COW_ROUNDS, "incoherent": bad})
+        os._exit(0)
+
+    with KernelLog() as log:
+        records, ended = fork_report(body, 300)
+        words = [m for m in log.read() if any(w in m for w in COW_WORDS)]
+    got = {r["step"]: r for r in records}
+    file_kept = _read(path, TWO_MIB) == data
+    metrics: dict[str, Any] = {"child": ended, "file_unchanged": file_kept, "kernel_words": words[-4:]}
+    if "signal" in got:
+        outcome, detail = "fallback", _signal_words(got["signal"])
+    elif "rounds" not in got:
+        outcome, detail = "skipped:no-report", f"child {ended}: {records[-1:] or 'no report'}"
+    else:
+        metrics.update(rounds=got["rounds"]["rounds"], incoherent_rounds=got["rounds"]["incoherent"])
+        good = not got["rounds"]["incoherent"] and file_kept and not words
+        outcome = "ok" if good else "fallback"
+        detail = (
+            f"{COW_ROUNDS} rounds of a PMD read fault racing COW writes: private data and file coherent"
+            if good
+            else f"incoherent rounds {got['rounds']['incoherent']}, file unchanged {file_kept}, "
+            f"kernel: {'; '.join(words[-2:]) or 'nothing'}"
+        )
+    return target.observation(NAME, "private-pmd-cow-race", outcome, detail=detail, metrics=metrics)
+
+
+def _read(path: str, length: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(length)
