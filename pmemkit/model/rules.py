@@ -127,6 +127,7 @@ PEER_FS_OPERATIONS = (
     "punch-while-mapped",
     "exec-from-dax",
     "private-pmd-cow-race",
+    *(f"odirect-pin-blockmap:{c}" for c in ("punch", "zero", "collapse", "truncate")),
 )
 PEER_MAP_OPERATIONS = ("mremap-partial-pmd", "odirect-write-from-dax:unfaulted", "buffered-write-from-dax")
 PEER_OPERATIONS = PEER_MAP_OPERATIONS + PEER_FS_OPERATIONS
@@ -2164,6 +2165,21 @@ PEER_RULES: tuple[Rule, ...] = (
         "warning messages' and 'dax: Fix race between colliding PMD & PTE entries'",
         "linux-source-6.1 fs/dax.c dax_iomap_pmd_fault() (pmd_devmap / pmd_trans_huge checks, "
         "VM_FAULT_FALLBACK)",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-pin-blockmap",
+        tuple(f"odirect-pin-blockmap:{c}" for c in ("punch", "zero", "collapse", "truncate")),
+        "ok",
+        "A block-map change of a DAX file first breaks layouts: it waits until no page of the range "
+        "is pinned (dax_layout_busy_page_range(), ext4_break_layouts() / xfs_break_layouts()), "
+        "then changes the map; an O_DIRECT pin delays it but never makes it fail (fstests "
+        "generic/503). Observed ok on 6.1 (ext4, xfs); that each change overlapped a live pin is "
+        "not proven (metrics dio_rounds: truncate won before the first pin).",
+        "fs/dax.c dax_layout_busy_page_range(); fs/ext4/inode.c ext4_break_layouts() (4.19, "
+        "'ext4: handle layout changes to pinned DAX pages'); fs/xfs/xfs_file.c xfs_break_layouts()",
+        "fstests generic/503 (DMA and direct I/O vs punch, zero, truncate, collapse on DAX)",
+        f"{VM_POISON_RUN}, --suite peers: odirect-pin-blockmap punch, zero, collapse, truncate ok",
         fs_dax=FILE_MAPPED,
     ),
     R(

@@ -15,6 +15,10 @@ Each case is one observation, named so the model predicts it, with the peer test
 - `punch-while-mapped` — generic/438's theme (fallocate under a live mapping): punch a hole in a
   faulted, mapped range; the mapping must read zeros.
 - `exec-from-dax` — generic/452: execute a binary stored on the DAX filesystem.
+- `odirect-pin-blockmap` (variants `punch`, `zero`, `collapse`, `truncate`) — generic/503: change
+  the file's block map while O_DIRECT reads keep the DAX mapping's pages pinned as their buffer;
+  `ok` when the change returns success and the kernel logs no warning (the DIO's own result,
+  EFAULT after a truncate for instance, is in the metrics).
 - `private-pmd-cow-race` — generic/437 (t_mmap_cow_race, for 'dax: Fix race between colliding PMD
   & PTE entries'): two threads, one reading a fresh MAP_PRIVATE 2 MiB mapping (a PMD read fault)
   while the other writes into it (a COW PTE fault), for a few rounds; `ok` when every round's
@@ -38,6 +42,8 @@ from typing import Any
 from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.kmsg import KernelLog
 from pmemkit.guest.poison_child import (
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE,
     MAP_FAILED,
     PAGE,
     SI_CODES,
@@ -49,7 +55,7 @@ from pmemkit.guest.poison_child import (
     punch_hole,
 )
 from pmemkit.guest.syscalls import errno_name, statx_dax
-from pmemkit.guest.transfer import partner_path, pattern, verdict
+from pmemkit.guest.transfer import partner_path, pattern, verdict, write_partner
 from pmemkit.scenario import Observation
 
 NAME = "peers"
@@ -68,12 +74,17 @@ CASE_OPS = {
     "_punch_mapped": "punch-while-mapped",
     "_exec": "exec-from-dax",
     "_cow_race": "private-pmd-cow-race",
+    **{f"_pin_{c}": f"odirect-pin-blockmap:{c}" for c in ("punch", "zero", "collapse", "truncate")},
 }
+PIN_ROUNDS = 16
+FALLOC_FL_COLLAPSE_RANGE = 0x08  # include/uapi/linux/falloc.h
+FALLOC_FL_ZERO_RANGE = 0x10
 COW_ROUNDS = 8
 #: Kernel words that mean the PMD/PTE collision went wrong (generic/437 checks dmesg the same way).
 COW_WORDS = ("bad pmd", "WARNING", "BUG")
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mremap.restype = ctypes.c_void_p
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 _libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
 
 
@@ -97,6 +108,7 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
             _exec,
             _cow_race,
         ]
+        cases += [_pin_punch, _pin_zero, _pin_collapse, _pin_truncate]
     try:
         for case in cases:
             try:
@@ -114,7 +126,7 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
             yield with_mapping(target, observation, mapping)
     finally:
         if target.kind == "fs":
-            for name in ("src", "dst", "hole", "punch", "true", "cow"):
+            for name in ("src", "dst", "hole", "punch", "true", "cow", "pin"):
                 path = os.path.join(target.path, f"pmemkit-peers-{name}")
                 if os.path.exists(path):
                     os.unlink(path)
@@ -395,3 +407,106 @@ def _cow_race(target: Target, _path: str, _flags: int, _offset: int) -> Observat
 def _read(path: str, length: int) -> bytes:
     with open(path, "rb") as f:
         return f.read(length)
+
+
+def _pin_race(target: Target, change: str) -> Observation:
+    """generic/503: a block-map change of the DAX file while O_DIRECT reads pin its mapped pages."""
+    path = _file(target, "pin", pattern(26, SIZE).tobytes())
+    partner = write_partner(target, "peers-pin-src", pattern(27, TWO_MIB))
+
+    def body(fd: int) -> None:
+        state: dict[str, Any] = {"phase": "map"}
+        handler = install_sigbus_reporter(fd, state)  # noqa: F841 - kept alive for the signal
+        base = map_aligned(path, os.O_RDWR, 0, SIZE)
+        state.update(base=base, phase="race")
+        dio: dict[str, int] = {"rounds": 0, "errno": 0}
+
+        def reader() -> None:
+            src = os.open(partner, os.O_RDONLY | os.O_DIRECT)
+            buf = (ctypes.c_char * TWO_MIB).from_address(base)
+            try:
+                with memoryview(buf) as view:
+                    for _ in range(PIN_ROUNDS):
+                        os.preadv(src, [view], 0)
+                        dio["rounds"] += 1
+            except OSError as exc:
+                dio["errno"] = exc.errno or 0
+            finally:
+                os.close(src)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        rc, code = _change(path, change)
+        thread.join()
+        emit(
+            fd,
+            {
+                "step": "change",
+                "rc": rc,
+                "errno": code,
+                "dio_rounds": dio["rounds"],
+                "dio_errno": dio["errno"],
+            },
+        )
+        os._exit(0)
+
+    with KernelLog() as log:
+        records, ended = fork_report(body, 300)
+        words = [m for m in log.read() if any(w in m for w in COW_WORDS)]
+    got = {r["step"]: r for r in records}
+    metrics: dict[str, Any] = {"child": ended, "kernel_words": words[-4:]}
+    op = "odirect-pin-blockmap"
+    if "signal" in got:
+        outcome, detail = "fallback", _signal_words(got["signal"])
+    elif "change" not in got:
+        outcome, detail = "skipped:no-report", f"child {ended}: {records[-1:] or 'no report'}"
+    else:
+        r = got["change"]
+        metrics.update(
+            dio_rounds=r["dio_rounds"], dio_errno=errno_name(r["dio_errno"]) if r["dio_errno"] else ""
+        )
+        if r["rc"] != 0:
+            outcome, detail = errno_name(int(r["errno"])), f"{change} under O_DIRECT pins failed"
+        else:
+            outcome = "fallback" if words else "ok"
+            detail = f"{change} under O_DIRECT pins returned success; " + (
+                f"kernel: {'; '.join(words[-2:])}" if words else "the kernel logged no warning"
+            )
+    return target.observation(NAME, op, outcome, variant=change, detail=detail, metrics=metrics)
+
+
+def _change(path: str, change: str) -> tuple[int, int]:
+    """One block-map change of the first 2 MiB (truncate: to zero); (rc, errno)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if change == "truncate":
+            try:
+                os.ftruncate(fd, 0)
+            except OSError as exc:
+                return -1, exc.errno or 0
+            return 0, 0
+        mode = {
+            "punch": FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+            "zero": FALLOC_FL_ZERO_RANGE,
+            "collapse": FALLOC_FL_COLLAPSE_RANGE,
+        }[change]
+        rc = _libc.fallocate(fd, mode, 0, TWO_MIB)
+        return rc, ctypes.get_errno() if rc else 0
+    finally:
+        os.close(fd)
+
+
+def _pin_punch(target: Target, _path: str, _flags: int, _offset: int) -> Observation:
+    return _pin_race(target, "punch")
+
+
+def _pin_zero(target: Target, _path: str, _flags: int, _offset: int) -> Observation:
+    return _pin_race(target, "zero")
+
+
+def _pin_collapse(target: Target, _path: str, _flags: int, _offset: int) -> Observation:
+    return _pin_race(target, "collapse")
+
+
+def _pin_truncate(target: Target, _path: str, _flags: int, _offset: int) -> Observation:
+    return _pin_race(target, "truncate")
