@@ -303,8 +303,8 @@ def main() -> None:
     "--suite",
     default="smoke,mmap,odirect,fio,kapi",
     show_default=True,
-    help="Comma-separated experiment suites (smoke, mmap, odirect, fio, kapi, d2d, raid); each runs on the "
-    "targets it "
+    help="Comma-separated experiment suites (smoke, mmap, odirect, fio, kapi, d2d, raid, poison, peers); "
+    "each runs on the targets it "
     "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines.",
 )
 @click.option(
