@@ -109,12 +109,20 @@ def run_local(
     progress: Callable[[str], None],
 ) -> LocalResult:
     """Check, make the run directory, run the suites here, render the report."""
+    from pmemkit.guest.experiments import VM_ONLY, load_all
     from pmemkit.guest.probe import namespaces
     from pmemkit.guest.runner import local_run
     from pmemkit.guest.safety import clear_for_destruction
     from pmemkit.pipeline import check_filesystems_fit, render_report
     from pmemkit.plan import Plan
 
+    load_all()
+    vm_only = [name for name in suites if name in VM_ONLY]
+    if vm_only:
+        raise LocalRefused(
+            f"refused --target local: rule 'pmemkit-vm' — suite {', '.join(vm_only)} changes the running "
+            "kernel's memory state and runs only inside pmemkit's VM; drop it from --suite or use the VM"
+        )
     if not destroy_data:
         raise LocalRefused(
             "refused --target local: rule 'user-named' — it makes filesystems on every --device "

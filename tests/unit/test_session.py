@@ -329,6 +329,17 @@ def test_run_target_local_refuses_without_its_flags():
     assert "add --destroy-data" in refusal
 
 
+def test_run_target_local_refuses_a_vm_only_suite_before_any_device_is_looked_at(monkeypatch):
+    import pmemkit.guest.probe
+
+    monkeypatch.setattr(pmemkit.guest.probe, "namespaces", lambda: pytest.fail("devices were read"))
+    refusal = one_line_exit(
+        ["run", "--target", "local", "--device", "/dev/pmem0", "--destroy-data", "--suite", "smoke,poison"],
+        code=7,
+    )
+    assert "rule 'pmemkit-vm'" in refusal and "poison" in refusal
+
+
 def test_the_terminal_goes_raw_only_when_asked_and_is_restored_even_after_a_hangup():
     import termios
 

@@ -46,7 +46,7 @@ REFUSED = (
 )
 
 
-@register(NAME, kinds=("fs", "devdax", "devmem"))
+@register(NAME, kinds=("fs", "devdax", "devmem"), vm_only=True)
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     """Yield the four observations for one target (recovery only on a filesystem)."""
     ops = OPERATIONS if target.kind == "fs" else OPERATIONS[:3]
