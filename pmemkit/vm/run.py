@@ -32,7 +32,8 @@ from pmemkit.vm.image import cache_dir, ensure_image, repo_root
 from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
 from pmemkit.vm.layout import VmLayout
 from pmemkit.vm.lifecycle import SignalGuard
-from pmemkit.vm.qemu import QemuCommand, backing_size
+from pmemkit.vm.qemu import QemuCommand, backing_size, make_cxl_files
+from pmemkit.vm.qemu_install import cxl_qemu
 
 QEMU = "qemu-system-x86_64"
 BOOT_BUDGET_S = 60.0  # boot + python start-up under TCG, with room for a loaded machine
@@ -97,8 +98,11 @@ def boot_and_collect(
     the signal is left in `guard.received` for the caller.
     """
     qemu = shutil.which(QEMU)
-    if qemu is None:
+    if qemu is None and not layout.has_cxl:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
+    if layout.has_cxl:  # before anything slow: a QEMU whose CXL pmem reads back zeros is refused
+        qemu = cxl_qemu(qemu, progress)
+        progress(f"qemu for CXL: {_qemu_version(qemu)}")
     pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
     timeout = options.timeout_s or options.default_timeout()
     guard.stage = "checking (or building) the guest image"
@@ -148,6 +152,7 @@ def boot_and_collect(
             with open(path, "wb") as f:
                 f.truncate(backing_size(cfg))  # sparse, fresh each run: no stale labels
             backing.append(path)
+        cxl_files = make_cxl_files(scratch, layout)
         command = QemuCommand(
             qemu=qemu,
             accel=choice.accel,
@@ -160,6 +165,7 @@ def boot_and_collect(
             results_dir=share.resolve(),
             vm_token=image.image_id,
             backing_files=backing,
+            cxl_files=cxl_files,
         )
         environment = {
             "pmemkit_version": __version__,

@@ -1,0 +1,201 @@
+"""CXL Type-3 pmem → a CXL region → an nvdimm region → a namespace, each step's output kept.
+
+Why its own module: CXL pmem reaches the namespace layer only after the cxl drivers are loaded,
+the memdev is enumerated and a region is created and committed (`cxl create-region`); from the
+nd region on it is the NVDIMM path (ndctl create-namespace). Every step's JSON output, its wall
+time and, on failure, the kernel's own messages are recorded so the report can say exactly where
+and why a CXL device did not become pmem.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pmemkit.guest import GuestError
+from pmemkit.guest.kmsg import KernelLog
+from pmemkit.guest.safety import SafetyError, run_tool, vm_token
+from pmemkit.scenario import PmemConfig
+
+#: Loaded in this order: the ACPI root (CEDT, fixed memory windows), the PCI driver of the
+#: Type-3 device, ports/decoders, the memdev, and the pmem bridge to libnvdimm.
+MODULES = ("cxl_acpi", "cxl_pci", "cxl_port", "cxl_mem", "cxl_pmem")
+#: The root decoder of pmemkit's one fixed memory window (cxl_acpi names them decoder0.N).
+ROOT_DECODER = "decoder0.0"
+INTERLEAVE_WAYS = 1
+ENUMERATE_TIMEOUT_S = 60.0
+STEP_TIMEOUT_S = 300.0
+_KERNEL_WORDS = ("cxl", "region", "decoder", "nd_", "nvdimm", "pmem", "error", "fail")
+
+
+@dataclass
+class CxlStep:
+    """One command of the setup: its argv, parsed JSON (or text), seconds, and the kernel's words."""
+
+    argv: list[str]
+    seconds: float
+    output: Any = None
+    kernel: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "argv": self.argv,
+            "seconds": round(self.seconds, 3),
+            "output": self.output,
+            "kernel": self.kernel,
+            "error": self.error,
+        }
+
+
+@dataclass
+class CxlDevice:
+    """One planned CXL device once set up: its memdev, CXL region, nd region and the steps taken."""
+
+    serial: int
+    memdev: str | None = None
+    cxl_region: str | None = None
+    nd_region: str | None = None
+    steps: list[CxlStep] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """What the provenance keeps: memdev, region, decoder, interleave ways and every step."""
+        return {
+            "serial": self.serial,
+            "memdev": self.memdev,
+            "cxl_region": self.cxl_region,
+            "nd_region": self.nd_region,
+            "root_decoder": ROOT_DECODER,
+            "interleave_ways": INTERLEAVE_WAYS,
+            "region_setup_s": round(sum(s.seconds for s in self.steps), 3),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+Runner = Callable[[list[str], float], subprocess.CompletedProcess]
+
+
+def _parse(text: str) -> Any:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def run_step(argv: list[str], steps: list[CxlStep], run: Runner = run_tool) -> Any:
+    """Run one setup command, append its record to `steps`; on failure a GuestError quoting the
+    tool's last line and the kernel's messages logged meanwhile."""
+    start = time.monotonic()
+    with KernelLog() as log:
+        try:
+            proc = run(argv, STEP_TIMEOUT_S)
+            error = None
+            if proc.returncode != 0:
+                lines = (proc.stderr or proc.stdout or "").strip().splitlines()
+                error = lines[-1].strip() if lines else f"exit {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            proc, error = None, f"did not finish within {STEP_TIMEOUT_S:.0f} s; it was killed"
+        except OSError as exc:
+            proc, error = None, f"cannot run {argv[0]}: {exc.strerror}"
+        messages = [m for m in log.read() if any(w in m.lower() for w in _KERNEL_WORDS)]
+    step = CxlStep(argv, time.monotonic() - start, _parse(proc.stdout) if proc else None, messages, error)
+    steps.append(step)
+    if error is not None:
+        said = f"; the kernel said: {' | '.join(messages[-3:])}" if messages else "; the kernel said nothing"
+        raise GuestError(f"{' '.join(argv)} failed: {error}{said}")
+    return step.output
+
+
+def memdevs_by_serial(listing: Any) -> dict[int, str]:
+    """`cxl list -M` JSON → serial → memdev name (cxl prints one object, a list, or nothing)."""
+    items = listing if isinstance(listing, list) else [listing] if isinstance(listing, dict) else []
+    found = {}
+    for item in items:
+        if isinstance(item, dict) and "memdev" in item and "serial" in item:
+            try:
+                found[int(item["serial"], 0) if isinstance(item["serial"], str) else int(item["serial"])] = (
+                    item["memdev"]
+                )
+            except (TypeError, ValueError):
+                continue
+    return found
+
+
+def region_name(created: Any) -> str | None:
+    """The region `cxl create-region` printed (one object, or a list of one)."""
+    items = created if isinstance(created, list) else [created]
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("region"), str):
+            return item["region"]
+    return None
+
+
+def _nd_regions() -> set[str]:
+    return {os.path.basename(p) for p in glob.glob("/sys/bus/nd/devices/region*")}
+
+
+def setup_cxl(devices: list[tuple[int, PmemConfig]], steps: list[CxlStep] | None = None) -> list[CxlDevice]:
+    """Load the cxl drivers, then per device (by serial, in plan order): create a one-way pmem
+    region on it and the namespace in its config's mode. Returns one CxlDevice per device.
+
+    Refused outside pmemkit's VM: region creation reprograms HDM decoders of real hardware.
+    """
+    if not devices:
+        return []
+    if not vm_token():
+        raise SafetyError(
+            "refused CXL setup: rule 'pmemkit-vm' — regions are only created inside pmemkit's VM"
+        )
+    shared = steps if steps is not None else []
+    run_step(["modprobe", "-a", *MODULES], shared)
+    wanted = {serial for serial, _ in devices}
+    deadline = time.monotonic() + ENUMERATE_TIMEOUT_S
+    while True:
+        listing_steps: list[CxlStep] = []
+        found = memdevs_by_serial(run_step(["cxl", "list", "-M"], listing_steps))
+        if wanted <= set(found) or time.monotonic() > deadline:
+            shared += listing_steps
+            break
+        time.sleep(0.5)
+    result = []
+    for serial, cfg in devices:
+        dev = CxlDevice(serial, found.get(serial), steps=list(shared) if not result else [])
+        result.append(dev)
+        if dev.memdev is None:
+            raise GuestError(
+                f"no CXL memdev with serial {serial:#x} after {ENUMERATE_TIMEOUT_S:.0f} s "
+                f"(cxl list -M shows {found or 'none'}): is the VM's -device cxl-type3 present?"
+            )
+        before = _nd_regions()
+        argv = ["cxl", "create-region", "-m", "-d", ROOT_DECODER, "-t", "pmem", "-w", str(INTERLEAVE_WAYS)]
+        dev.cxl_region = region_name(run_step([*argv, dev.memdev], dev.steps))
+        dev.nd_region = _wait_new_region(before, dev)
+        argv = ["ndctl", "create-namespace", "-r", dev.nd_region, "-m", cfg.mode or "fsdax"]
+        if cfg.map and cfg.mode in ("fsdax", "devdax"):
+            argv += ["--map", cfg.map]
+        run_step(argv, dev.steps)
+    return result
+
+
+def _wait_new_region(before: set[str], dev: CxlDevice, timeout_s: float = 30.0) -> str:
+    """The nd region the CXL region became (cxl_pmem registers it asynchronously)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        new = sorted(_nd_regions() - before)
+        if len(new) == 1:
+            return new[0]
+        if len(new) > 1 or time.monotonic() > deadline:
+            raise GuestError(
+                f"CXL region {dev.cxl_region} of {dev.memdev} gave {len(new)} new nd region(s) "
+                f"({new or 'none'}) within {timeout_s:.0f} s; is cxl_pmem loaded?"
+            )
+        time.sleep(0.1)
