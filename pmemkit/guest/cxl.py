@@ -63,6 +63,8 @@ class CxlDevice:
     cxl_region: str | None = None
     nd_region: str | None = None
     steps: list[CxlStep] = field(default_factory=list)
+    readback: dict[str, Any] | None = None
+    region_wait_s: float = 0.0  # from create-region until cxl_pmem registered the nd region
 
     def record(self) -> dict[str, Any]:
         """What the provenance keeps: memdev, region, decoder, interleave ways and every step."""
@@ -73,8 +75,10 @@ class CxlDevice:
             "nd_region": self.nd_region,
             "root_decoder": ROOT_DECODER,
             "interleave_ways": INTERLEAVE_WAYS,
-            "region_setup_s": round(sum(s.seconds for s in self.steps), 3),
+            "region_setup_s": round(sum(s.seconds for s in self.steps) + self.region_wait_s, 3),
+            "nd_region_wait_s": round(self.region_wait_s, 3),
             "steps": [s.to_dict() for s in self.steps],
+            "readback": self.readback,
         }
 
 
@@ -155,7 +159,10 @@ def setup_cxl(devices: list[tuple[int, PmemConfig]], steps: list[CxlStep] | None
         raise SafetyError(
             "refused CXL setup: rule 'pmemkit-vm' — regions are only created inside pmemkit's VM"
         )
+    from pmemkit.guest.targets import step  # lazily: targets imports prepare, which imports this
+
     shared = steps if steps is not None else []
+    phase("cxl-start")
     run_step(["modprobe", "-a", *MODULES], shared)
     wanted = {serial for serial, _ in devices}
     deadline = time.monotonic() + ENUMERATE_TIMEOUT_S
@@ -166,6 +173,7 @@ def setup_cxl(devices: list[tuple[int, PmemConfig]], steps: list[CxlStep] | None
             shared += listing_steps
             break
         time.sleep(0.5)
+    phase("cxl-memdevs")
     result = []
     for serial, cfg in devices:
         dev = CxlDevice(serial, found.get(serial), steps=list(shared) if not result else [])
@@ -178,12 +186,98 @@ def setup_cxl(devices: list[tuple[int, PmemConfig]], steps: list[CxlStep] | None
         before = _nd_regions()
         argv = ["cxl", "create-region", "-m", "-d", ROOT_DECODER, "-t", "pmem", "-w", str(INTERLEAVE_WAYS)]
         dev.cxl_region = region_name(run_step([*argv, dev.memdev], dev.steps))
+        waited = time.monotonic()
         dev.nd_region = _wait_new_region(before, dev)
+        dev.region_wait_s = time.monotonic() - waited
         argv = ["ndctl", "create-namespace", "-r", dev.nd_region, "-m", cfg.mode or "fsdax"]
         if cfg.map and cfg.mode in ("fsdax", "devdax"):
             argv += ["--map", cfg.map]
-        run_step(argv, dev.steps)
+        created = run_step(argv, dev.steps)
+        blockdev = created.get("blockdev") if isinstance(created, dict) else None
+        dev.readback = (
+            check_readback(f"/dev/{blockdev}", serial) if blockdev else {"skipped": "no block device"}
+        )
+        if dev.readback.get("ok") is False:
+            raise GuestError(
+                f"CXL pmem {blockdev} on {dev.memdev} read back {dev.readback['found']} where a pattern was "
+                "written with O_DIRECT: this QEMU's CXL pmem does not keep data (7.2 reads back zeros)"
+            )
+        seconds = sum(s.seconds for s in dev.steps) + dev.region_wait_s
+        step(
+            f"cxl: {dev.memdev} (serial {serial:#x}) -> {dev.cxl_region} ({ROOT_DECODER}, "
+            f"{INTERLEAVE_WAYS} way) -> nd {dev.nd_region} -> {cfg.mode} namespace in {seconds:.1f} s"
+        )
+    phase("cxl-regions")
     return result
+
+
+READBACK_BYTES = 1 << 20
+READBACK_OFFSET = 64 << 20
+
+
+def pattern(serial: int, size: int) -> bytes:
+    """Bytes no fresh device holds: a counter mixed with the serial, never all zeros."""
+    seed = serial & 0xFF
+    return bytes(((i * 131 + seed) & 0xFF) | 1 for i in range(size))
+
+
+def check_readback(
+    device: str, serial: int, size: int = READBACK_BYTES, offset: int = READBACK_OFFSET
+) -> dict[str, Any]:
+    """Write a pattern to the fresh namespace with O_DIRECT, read it back with O_DIRECT, compare.
+
+    Why before mkfs: QEMU 7.2's CXL pmem took writes and gave zeros back once the page cache was
+    bypassed, so a filesystem "made" on it fails to mount with no kernel message (issue 16); here
+    the failure is named where it happens. Runs only on the namespace setup_cxl has just created.
+    """
+    import mmap
+
+    data = pattern(serial, size)
+    buffer = mmap.mmap(-1, size)  # page-aligned, as O_DIRECT needs
+    start = time.monotonic()
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_DIRECT)
+        try:
+            buffer[:] = data
+            written = os.pwritev(fd, [buffer], offset)
+            os.fsync(fd)
+            buffer[:] = bytes(size)
+            read = os.preadv(fd, [buffer], offset)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return {"device": device, "ok": False, "found": f"an error ({exc.strerror})", "bytes": 0}
+    got = bytes(buffer)
+    buffer.close()
+    ok = written == size and read == size and got == data
+    found = (
+        "the pattern"
+        if ok
+        else (
+            "zeros" if not any(got) else f"{sum(a != b for a, b in zip(got, data, strict=True))} wrong bytes"
+        )
+    )
+    return {
+        "device": device,
+        "ok": ok,
+        "found": found,
+        "bytes": size,
+        "offset": offset,
+        "written": written,
+        "read": read,
+        "seconds": round(time.monotonic() - start, 3),
+        "how": "pwritev + fsync + preadv with O_DIRECT on the block device",
+    }
+
+
+def phase(name: str) -> None:
+    """A boot-phase marker the host times like the init script's (vm/guest-init.sh `phase`)."""
+    try:
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = f.read().split()[0]
+    except OSError:
+        uptime = "?"
+    print(f"PMEMKIT-PHASE {name} {uptime}", flush=True)
 
 
 def _wait_new_region(before: set[str], dev: CxlDevice, timeout_s: float = 30.0) -> str:

@@ -85,7 +85,10 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
 
 def phase_rows(phases: dict[str, float]) -> list[list[Any]]:
     rows, previous = [], None
-    names = [p for p in PHASE_ORDER if p in phases] + [p for p in phases if p not in PHASE_ORDER]
+    known = [p for p in PHASE_ORDER if p in phases]
+    names = known + sorted((p for p in phases if p not in PHASE_ORDER), key=phases.__getitem__)
+    if "done" in known and names[-1] != "done":  # a guest's own phases (cxl-…) come before done
+        names = [p for p in names if p != "done"] + ["done"]
     for name in names:
         at = phases[name]
         rows.append([name, f"{at:.2f}", "" if previous is None else f"{at - previous:.2f}"])

@@ -25,6 +25,14 @@ CXL_BUS_NR = 12
 #: places by itself can land behind the CXL host bridge, which refuses it (seen in the issue's
 #: by-hand run). virtio-blk numbering follows PCI order, so the root disk stays /dev/vda.
 CXL_MACHINE_SLOTS = {"root": "0x02", "modules": "0x03", "source": "0x04", "results": "0x05", "cxl": "0x08"}
+#: QEMU models the CXL window as MMIO, so a device's DMA into CXL pmem (an O_DIRECT read from the
+#: root disk into a DAX mapping) goes through a bounce buffer, 4 KiB by default: the request cannot
+#: be mapped ("virtio: bogus descriptor or out of resources"), the virtio device is marked broken
+#: and the guest hangs ("task kworker blocked for more than 120 seconds"; both seen on the first
+#: CXL smoke run). QEMU 9.1's per-device limit only applies to the PCI bus-master address space,
+#: which a virtio device uses only with iommu_platform=on (else it DMAs through the global one),
+#: and that only as a modern device (disable-legacy=on).
+CXL_BOUNCE_BUFFER = "x-max-bounce-buffer-size=16M,disable-legacy=on,iommu_platform=on"
 
 
 def accel_args(accel: str) -> list[str]:
@@ -90,7 +98,8 @@ def _drive(spec: str, name: str, addr: str | None) -> list[str]:
 
 
 def _on_pcie0(addr: str) -> str:
-    return f"bus=pcie.0,addr={addr}"
+    """An explicit slot on pcie.0, with room to bounce DMA into the CXL window (see above)."""
+    return f"bus=pcie.0,addr={addr},{CXL_BOUNCE_BUFFER}"
 
 
 def share_args(tag: str, path: Path, readonly: bool, addr: str | None = None) -> list[str]:
@@ -144,7 +153,10 @@ def pmem_device_args(index: int, cfg: PmemConfig, backing: Path, placement: Plac
 
 def cxl_bridge_args() -> list[str]:
     """pmemkit's one CXL host bridge (`pxb-cxl`), at a fixed slot of pcie.0."""
-    return ["-device", f"pxb-cxl,bus_nr={CXL_BUS_NR},id={CXL_BRIDGE},{_on_pcie0(CXL_MACHINE_SLOTS['cxl'])}"]
+    return [
+        "-device",
+        f"pxb-cxl,bus_nr={CXL_BUS_NR},id={CXL_BRIDGE},bus=pcie.0,addr={CXL_MACHINE_SLOTS['cxl']}",
+    ]
 
 
 def cxl_device_args(index: int, cfg: PmemConfig, backing: Path, lsa: Path, placement: Placement) -> list[str]:

@@ -124,11 +124,16 @@ def test_cxl_argv_places_every_other_pci_device_on_pcie0():
     devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
     pci = [d for d in devices if d.startswith(("virtio-", "pxb-cxl"))]
     assert len(pci) == 5 and all("bus=pcie.0,addr=" in d for d in pci)
-    addrs = [d.split("addr=")[1] for d in pci]
+    assert all(
+        "x-max-bounce-buffer-size=16M,disable-legacy=on,iommu_platform=on" in d
+        for d in pci
+        if d.startswith("virtio-")
+    )
+    addrs = [d.split("addr=")[1].split(",")[0] for d in pci]
     assert len(set(addrs)) == 5
     blk = [d for d in pci if d.startswith("virtio-blk-pci")]
     assert blk[0].startswith("virtio-blk-pci,drive=drive-root") and "drive-modules" in blk[1]
-    assert int(blk[0].split("addr=")[1], 16) < int(blk[1].split("addr=")[1], 16)  # root stays /dev/vda
+    assert int(addrs[0], 16) < int(addrs[1], 16)  # root stays /dev/vda (virtio-blk probes in PCI order)
     types = [d for d in devices if d.startswith("cxl-type3")]
     assert [t.rsplit("sn=", 1)[1] for t in types] == [str(CXL_FIRST_SERIAL), str(CXL_FIRST_SERIAL + 1)]
     assert any(a.startswith("local,id=pmemkit_out,") and "mapped-xattr" in a for a in argv)
@@ -267,3 +272,18 @@ def test_match_namespaces_finds_cxl_by_its_region():
     assert [d.namespace.dev for d in found] == ["namespace0.0", "namespace1.0"]
     with pytest.raises(GuestError, match="CXL memdev serial 0xc \\(no region\\)"):
         match_namespaces(configs, placements, current, {}, {}, {11: "region0"})
+
+
+def test_readback_pattern_is_never_zero_and_differs_by_serial():
+    a, b = guest_cxl.pattern(1, 4096), guest_cxl.pattern(2, 4096)
+    assert all(a) and a != b and len(a) == 4096
+
+
+def test_check_readback_round_trips_with_o_direct(tmp_path):
+    dev = tmp_path / "disk"
+    dev.write_bytes(bytes(2 << 20))
+    got = guest_cxl.check_readback(str(dev), 5, size=64 << 10, offset=1 << 20)
+    assert got["ok"] is True and got["found"] == "the pattern" and got["read"] == 64 << 10, got
+    assert dev.read_bytes()[1 << 20 : (1 << 20) + 16] == guest_cxl.pattern(5, 16)
+    missing = guest_cxl.check_readback(str(tmp_path / "none"), 5, size=4096, offset=0)
+    assert missing["ok"] is False and "error" in missing["found"]
