@@ -11,6 +11,7 @@ when the host lacks any, its own libraries (LD_LIBRARY_PATH).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -192,6 +193,17 @@ def _build(
                 f"QEMU {version} still lacks {', '.join(still)} after its libraries were unpacked"
             )
     _write_wrapper(stage, version, with_libs=bool(missing))
+    write_meta(stage, version, debs)
+
+
+def write_meta(stage: Path, version: str, debs: Path) -> None:
+    """meta.json: where this QEMU came from, each .deb with its size and sha256 (provenance)."""
+    packages = [
+        {"file": deb.name, "size": deb.stat().st_size, "sha256": layers.file_sha256(deb)}
+        for deb in sorted(debs.glob("*.deb"))
+    ]
+    meta = {"qemu_version": version, "suite": QEMU_SUITE, "lists_from": list(SUITES), "debs": packages}
+    (stage / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _unpack(debs: Path, root: Path, progress: Progress) -> None:

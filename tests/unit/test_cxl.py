@@ -287,3 +287,17 @@ def test_check_readback_round_trips_with_o_direct(tmp_path):
     assert dev.read_bytes()[1 << 20 : (1 << 20) + 16] == guest_cxl.pattern(5, 16)
     missing = guest_cxl.check_readback(str(tmp_path / "none"), 5, size=4096, offset=0)
     assert missing["ok"] is False and "error" in missing["found"]
+
+
+def test_meta_records_each_deb_with_its_sha256(tmp_path):
+    import hashlib
+    import json
+
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    (debs / "qemu-system-x86_10.0.2_amd64.deb").write_bytes(b"not really a deb")
+    qemu_install.write_meta(tmp_path, "1:10.0.2", debs)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["qemu_version"] == "1:10.0.2" and meta["suite"] == "bookworm-backports"
+    [deb] = meta["debs"]
+    assert deb["sha256"] == hashlib.sha256(b"not really a deb").hexdigest() and deb["size"] == 16
