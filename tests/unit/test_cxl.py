@@ -301,3 +301,29 @@ def test_meta_records_each_deb_with_its_sha256(tmp_path):
     assert meta["qemu_version"] == "1:10.0.2" and meta["suite"] == "bookworm-backports"
     [deb] = meta["debs"]
     assert deb["sha256"] == hashlib.sha256(b"not really a deb").hexdigest() and deb["size"] == 16
+
+
+# --- the model: what CXL shares with NFIT and what differs ---------------------------------------
+
+
+@pytest.mark.parametrize("op", ["dax-mount", "odirect-read-into-dax", "longterm-pin", "map-sync", "fork-cow"])
+@pytest.mark.parametrize(("mode", "map_"), [("fsdax", "mem"), ("fsdax", "dev"), ("devdax", "mem")])
+def test_cxl_namespaces_predict_like_nfit_from_6_0(op, mode, map_):
+    from pmemkit.model.predict import predict
+    from pmemkit.scenario import Scenario
+
+    for kernel in ("6.1", "6.12"):
+        cxl = predict(Scenario(kernel, "cxl", mode, map_, fs="ext4"), op)
+        nfit = predict(Scenario(kernel, "nvdimm", mode, map_, fs="ext4"), op)
+        assert (cxl.outcome, cxl.struct_page, cxl.rule) == (nfit.outcome, nfit.struct_page, nfit.rule)
+
+
+def test_cxl_differs_before_6_0_and_raw_has_no_pages():
+    from pmemkit.model.predict import predict
+    from pmemkit.scenario import Scenario
+
+    old = predict(Scenario("5.10", "cxl", "fsdax", "mem", fs="ext4"), "dax-mount")
+    assert old.rule == "cxl-pmem-region-6.0" and old.outcome == "n/a" and old.status == "I"
+    assert predict(Scenario("5.10", "nvdimm", "fsdax", "mem", fs="ext4"), "dax-mount").outcome == "ok"
+    raw = predict(Scenario("6.1", "cxl", "raw", fs="ext4"), "dax-mount")
+    assert raw.struct_page is False and "drivers/cxl/pmem.c" in " ".join(raw.sources)
