@@ -17,8 +17,9 @@ from pmemkit.scenario import Observation, Prediction
 
 EMULATION_WARNING = (
     "> **Emulated pmem.** Every device in this run is host DRAM presented by QEMU "
-    "(`memmap=` legacy ranges, QEMU NVDIMMs, virtio-pmem). Outcomes show what the real Linux "
-    "kernel decided; timings are those of DRAM under QEMU and say nothing about Optane or CXL media."
+    "(`memmap=` legacy ranges, QEMU NVDIMMs, virtio-pmem, CXL Type-3 devices). Outcomes show what "
+    "the real Linux kernel decided; timings are those of DRAM under QEMU and say nothing about Optane "
+    "or CXL media (QEMU emulates every access to CXL memory in software, far slower than DRAM)."
 )
 PHASE_ORDER = ("qemu", "kernel", "initrd", "init", "python", "done")
 

@@ -33,7 +33,7 @@ from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
 from pmemkit.vm.layout import VmLayout
 from pmemkit.vm.lifecycle import SignalGuard
 from pmemkit.vm.qemu import QemuCommand, backing_size, make_cxl_files
-from pmemkit.vm.qemu_install import cxl_qemu
+from pmemkit.vm.qemu_install import cxl_qemu, cxl_speed_warning
 
 QEMU = "qemu-system-x86_64"
 BOOT_BUDGET_S = 60.0  # boot + python start-up under TCG, with room for a loaded machine
@@ -103,6 +103,7 @@ def boot_and_collect(
     if layout.has_cxl:  # before anything slow: a QEMU whose CXL pmem reads back zeros is refused
         qemu = cxl_qemu(qemu, progress)
         progress(f"qemu for CXL: {_qemu_version(qemu)}")
+        progress(cxl_speed_warning(options.suites))
     pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
     timeout = options.timeout_s or options.default_timeout()
     guard.stage = "checking (or building) the guest image"

@@ -327,3 +327,10 @@ def test_cxl_differs_before_6_0_and_raw_has_no_pages():
     assert predict(Scenario("5.10", "nvdimm", "fsdax", "mem", fs="ext4"), "dax-mount").outcome == "ok"
     raw = predict(Scenario("6.1", "cxl", "raw", fs="ext4"), "dax-mount")
     assert raw.struct_page is False and "drivers/cxl/pmem.c" in " ".join(raw.sources)
+
+
+def test_cxl_speed_warning_names_the_streaming_suites():
+    assert "mmap, fio suite(s) may not finish" in qemu_install.cxl_speed_warning(
+        ["smoke", "mmap", "fio", "kapi"]
+    )
+    assert "may not finish" not in qemu_install.cxl_speed_warning(["smoke", "kapi"])
