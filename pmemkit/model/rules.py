@@ -1780,8 +1780,8 @@ CXL_RULES: tuple[Rule, ...] = (
         "CXL pmem reaches libnvdimm only as a region: user-created regions on a root decoder "
         "(drivers/cxl/core/region.c, CONFIG_CXL_REGION) and the region-to-nd_region bridge "
         "(drivers/cxl/pmem.c cxl_pmem_region_probe()) arrive in 6.0; before it a CXL memdev gives "
-        "no pmem namespace. The 6.0 bound is inferred from the merge history (Debian's 5.10 config "
-        "has CXL_BUS but no CXL_REGION); region creation observed on Debian 6.1 in pmemkit's VM.",
+        "no pmem namespace. The 6.0 bound is inferred from the merge history (Debian's 5.10 kernel "
+        "has no CXL options at all); region creation observed on Debian 6.1 in pmemkit's VM.",
         "drivers/cxl/core/region.c (6.0, 'cxl/region: Add region creation support')",
         "drivers/cxl/pmem.c cxl_pmem_region_probe() (6.0)",
         status="I",
