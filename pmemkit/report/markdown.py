@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmemkit.report.cxl import cxl_rows
 from pmemkit.report.tables import table as _table
 from pmemkit.report.whatif import whatif_section
 from pmemkit.scenario import Observation, Prediction
@@ -56,7 +57,7 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
         + (f" map={p['map']}" if p.get("map") else "")
         for p in run.plan.get("pmem", [])
     )
-    return [
+    rows = [
         [
             "guest kernel",
             f"{guest.get('kernel', image.get('kernel_release', '?'))} "
@@ -82,6 +83,7 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
             f"guest exit {boot.get('guest_rc')}",
         ],
     ]
+    return rows + cxl_rows(run.observations)
 
 
 def phase_rows(phases: dict[str, float]) -> list[list[Any]]:

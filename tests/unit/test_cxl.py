@@ -334,3 +334,30 @@ def test_cxl_speed_warning_names_the_streaming_suites():
         ["smoke", "mmap", "fio", "kapi"]
     )
     assert "take minutes" not in qemu_install.cxl_speed_warning(["smoke", "kapi"])
+
+
+def test_report_names_each_cxl_device_once():
+    from pmemkit.report.cxl import cxl_rows
+    from pmemkit.scenario import Observation, Scenario
+
+    record = {
+        "serial": 0x504D0001,
+        "memdev": "mem1",
+        "cxl_region": "region0",
+        "nd_region": "region0",
+        "root_decoder": "decoder0.0",
+        "interleave_ways": 1,
+        "region_setup_s": 1.1,
+        "readback": {"ok": True, "bytes": 1 << 20, "found": "the pattern"},
+    }
+    prov = {"cxl": record, "pmem_spec": "cxl:512M,mode=fsdax,map=mem"}
+    scenario = Scenario("6.1", "cxl", "fsdax", "mem", fs="ext4")
+    obs = [Observation("smoke", op, "ok", scenario, "/dev/pmem0", provenance=prov) for op in ("a", "b")]
+    [row] = cxl_rows(obs)
+    assert row[0] == "CXL device"
+    assert "mem1 (serial 0x504d0001) → region0 on decoder0.0, 1-way → nd region0" in row[1]
+    assert "read-back of 1024 KiB: the pattern" in row[1]
+    bad = {**record, "serial": 2, "readback": {"ok": False, "found": "zeros"}}
+    [row] = cxl_rows([Observation("smoke", "a", "ok", scenario, "/dev/pmem0", provenance={"cxl": bad})])
+    assert row[1].endswith("O_DIRECT read-back: zeros")
+    assert cxl_rows([Observation("smoke", "a", "ok", scenario, "/dev/pmem0")]) == []
