@@ -1123,19 +1123,39 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "private-devmem",
-        ("map-private", "fork-cow"),
+        "fork-cow",
         "ENOMEM",
-        "A private writable mapping of /dev/mem failed with ENOMEM on Debian 5.10, 6.1 and 6.12 "
-        "(observed). mmap_mem() itself never returns ENOMEM (its failures are EINVAL, ENOSYS, "
-        "EPERM and EAGAIN), so the refusal comes from the mm core around it (mmap_region(): "
-        "may_expand_vm(), security_vm_enough_memory_mm() for the private writable range, or an "
-        "allocation); which one is not known yet.",
-        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem mmap(MAP_PRIVATE) -> "
-        "'Cannot allocate memory'",
-        "linux-source-6.1 and 6.12 drivers/char/mem.c mmap_mem() (no -ENOMEM path)",
-        "linux-source-6.12 mm/mmap.c __mmap_region() (-ENOMEM paths: may_expand_vm, accounting, "
-        "allocation; which one applies is unconfirmed)",
+        "The private writable /dev/mem mapping is made; what fails with ENOMEM (observed on Debian "
+        "5.10, 6.1 and 6.12) is the fork() after the parent wrote the first page: copy_page_range() "
+        "calls track_pfn_copy(), whose get_pat_info() cannot read the cache mode of a copy-on-write "
+        "pfnmap whose first page is now an anonymous copy (-EINVAL); dup_mmap() fails, dup_mm() "
+        "returns NULL and copy_mm() turns that into -ENOMEM. Traced on 6.1 (--trace-decisions); "
+        "earlier runs reported it as the mmap's failure because kapi named the wrong step.",
+        "linux-source-6.1 (6.1.192) arch/x86/mm/pat/memtype.c get_pat_info(): is_cow_mapping() && "
+        "pgprot -> -EINVAL ('If we need the cachemode as well, we're out of luck for now and have "
+        "to fail fork()'), track_pfn_copy(); mm/memory.c copy_page_range(); kernel/fork.c copy_mm(): "
+        "!dup_mm() -> -ENOMEM",
+        "linux-source-6.12 arch/x86/mm/pat/memtype.c get_pat_info(), track_pfn_copy() (the same)",
+        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem fork-cow -> 'Cannot "
+        "allocate memory'",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: kernel_clone -ENOMEM <- copy_process "
+        "ERR_PTR(-ENOMEM) <- dup_mmap -EINVAL <- copy_page_range -EINVAL <- track_pfn_copy -EINVAL "
+        "(get_pat_info, copy_mm, dup_mm inlined)",
         before="7.2",
+        fs_dax="devmem",
+    ),
+    R(
+        "private-devmem-map",
+        "map-private",
+        "ok",
+        "mmap(MAP_PRIVATE) of /dev/mem itself succeeds: in the traced 6.1 run no mmap function "
+        "refused and the fork after it failed (kapi's fork-cow maps exactly this way). No experiment "
+        "maps /dev/mem privately on its own yet, so only 6.1 is observed; other kernels inferred.",
+        "linux-source-6.1 drivers/char/mem.c mmap_mem(): remap_pfn_range() of a private vma "
+        "(remap_pfn_range_notrack() sets vm_pgoff for a COW mapping)",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: fork-cow on /dev/mem, vm_mmap_pgoff() "
+        "returned the mapping",
+        status="I",
         fs_dax="devmem",
     ),
     R(
@@ -1464,8 +1484,9 @@ RULES: tuple[Rule, ...] = (
         "EOPNOTSUPP",
         "Up to 6.4 io_uring refuses fixed buffers backed by any file other than shmem/hugetlb: "
         "device-DAX and page-cache files alike (observed on Debian 6.1).",
-        "linux-source-6.1 io_uring/rsrc.c io_sqe_buffer_register(): !vma_is_shmem && "
-        "!is_file_hugepages -> -EOPNOTSUPP",
+        "linux-source-6.1 (6.1.192) io_uring/rsrc.c io_pin_pages() (called by "
+        "io_sqe_buffer_register()): !vma_is_shmem && !is_file_hugepages -> ERR_PTR(-EOPNOTSUPP); "
+        "traced on Debian 6.1.0-57 (--trace-decisions): io_pin_pages() returned 0xffffffffffffffa1",
         "pmemkit VM run, Debian 6.1.0-57: io_uring on devdax and page cache -> EOPNOTSUPP",
         since="5.1",
         before="6.5",
@@ -1534,10 +1555,15 @@ RULES: tuple[Rule, ...] = (
         "madvise-devmem",
         "madvise",
         "EINVAL",
-        "MADV_DONTNEED refuses VM_PFNMAP vmas (can_madv_lru_vma()), so madvise on /dev/mem fails "
-        "with EINVAL (observed on Debian 6.1).",
-        "linux-source-6.1 mm/madvise.c can_madv_lru_vma(): VM_LOCKED|VM_PFNMAP|VM_HUGETLB",
+        "MADV_DONTNEED refuses VM_PFNMAP vmas (madvise_dontneed_free_valid_vma()), so madvise on "
+        "/dev/mem fails with EINVAL (observed on Debian 6.1). Was cited as can_madv_lru_vma(), which "
+        "only MADV_COLD/MADV_PAGEOUT call; a --trace-decisions run named the real check.",
+        "linux-source-6.1 (6.1.192) mm/madvise.c madvise_dontneed_free_valid_vma(): VM_PFNMAP "
+        "(VM_LOCKED unless MADV_DONTNEED_LOCKED) -> false, madvise_dontneed_free() -> -EINVAL; the "
+        "same in linux-source-6.12",
         "pmemkit VM run, Debian 6.1.0-57: madvise on /dev/mem -> EINVAL",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: madvise_dontneed_free_valid_vma() "
+        "returned false (raw %ax 0xd044400: a bool is the low byte only), do_madvise() -EINVAL",
         fs_dax="devmem",
     ),
     R(
@@ -1841,3 +1867,148 @@ def decide(ask: str, kernel: Kernel, facts: dict[str, object]) -> Rule:
         if rule.matches(kernel, facts):
             return rule
     raise LookupError(f"no rule answers {ask!r} for kernel {kernel} and {facts}")
+
+
+# ---- who decides: the kernel function each refusing rule cites, per kernel range (issue 14) ----
+
+
+@dataclass(frozen=True)
+class Decider:
+    """The kernel function a rule's refusal comes from on a kernel range: what a traced run must name.
+
+    `returns` is its C return type as a kretprobe reads it (`int`, `long`, `pointer`, `bool`);
+    `callers` (nearest first) stand in for it when the function is inlined or not in kallsyms.
+    """
+
+    function: str
+    returns: str
+    source: str
+    callers: tuple[str, ...] = ()
+    since: str | None = None
+    before: str | None = None
+    status: str = "V"
+
+    def covers(self, kernel: Kernel) -> bool:
+        since = parse_kernel(self.since) if self.since else None
+        before = parse_kernel(self.before) if self.before else None
+        return (since is None or not kernel < since) and (before is None or kernel < before)
+
+    def candidate(self) -> dict[str, object]:
+        """What the guest's tracer arms (plan.json: no model objects cross into the guest)."""
+        return {"function": self.function, "returns": self.returns, "callers": list(self.callers)}
+
+
+_GUP_CALLERS = ("__get_user_pages", "__get_user_pages_locked", "__gup_longterm_locked")
+_CHECK_VMA_FLAGS_61 = "linux-source-6.1 (6.1.192) mm/gup.c check_vma_flags(), called by __get_user_pages()"
+#: rule name -> the deciding function per kernel range. A refusing rule missing here cites no
+#: function yet (its report cell says so).
+DECIDERS: dict[str, tuple[Decider, ...]] = {
+    "gup-devmem": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: VM_IO | VM_PFNMAP -> -EFAULT; the same test in linux-source-6.12",
+            _GUP_CALLERS,
+        ),
+    ),
+    "longterm-fsdax-foll-longterm": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP",
+            _GUP_CALLERS,
+            since="5.2",
+            before="6.15",
+        ),
+    ),
+    "longterm-fsdax-gup-fast": (
+        Decider(
+            "check_vma_flags", "int", "mm/gup.c check_vma_flags() (6.15+, inferred)", _GUP_CALLERS, status="I"
+        ),
+    ),
+    "iouring-fsdax-longterm": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: io_pin_pages() -> pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) "
+            "refuses the fsdax vma before io_uring's own file check",
+            _GUP_CALLERS,
+            since="5.2",
+        ),
+    ),
+    "iouring-file-backed-refused": (
+        Decider(
+            "io_sqe_buffer_register",
+            "int",
+            "fs/io_uring.c io_sqe_buffer_register() (the file check before io_pin_pages() was split "
+            "out; inferred, not read)",
+            before="6.1",
+            status="I",
+        ),
+        Decider(
+            "io_pin_pages",
+            "pointer",
+            "linux-source-6.1 (6.1.192) io_uring/rsrc.c io_pin_pages(): !vma_is_shmem() && "
+            "!is_file_hugepages() -> ERR_PTR(-EOPNOTSUPP), called by io_sqe_buffer_register()",
+            ("io_sqe_buffer_register",),
+            since="6.1",
+            before="6.5",
+        ),
+    ),
+    "longterm-pagecache-writable-file": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            "linux-source-6.12 mm/gup.c check_vma_flags(): FOLL_LONGTERM && FOLL_WRITE && "
+            "!writable_file_mapping_allowed() -> -EFAULT",
+            _GUP_CALLERS,
+            since="6.5",
+        ),
+    ),
+    "madvise-devmem": (
+        Decider(
+            "madvise_dontneed_free_valid_vma",
+            "bool",
+            "linux-source-6.1 (6.1.192) mm/madvise.c madvise_dontneed_free_valid_vma(): VM_PFNMAP -> "
+            "false, madvise_dontneed_free() -> -EINVAL",
+            ("madvise_dontneed_free", "madvise_vma_behavior"),
+        ),
+    ),
+    "private-devdax": (
+        Decider(
+            "check_vma",
+            "int",
+            "linux-source-6.1 drivers/dax/device.c check_vma(): !VM_MAYSHARE -> -EINVAL ('attempted "
+            "private mapping'), called by dax_mmap()",
+            ("dax_mmap",),
+        ),
+    ),
+}
+DECIDERS["fork-devdax"] = DECIDERS["private-devdax"]
+DECIDERS["private-devmem"] = (
+    Decider(
+        "get_pat_info",
+        "int",
+        "linux-source-6.1 (6.1.192) and 6.12 arch/x86/mm/pat/memtype.c get_pat_info(): a COW pfnmap "
+        "needing its cache mode -> -EINVAL, via track_pfn_copy() <- copy_page_range() <- dup_mmap(); "
+        "copy_mm() reports -ENOMEM",
+        ("track_pfn_copy", "copy_page_range", "dup_mmap"),
+    ),
+)
+
+
+def cited_decider(rule: str, kernel: Kernel) -> Decider | None:
+    """The function `rule` says refuses on `kernel`, or None when the rule cites none for it."""
+    return next((d for d in DECIDERS.get(rule, ()) if d.covers(kernel)), None)
+
+
+def decision_candidates() -> dict[str, list[dict[str, object]]]:
+    """Operation -> every function the model cites for it on any kernel (the guest arms them all;
+    those absent from the booted kernel are reported not probeable)."""
+    out: dict[str, list[dict[str, object]]] = {}
+    for name, deciders in DECIDERS.items():
+        for op in rule_by_name(name).asks:
+            for d in deciders:
+                if d.candidate() not in out.setdefault(op, []):
+                    out[op].append(d.candidate())
+    return out

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmemkit.report.causes import cause_differs, cause_section
 from pmemkit.report.cxl import cxl_rows
 from pmemkit.report.tables import table as _table
 from pmemkit.report.whatif import whatif_section
@@ -115,7 +116,9 @@ class Joined:
 
     @property
     def agree(self) -> bool:
-        return self.prediction is not None and self.prediction.outcome == self.observation.outcome
+        """Same outcome, and (issue 14) no traced refusing function that differs from the model's."""
+        obs, pred = self.observation, self.prediction
+        return pred is not None and pred.outcome == obs.outcome and not cause_differs(obs, pred)
 
     @property
     def kind(self) -> str:
@@ -661,6 +664,7 @@ def render(run: RunContents, predictor: Predictor | None = None, plots: list[str
     lines += odirect_latency_section(run)
     lines += fio_section(run)
     lines += kapi_section(run, joined)
+    lines += cause_section((j.observation, j.prediction) for j in joined)
     lines += d2d_section(run)
     lines += raid_section(run, joined)
     lines += whatif_section(run.plan, run.observations, run.guest_environment, run.name)
