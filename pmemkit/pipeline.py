@@ -57,7 +57,7 @@ def check(options: RunOptions) -> Checked:
     if options.timeout_s is not None and options.timeout_s <= 0:
         raise VmConfigError("--timeout must be a positive number of seconds")
     layout = vm_layout.plan_layout(options.pmem, options.memory)
-    sizes = [backing_size(d) for d in layout.dimms]
+    sizes = [backing_size(d) for d in (*layout.dimms, *layout.cxl)]
     scratch = cache_dir() / "scratch"
     vm_layout.check_fits_host(layout, sizes, vm_layout.read_host(scratch, options.accel))
     if sizes:

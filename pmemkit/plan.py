@@ -21,7 +21,12 @@ __all__ = ["Placement", "Plan", "check_placements", "write_atomic"]
 #: (where the host put each device) are required on top, so a guest never re-derives an NVDIMM slot, a
 #: memmap start or a virtio-pmem device's place. A plan is read only by the guest of the run that
 #: wrote it, so a plan without them is refused rather than versioned.
-PLACEMENT_FIELDS = {"memmap": "memmap_start", "nvdimm": "nfit_handle", "virtio-pmem": "pci_address"}
+PLACEMENT_FIELDS = {
+    "memmap": "memmap_start",
+    "nvdimm": "nfit_handle",
+    "virtio-pmem": "pci_address",
+    "cxl": "cxl_serial",
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,8 @@ class Placement:
     Decided once, by `vm.layout.plan_layout`; qemu's command line and the guest's matching both read
     it. memmap: the range's physical start (the e820 namespace's `resource`); nvdimm: the DIMM slot
     given to `-device nvdimm,slot=` and the NFIT handle QEMU derives from it; virtio-pmem: the PCI
-    address given to `-device virtio-pmem-pci,addr=`, spelt as sysfs shows it.
+    address given to `-device virtio-pmem-pci,addr=`, spelt as sysfs shows it; cxl: the serial
+    number given to `-device cxl-type3,sn=`.
     """
 
     index: int  # position in Plan.pmem
@@ -40,6 +46,7 @@ class Placement:
     nvdimm_slot: int | None = None
     nfit_handle: int | None = None
     pci_address: str | None = None  # e.g. "0000:00:10.0"
+    cxl_serial: int | None = None  # cxl: the Type-3 device's `sn=`, which `cxl list -M` shows as serial
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

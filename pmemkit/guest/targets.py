@@ -131,6 +131,7 @@ def device_provenance(env: dict[str, Any], device: PreparedDevice) -> dict[str, 
         "ndctl_mode": ns.ndctl_mode,
         "queue_dax": ns.queue_dax,
         "nd_provider": ns.provider,
+        **({"cxl": device.setup} if device.setup else {}),
     }
 
 

@@ -2193,6 +2193,57 @@ PEER_RULES: tuple[Rule, ...] = (
 )
 RULES = RULES + PEER_RULES
 # ---- end peers ------------------------------------------------------------------------------------
+# ---- CXL pmem as a source (issue 16; the cxl helper's block, kept apart from the table above) --
+# What CXL shares with NFIT: from the nd region on it is libnvdimm's namespace layer, so the pfn
+# (fsdax, map=mem|dev), dax (devdax) and btt rules above answer for it unchanged. What differs
+# is before the namespace: the region is made by `cxl create-region` on a CXL root decoder (no
+# NFIT), which needs the region code, and a raw namespace has no struct page like NFIT's. Each
+# CXL rule is inserted ahead of the first rule answering the same question, so it decides first.
+CXL_RULES: tuple[Rule, ...] = (
+    R(
+        "cxl-pmem-region-6.0",
+        "available",
+        "no",
+        "CXL pmem reaches libnvdimm only as a region: user-created regions on a root decoder "
+        "(drivers/cxl/core/region.c, CONFIG_CXL_REGION) and the region-to-nd_region bridge "
+        "(drivers/cxl/pmem.c cxl_pmem_region_probe()) arrive in 6.0; before it a CXL memdev gives "
+        "no pmem namespace. The 6.0 bound is inferred from the merge history (Debian's 5.10 kernel "
+        "has no CXL options at all); region creation observed on Debian 6.1 in pmemkit's VM.",
+        "drivers/cxl/core/region.c (6.0, 'cxl/region: Add region creation support')",
+        "drivers/cxl/pmem.c cxl_pmem_region_probe() (6.0)",
+        status="I",
+        before="6.0",
+        source="cxl",
+    ),
+    R(
+        "raw-cxl-no-pages",
+        "struct-page",
+        "none",
+        "A CXL pmem region sets ND_REGION_CXL and ND_REGION_PERSIST_MEMCTRL but not "
+        "ND_REGION_PAGEMAP, so pmem_should_map_pages() is false and a raw namespace has no struct "
+        "page, as on NFIT. Read in drivers/cxl/pmem.c; to be confirmed in the VM.",
+        "drivers/cxl/pmem.c cxl_pmem_region_probe(): set_bit(ND_REGION_CXL), "
+        "set_bit(ND_REGION_PERSIST_MEMCTRL), no ND_REGION_PAGEMAP",
+        SHOULD_MAP + ": ND_REGION_PAGEMAP",
+        status="I",
+        mode="raw",
+        source="cxl",
+    ),
+)
+
+
+def _with_cxl(rules: tuple[Rule, ...], extra: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """`rules` with each of `extra` placed just before the first rule answering the same question."""
+    out = list(rules)
+    for rule in extra:
+        at = next((i for i, r in enumerate(out) if set(r.asks) & set(rule.asks)), len(out))
+        out.insert(at, rule)
+    return tuple(out)
+
+
+RULES = _with_cxl(RULES, CXL_RULES)
+FACTS["source"] = (*FACTS["source"], "cxl")
+
 
 QUESTION_NAMES = QUESTIONS + MODEL_OPERATIONS
 

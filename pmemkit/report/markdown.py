@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pmemkit.report.causes import cause_differs, cause_section
+from pmemkit.report.cxl import cxl_rows
 from pmemkit.report.tables import table as _table
 from pmemkit.report.whatif import whatif_section
 from pmemkit.scenario import Observation, Prediction
 
 EMULATION_WARNING = (
     "> **Emulated pmem.** Every device in this run is host DRAM presented by QEMU "
-    "(`memmap=` legacy ranges, QEMU NVDIMMs, virtio-pmem). Outcomes show what the real Linux "
-    "kernel decided; timings are those of DRAM under QEMU and say nothing about Optane or CXL media."
+    "(`memmap=` legacy ranges, QEMU NVDIMMs, virtio-pmem, CXL Type-3 devices). Outcomes show what "
+    "the real Linux kernel decided; timings are those of DRAM under QEMU and say nothing about Optane "
+    "or CXL media (QEMU emulates every access to CXL memory in software, far slower than DRAM)."
 )
 PHASE_ORDER = ("qemu", "kernel", "initrd", "init", "python", "done")
 
@@ -56,7 +58,7 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
         + (f" map={p['map']}" if p.get("map") else "")
         for p in run.plan.get("pmem", [])
     )
-    return [
+    rows = [
         [
             "guest kernel",
             f"{guest.get('kernel', image.get('kernel_release', '?'))} "
@@ -82,11 +84,15 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
             f"guest exit {boot.get('guest_rc')}",
         ],
     ]
+    return rows + cxl_rows(run.observations)
 
 
 def phase_rows(phases: dict[str, float]) -> list[list[Any]]:
     rows, previous = [], None
-    names = [p for p in PHASE_ORDER if p in phases] + [p for p in phases if p not in PHASE_ORDER]
+    known = [p for p in PHASE_ORDER if p in phases]
+    names = known + sorted((p for p in phases if p not in PHASE_ORDER), key=phases.__getitem__)
+    if "done" in known and names[-1] != "done":  # a guest's own phases (cxl-…) come before done
+        names = [p for p in names if p != "done"] + ["done"]
     for name in names:
         at = phases[name]
         rows.append([name, f"{at:.2f}", "" if previous is None else f"{at - previous:.2f}"])

@@ -32,7 +32,8 @@ from pmemkit.vm.image import cache_dir, ensure_image, repo_root
 from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
 from pmemkit.vm.layout import VmLayout
 from pmemkit.vm.lifecycle import SignalGuard
-from pmemkit.vm.qemu import QemuCommand, backing_size
+from pmemkit.vm.qemu import QemuCommand, backing_size, make_cxl_files
+from pmemkit.vm.qemu_install import cxl_qemu, cxl_speed_warning
 from pmemkit.vm.session import SessionSpec
 
 QEMU = "qemu-system-x86_64"
@@ -112,8 +113,12 @@ def boot_and_collect(
     the signal is left in `guard.received` for the caller.
     """
     qemu = shutil.which(QEMU)
-    if qemu is None:
+    if qemu is None and not layout.has_cxl:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
+    if layout.has_cxl:  # before anything slow: a QEMU whose CXL pmem reads back zeros is refused
+        qemu = cxl_qemu(qemu, progress)
+        progress(f"qemu for CXL: {_qemu_version(qemu)}")
+        progress(cxl_speed_warning(options.suites))
     pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
     timeout: float | None = options.timeout_s or options.default_timeout()
     if session is not None and session.mode == "shell" and options.timeout_s is None:
@@ -169,6 +174,7 @@ def boot_and_collect(
             with open(path, "wb") as f:
                 f.truncate(backing_size(cfg))  # sparse, fresh each run: no stale labels
             backing.append(path)
+        cxl_files = make_cxl_files(scratch, layout)
         command = QemuCommand(
             qemu=qemu,
             accel=choice.accel,
@@ -181,6 +187,7 @@ def boot_and_collect(
             results_dir=share.resolve(),
             vm_token=image.image_id,
             backing_files=backing,
+            cxl_files=cxl_files,
         )
         environment = {
             "pmemkit_version": __version__,
