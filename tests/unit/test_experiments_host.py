@@ -155,7 +155,10 @@ def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     buffer = "anon" if kind == "anon" else "pagecache-mmap"
     odirect = {o.shown(): o for o in get("odirect")(_target(kind, tmp_path), {"profile": "quick"})}
-    assert odirect[f"odirect-latency-{buffer}"].provenance["repetitions"] == 16
+    from pmemkit.guest.experiments.odirect import PROFILES as ODIRECT_PROFILES
+
+    assert odirect[f"odirect-latency-{buffer}"].provenance["repetitions"] == 256
+    assert ODIRECT_PROFILES["quick"]["repetitions"] == 256
     assert odirect[f"odirect-read-into-{buffer}"].provenance["repetitions"] == 1
     kapi = {o.operation: o for o in get("kapi")(_target(kind, tmp_path), {"profile": "quick"})}
     assert kapi["futex-shared"].provenance["repetitions"] == 16
@@ -306,3 +309,48 @@ def test_no_condition_in_pmemkit_chooses_between_two_equal_answers():
     ]
     assert found == []
     assert _same_branches(ast.parse('"ok" if n == 4 else "ok"', mode="eval").body)  # the check can fail
+
+
+@pytest.mark.parametrize("kind", ["anon", "pagecache"])
+def test_latencies_go_through_the_one_timing_loop(kind, tmp_path):
+    """Issue 15: every latency summary says it came from measure.timing.time_each, with its overhead."""
+    if not _direct_io_works(tmp_path):
+        pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
+    from pmemkit.guest.experiments.odirect import LARGE_IO, PROFILES
+
+    quick = PROFILES["quick"]
+    odirect = [
+        o for o in get("odirect")(_target(kind, tmp_path), {"profile": "quick"}) if "latency" in o.operation
+    ]
+    rows = odirect[0].metrics["rows"]
+    assert len(rows) == 2 * len(quick["sizes"])
+    for row in rows:
+        timing = row["latency"]["timing"]
+        want = quick["large_repetitions"] if row["io_bytes"] >= LARGE_IO else quick["repetitions"]
+        assert row["latency"]["count"] == want == timing["samples"]
+        assert timing["loop"].endswith("time_each") and timing["warmup"] == quick["warmup"]
+        assert timing["overhead_ns"] >= 0 and "ci" in row["latency"]
+    mmap_obs = {o.operation: o for o in get("mmap")(_target(kind, tmp_path), {"profile": "quick"})}
+    assert mmap_obs["first-touch-write"].metrics["latency"]["timing"]["samples"] == (4 << 20) // 4096
+    bw = mmap_obs["mmap-bandwidth"].metrics["rows"]
+    assert all(r["timing"]["samples"] == 2 for r in bw)
+    views = {r["view"] for r in bw}
+    # the same plain ndarray view on every side; numpy.memmap only in its labelled rows, files only
+    assert "ndarray over the mmap buffer (np.frombuffer)" in views
+    assert ("numpy.memmap slices: what a numpy user gets" in views) == (kind == "pagecache")
+    if kind == "anon":
+        assert "thp_enabled" in mmap_obs["first-touch-write"].metrics
+
+
+def test_a_file_mapping_is_a_plain_ndarray_unless_numpy_memmap_is_asked(tmp_path):
+    import numpy as np
+
+    from pmemkit.guest.mapping import Mapping
+
+    target = _target("pagecache", tmp_path)
+    with Mapping(target, "plain", 1 << 20) as m:
+        assert type(m.array) is np.ndarray and m.array.flags.writeable
+        m.array[:4096] = 7
+        m.flush(0, 4096)
+    with Mapping(target, "np", 1 << 20, numpy_memmap=True) as m:
+        assert isinstance(m.array, np.memmap)
