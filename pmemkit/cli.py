@@ -64,7 +64,7 @@ class PmemkitGroup(click.Group):
     importing the whole model costs seconds of every boot.
     """
 
-    lazy_commands = {"model": ("pmemkit.model_cli", "model")}
+    lazy_commands = {"model": ("pmemkit.model_cli", "model"), "compare": ("pmemkit.compare_cli", "compare")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])

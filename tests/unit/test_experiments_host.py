@@ -354,3 +354,68 @@ def test_a_file_mapping_is_a_plain_ndarray_unless_numpy_memmap_is_asked(tmp_path
         m.flush(0, 4096)
     with Mapping(target, "np", 1 << 20, numpy_memmap=True) as m:
         assert isinstance(m.array, np.memmap)
+
+
+def test_provenance_records_thp_and_cpu_placement(tmp_path):
+    from pmemkit.guest import provenance
+    from pmemkit.guest.targets import RUN_PROVENANCE
+
+    assert provenance.selected_word("always [madvise] never") == "madvise"
+    assert provenance.selected_word("[always] defer madvise never\n") == "always"
+    (tmp_path / "enabled").write_text("always madvise [never]\n")
+    assert provenance.thp_mode(tmp_path) == {"enabled": "never", "defrag": None}  # no defrag file
+    cpus = provenance.cpu_placement()
+    assert cpus["vcpus"] >= 1 and set(cpus["affinity"]) <= set(range(cpus["vcpus"] * 64))
+    assert "thp" in RUN_PROVENANCE and "cpus" in RUN_PROVENANCE
+    env = provenance.collect("tcg", "0.0")
+    assert env["thp"].keys() == {"enabled", "defrag"} and env["cpus"]["vcpus"] == cpus["vcpus"]
+
+
+def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path):
+    """Issue 15: fio and pmemkit alternate for R rounds over fio's own offsets, same I/O count."""
+    import shutil
+
+    if shutil.which("fio") is None or not _direct_io_works(tmp_path):
+        pytest.skip("fio or O_DIRECT missing on this host")
+    from pmemkit.guest.experiments.fiocheck import PROFILES
+
+    quick = PROFILES["quick"]
+    obs = {o.operation: o for o in get("fio")(_target("pagecache", tmp_path), {"profile": "quick"})}
+    rand = obs["fio-odirect-randread"]
+    assert rand.outcome == "ok", rand.detail
+    parity = rand.metrics["parity"]
+    assert parity["rounds"] == quick["rounds"] and parity["same_offsets"] is True
+    assert (
+        rand.metrics["fio_clat"]["count"]
+        == rand.metrics["pmemkit_caller"]["count"]
+        == quick["ios"] * quick["rounds"]
+    )
+    p50 = parity["p50"]
+    assert p50["lo"] <= p50["ratio"] <= p50["hi"] and len(p50["per_round"]) == quick["rounds"]
+    # two rounds: a bootstrap CI over the pooled I/Os, but no verdict (that needs >= 3 rounds)
+    assert p50["agrees"] is None and "rounds_ci" not in p50 and "no verdict" in rand.detail
+    assert "fio_null_p50_ns" not in rand.metrics  # quick leaves fio's null engine out
+    # outside pmemkit's VM tracefs is never touched: the comparison says it is caller-side
+    assert parity["pmemkit_latency"].startswith("caller-side") and "own latency unavailable" in rand.detail
+    seq = obs["fio-mmap-seqread"]
+    assert seq.outcome == "ok" and len(seq.metrics["per_round_ratio"]) == quick["seq_rounds"] == 1
+    assert seq.metrics["bw_ratio_ci"] is None and "a CI over rounds needs 3" in seq.detail
+
+
+def test_fio_check_gives_a_verdict_from_three_rounds(tmp_path, monkeypatch):
+    import shutil
+
+    if shutil.which("fio") is None or not _direct_io_works(tmp_path):
+        pytest.skip("fio or O_DIRECT missing on this host")
+    from pmemkit.guest.experiments import fiocheck
+
+    small = {"file_bytes": 4 << 20, "ios": 64, "rounds": 3, "loops": 1, "seq_rounds": 3, "null": 1}
+    monkeypatch.setitem(fiocheck.PROFILES, "quick", small)
+    obs = {o.operation: o for o in get("fio")(_target("pagecache", tmp_path), {"profile": "quick"})}
+    p50 = obs["fio-odirect-randread"].metrics["parity"]["p50"]
+    over_rounds = p50["rounds_ci"]  # the verdict's CI includes the spread between rounds
+    assert p50["lo"] <= over_rounds["lo"] and over_rounds["hi"] <= p50["hi"]
+    assert p50["agrees"] == (0.9 <= p50["lo"] and p50["hi"] <= 1.1)
+    assert obs["fio-odirect-randread"].metrics["fio_null_p50_ns"] > 0
+    ci = obs["fio-mmap-seqread"].metrics["bw_ratio_ci"]
+    assert ci["rounds"] == 3 and ci["lo"] <= ci["ratio"] <= ci["hi"]
