@@ -11,7 +11,7 @@ is the caller's overhead.
 How (Documentation/trace/histogram.rst, "Inter-event hist triggers"; needs CONFIG_HIST_TRIGGERS
 and CONFIG_SYNTH_EVENTS, both set in Debian's kernels): a hist trigger on sys_enter saves
 `common_timestamp` (ns) per pid; one on sys_exit computes `common_timestamp - $ts0` and emits a
-synthetic event `pmemkit_syscall_lat(lat_ns, nr)` per matching call into the trace buffer, which
+synthetic event `pmemkit_syscall_lat(lat_ns)` per matching call into the trace buffer, which
 is read after the loop. Nothing is installed in the image; tracefs is touched only inside
 pmemkit's VM (`tracefs.tracing_dir`).
 
@@ -32,51 +32,49 @@ from typing import Any
 from pmemkit.guest.tracefs import tracing_dir
 
 SYNTH = "pmemkit_syscall_lat"
-SYNTH_DEFINITION = f"{SYNTH} u64 lat_ns; s64 nr"
+SYNTH_DEFINITION = f"{SYNTH} u64 lat_ns"
 #: x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
-SYSCALLS = {"pread64": 17, "getppid": 110, "preadv": 295}
-_LINE = re.compile(rf"{SYNTH}:\s+lat_ns=(\d+)\s+nr=(-?\d+)")
+#: Python's os.preadv issues preadv2 (327) where glibc has it (CPython's HAVE_PREADV2), else preadv.
+SYSCALLS = {"pread64": 17, "getppid": 110, "preadv": 295, "preadv2": 327}
+_LINE = re.compile(rf"{SYNTH}:\s+lat_ns=(\d+)")
 
 
-def parse_trace(text: str) -> dict[int, list[int]]:
-    """The synthetic events in a trace buffer's text: latencies (ns) by syscall number, in order."""
-    found: dict[int, list[int]] = {}
-    for match in _LINE.finditer(text):
-        found.setdefault(int(match.group(2)), []).append(int(match.group(1)))
-    return found
+def parse_trace(text: str) -> list[int]:
+    """The synthetic events in a trace buffer's text: latencies (ns), in order."""
+    return [int(match.group(1)) for match in _LINE.finditer(text)]
 
 
-def _ids_filter(ids: tuple[int, ...], pid: int) -> str:
-    wanted = " || ".join(f"id == {n}" for n in ids)
-    return f"common_pid == {pid} && ({wanted})"
+def triggers(pid: int, nrs: tuple[int, ...]) -> tuple[str, str]:
+    """The sys_enter and sys_exit hist trigger commands for `pid` and syscall numbers `nrs`.
 
-
-def triggers(pid: int, ids: tuple[int, ...]) -> tuple[str, str]:
-    """The sys_enter and sys_exit hist trigger commands for `pid` and syscall numbers `ids`."""
-    where = _ids_filter(ids, pid)
+    The synthetic event carries the latency alone (a second field would have to match the type
+    of `id`, `long`, exactly); a tracer is used for one kind of call at a time.
+    """
+    ids = " || ".join(f"id == {nr}" for nr in nrs)
+    where = f"common_pid == {pid} && ({ids})" if len(nrs) > 1 else f"common_pid == {pid} && {ids}"
     enter = f"hist:keys=common_pid:ts0=common_timestamp if {where}"
     exit_ = (
-        f"hist:keys=common_pid:lat=common_timestamp-$ts0:"
-        f"onmatch(raw_syscalls.sys_enter).trace({SYNTH},$lat,id) if {where}"
+        f"hist:keys=common_pid:lat=common_timestamp-$ts0:onmatch(raw_syscalls.sys_enter).trace({SYNTH},$lat) "
+        f"if {where}"
     )
     return enter, exit_
 
 
 class SyscallLatency:
-    """`with SyscallLatency((SYSCALLS["preadv"],)) as t: ...loop...` then `t.samples(nr)` (ns).
+    """`with SyscallLatency((SYSCALLS["preadv"], SYSCALLS["preadv2"])) as t: ...` then `t.samples()` (ns).
 
     `available` is False, and `why` says why, outside pmemkit's VM or when the kernel lacks hist
     triggers or synthetic events, or refused the setup (its tracing/error_log line is kept).
     Setup and teardown errors never escape: an experiment then reports the caller side only.
     """
 
-    def __init__(self, ids: tuple[int, ...], pid: int | None = None, root: Path | None = None) -> None:
-        self.ids = tuple(ids)
+    def __init__(self, nrs: tuple[int, ...], pid: int | None = None, root: Path | None = None) -> None:
+        self.nrs = tuple(nrs)
         self.pid = os.getpid() if pid is None else pid
         self.root = root if root is not None else tracing_dir()
         self.available = False
         self.why = ""
-        self.found: dict[int, list[int]] = {}
+        self.found: list[int] = []
         self._installed: list[tuple[Path, str]] = []
 
     def _paths(self) -> dict[str, Path]:
@@ -109,7 +107,7 @@ class SyscallLatency:
         if missing:
             self.why = f"the kernel lacks {', '.join(missing)} (CONFIG_SYNTH_EVENTS / HIST_TRIGGERS)"
             return self
-        enter, exit_ = triggers(self.pid, self.ids)
+        enter, exit_ = triggers(self.pid, self.nrs)
         try:
             paths["trace"].write_text("")
             self._append(paths["synthetic"], SYNTH_DEFINITION)
@@ -132,7 +130,7 @@ class SyscallLatency:
             lines = self._paths()["error_log"].read_text(errors="replace").strip().splitlines()
         except OSError:
             return "no error_log"
-        return " / ".join(lines[-2:]) or "error_log empty"
+        return " / ".join(line.strip() for line in lines[-3:]) or "error_log empty"
 
     def _teardown(self) -> None:
         """Undo in reverse order: disable the event, remove both triggers, then the synthetic event."""
@@ -160,9 +158,9 @@ class SyscallLatency:
         finally:
             self._teardown()
 
-    def samples(self, nr: int) -> list[int]:
-        """Latencies (ns) of syscall `nr` seen while the context was open, in call order."""
-        return list(self.found.get(nr, []))
+    def samples(self) -> list[int]:
+        """Latencies (ns) of the syscall seen while the context was open, in call order."""
+        return list(self.found)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: whether it worked (and why not), the method, the syscalls and the counts."""
@@ -170,5 +168,6 @@ class SyscallLatency:
             "available": self.available,
             "why_not": self.why or None,
             "method": "raw_syscalls sys_enter->sys_exit hist trigger, common_timestamp (ns), per pid",
-            "syscalls": {str(n): len(v) for n, v in self.found.items()},
+            "syscalls": list(self.nrs),
+            "count": len(self.found),
         }

@@ -270,3 +270,82 @@ def render_latency(
     if not pairs:
         return table
     return table + "\n" + render_histograms(pairs, caption=caption, width=width)
+
+
+def _ratio_ci_cell(ci: Mapping[str, Any] | None) -> str:
+    if not ci or ci.get("ratio") is None:
+        return MISSING
+    text = format_ratio(ci["ratio"])
+    if ci.get("lo") is not None and ci.get("hi") is not None:
+        text += f" [{ci['lo']:.2f}, {ci['hi']:.2f}]"
+    return text
+
+
+def _verdict_cell(ci: Mapping[str, Any] | None, rounds: int | None) -> str:
+    if not ci:
+        return MISSING
+    verdict = ci.get("agrees")
+    if verdict is None:
+        return f"no verdict ({rounds or '?'} round(s); needs 3)"
+    return "agrees" if verdict else "does not agree"
+
+
+def fio_parity_rows(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[list[str]]:
+    """Rows of the fio parity table from (target label, metrics of a `fio-odirect-randread` observation).
+
+    Columns as `FIO_PARITY_HEADERS`: pmemkit's I/O own latency (raw_syscalls tracepoints) p50 with
+    its CI, fio's clat p50 with its CI, their ratio with its CI, the verdict (whole CI within
+    0.9…1.1), pmemkit's caller-side p50 and the caller overhead (median per-call difference).
+    """
+    rows = []
+    for label, m in pairs:
+        parity = m.get("parity")
+        if not isinstance(parity, Mapping):
+            continue
+        own, caller, fio = m.get("pmemkit_own"), m.get("pmemkit_caller"), m.get("fio_clat")
+        scale = 1_000
+        rows.append(
+            [
+                label,
+                f"{parity.get('rounds')} × {parity.get('ios_per_round')}",
+                f"{percentile_cell(own, 'p50', scale)} {ci_cell(own, 'p50', scale)}" if own else "not traced",
+                f"{percentile_cell(fio, 'p50', scale)} {ci_cell(fio, 'p50', scale)}" if fio else MISSING,
+                _ratio_ci_cell(parity.get("p50")),
+                _verdict_cell(parity.get("p50"), parity.get("rounds")),
+                percentile_cell(caller, "p50", scale) if caller else MISSING,
+                _in_unit(parity.get("caller_overhead_p50_ns"), scale),
+            ]
+        )
+    return rows
+
+
+FIO_PARITY_HEADERS = [
+    "target",
+    "rounds × I/Os",
+    "pmemkit own p50 (µs) [95% CI]",
+    "fio clat p50 (µs) [95% CI]",
+    "pmemkit / fio [95% CI]",
+    "±10 %",
+    "pmemkit caller-side p50 (µs)",
+    "caller overhead p50 (µs)",
+]
+FIO_PARITY_NOTE = (
+    "O_DIRECT 4 KiB random reads, fio psync and pmemkit interleaved (fio, pmemkit, fio, pmemkit, ...) on "
+    "the same file, the same offsets (fio's own, from its per-I/O log) and the same I/O count. pmemkit's "
+    "own latency is the kernel's raw_syscalls sys_enter→sys_exit interval for its preadv calls (no "
+    "interpreter in it); the caller-side figure is the same calls timed from Python, and their per-call "
+    "difference is the caller overhead. Ratio CI: percentile bootstrap of the ratio of medians over all "
+    "rounds' I/Os, widened to the Student-t interval over per-round ratios; 'agrees' when the whole CI "
+    "lies within 0.9…1.1 (needs >= 3 rounds)."
+)
+
+
+def render_fio_parity(pairs: Iterable[tuple[str, Mapping[str, Any]]], *, caption: str | None = None) -> str:
+    """The fio parity table (Markdown) with its note; empty string when no observation carries parity."""
+    rows = fio_parity_rows(pairs)
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(FIO_PARITY_HEADERS) + " |", "|" + "---|" * len(FIO_PARITY_HEADERS)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    note = FIO_PARITY_NOTE + (f" {caption}" if caption else "")
+    return "\n".join(lines + _caption_lines(note)) + "\n"

@@ -166,3 +166,36 @@ def test_p50_and_p99_carry_their_ci_when_the_count_allows():
     assert cells[header.index("p50 95% CI (ns)")].startswith(f"{lo}–{hi} (±")
     assert cells[header.index("p99.9 (ns)")] == str(summary["p99.9"])
     assert cells[header.index("p99.99 (ns)")] == "— (n=2000)"
+
+
+def test_fio_parity_table_shows_both_latencies_the_ratio_ci_and_the_verdict():
+    from pmemkit.report.latency import FIO_PARITY_HEADERS, render_fio_parity
+
+    own = summarize([10_000 + i for i in range(2048)])
+    caller = summarize([13_000 + i for i in range(2048)])
+    fio = summarize([10_200 + i for i in range(2048)])
+    metrics = {
+        "pmemkit_own": own,
+        "pmemkit_caller": caller,
+        "fio_clat": fio,
+        "parity": {
+            "rounds": 5,
+            "ios_per_round": 4096,
+            "p50": {"ratio": 0.98, "lo": 0.95, "hi": 1.02, "agrees": True},
+            "caller_overhead_p50_ns": 3000.0,
+        },
+    }
+    two = dict(
+        metrics,
+        parity=dict(metrics["parity"], rounds=2, p50={"ratio": 1.3, "lo": 1.2, "hi": 1.4, "agrees": None}),
+    )
+    text = render_fio_parity([("memmap raw ext4", metrics), ("pagecache", two), ("old", {"comparison": {}})])
+    lines = text.splitlines()
+    assert len(lines) == 2 + 2 + 2  # header, rule, two rows (the old observation has no parity), caption
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[FIO_PARITY_HEADERS.index("pmemkit / fio [95% CI]")] == "0.98× [0.95, 1.02]"
+    assert cells[FIO_PARITY_HEADERS.index("±10 %")] == "agrees"
+    assert cells[FIO_PARITY_HEADERS.index("caller overhead p50 (µs)")] == "3.00"
+    assert cells[FIO_PARITY_HEADERS.index("pmemkit own p50 (µs) [95% CI]")].startswith("11.0 ")
+    assert "no verdict (2 round(s); needs 3)" in lines[3]
+    assert render_fio_parity([]) == ""

@@ -21,22 +21,22 @@ def _fake_tracefs(root: Path) -> Path:
 
 
 def test_triggers_filter_on_the_pid_and_the_syscalls():
-    enter, exit_ = triggers(4242, (295, 17))
-    assert (
-        enter == "hist:keys=common_pid:ts0=common_timestamp if common_pid == 4242 && (id == 295 || id == 17)"
-    )
+    enter, exit_ = triggers(4242, (295,))
+    assert enter == "hist:keys=common_pid:ts0=common_timestamp if common_pid == 4242 && id == 295"
+    both, _ = triggers(7, (295, 327))
+    assert both.endswith("if common_pid == 7 && (id == 295 || id == 327)")
     assert exit_.startswith("hist:keys=common_pid:lat=common_timestamp-$ts0:onmatch(raw_syscalls.sys_enter)")
-    assert f".trace({SYNTH},$lat,id) if common_pid == 4242" in exit_
+    assert exit_.endswith(f".trace({SYNTH},$lat) if common_pid == 4242 && id == 295")
 
 
-def test_parse_trace_groups_latencies_by_syscall():
+def test_parse_trace_reads_the_latencies_in_order():
     text = (
         "# tracer: nop\n"
-        f" python3-77 [000] d..1. 12.000001: {SYNTH}: lat_ns=12345 nr=295\n"
-        f" python3-77 [000] d..1. 12.000101: {SYNTH}: lat_ns=999 nr=110\n"
-        f" python3-77 [000] d..1. 12.000201: {SYNTH}: lat_ns=12001 nr=295\n"
+        f" python3-77 [000] d..1. 12.000001: {SYNTH}: lat_ns=12345\n"
+        " python3-77 [000] d..1. 12.000101: other_event: lat_ns=1\n"
+        f" python3-77 [000] d..1. 12.000201: {SYNTH}: lat_ns=12001\n"
     )
-    assert parse_trace(text) == {295: [12345, 12001], 110: [999]}
+    assert parse_trace(text) == [12345, 12001]
 
 
 def test_tracer_sets_up_reads_and_tears_down(tmp_path):
@@ -44,8 +44,8 @@ def test_tracer_sets_up_reads_and_tears_down(tmp_path):
     with SyscallLatency((295,), pid=77, root=root) as t:
         assert t.available
         assert (root / f"events/synthetic/{SYNTH}/enable").read_text() == "1"
-        (root / "trace").write_text(f" p-77 [000] 1.0: {SYNTH}: lat_ns=15000 nr=295\n")
-    assert t.samples(295) == [15000] and t.describe()["syscalls"] == {"295": 1}
+        (root / "trace").write_text(f" p-77 [000] 1.0: {SYNTH}: lat_ns=15000\n")
+    assert t.samples() == [15000] and t.describe()["count"] == 1
     assert (root / f"events/synthetic/{SYNTH}/enable").read_text() == "0"
     enter = (root / "events/raw_syscalls/sys_enter/trigger").read_text().splitlines()
     assert enter[0].startswith("hist:") and enter[1] == "!" + enter[0]  # removed again
@@ -58,7 +58,7 @@ def test_tracer_sets_up_reads_and_tears_down(tmp_path):
 def test_tracer_says_why_when_it_cannot_trace(tmp_path):
     with SyscallLatency((295,), root=None) as t:
         pass
-    assert not t.available and t.samples(295) == []
+    assert not t.available and t.samples() == []
     (tmp_path / "trace").write_text("")
     with SyscallLatency((295,), root=tmp_path) as t:
         pass
