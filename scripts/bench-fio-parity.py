@@ -60,6 +60,10 @@ def make_run(runs_dir: Path, profile: str, suites: str | None, timeout: str | No
     return run
 
 
+def _us(ns: float | None) -> str:
+    return "—" if ns is None else f"{ns / 1000:.2f}µs"
+
+
 def print_parity(run: Path) -> None:
     from pmemkit.compare import load
 
@@ -89,10 +93,10 @@ def print_parity(run: Path) -> None:
         overhead = p.get("caller_overhead_p50_ns")
         print(
             f"{o.scenario.label() + ' (' + o.device + ')':44} {p['rounds']:>3}×{p['ios_per_round']:<4} "
-            f"{(own or 0) / 1000:>8.2f}µs {m['fio_clat']['p50'] / 1000:>8.2f}µs "
+            f"{_us(own):>10} {_us(m['fio_clat']['p50']):>10} "
             f"{ratio.get('ratio', 0):>8.3f} [{ratio.get('lo', 0):.3f}, {ratio.get('hi', 0):.3f}]  "
             f"{verdict:10}"
-            f"{m['pmemkit_caller']['p50'] / 1000:>8.2f}µs {(overhead or 0) / 1000:>7.2f}µs"
+            f"{_us(m['pmemkit_caller']['p50']):>10} {_us(overhead):>9}"
         )
     print(f"DAX targets within ±10 % (whole 95 % CI in 0.9…1.1): {agree} of {dax}")
 
