@@ -371,15 +371,17 @@ def test_provenance_records_thp_and_cpu_placement(tmp_path):
     assert env["thp"].keys() == {"enabled", "defrag"} and env["cpus"]["vcpus"] == cpus["vcpus"]
 
 
-def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path):
+def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path, monkeypatch):
     """Issue 15: fio and pmemkit alternate for R rounds over fio's own offsets, same I/O count."""
     import shutil
 
     if shutil.which("fio") is None or not _direct_io_works(tmp_path):
         pytest.skip("fio or O_DIRECT missing on this host")
-    from pmemkit.guest.experiments.fiocheck import PROFILES
+    from pmemkit.guest.experiments import fiocheck
 
-    quick = PROFILES["quick"]
+    assert fiocheck.PROFILES["quick"]["rounds"] == 2 and fiocheck.PROFILES["quick"]["ios"] == 1024
+    quick = {**fiocheck.PROFILES["quick"], "ios": 128, "file_bytes": 4 << 20}  # the quick shape, fewer I/Os
+    monkeypatch.setitem(fiocheck.PROFILES, "quick", quick)
     obs = {o.operation: o for o in get("fio")(_target("pagecache", tmp_path), {"profile": "quick"})}
     rand = obs["fio-odirect-randread"]
     assert rand.outcome == "ok", rand.detail
@@ -397,7 +399,10 @@ def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path):
     assert "fio_null_p50_ns" not in rand.metrics  # quick leaves fio's null engine out
     # outside pmemkit's VM tracefs is never touched: the comparison says it is caller-side
     assert parity["pmemkit_latency"].startswith("caller-side") and "own latency unavailable" in rand.detail
-    assert "fio-mmap-seqread" not in obs and quick["seq_rounds"] == 0  # quick: fio twice per target
+    seq = obs["fio-mmap-seqread"]  # quick: one mmap round, so a ratio but no CI
+    assert seq.outcome == "ok" and len(seq.metrics["per_round_ratio"]) == quick["seq_rounds"] == 1
+    assert seq.metrics["bw_ratio_ci"] is None and "a CI over rounds needs 3" in seq.detail
+    assert seq.metrics["fio"]["fio_version"].startswith("fio-3") and seq.metrics["fio"]["bw_bytes"] > 0
 
 
 def test_fio_check_says_when_one_mmap_round_gives_no_ci(tmp_path, monkeypatch):
