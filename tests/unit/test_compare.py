@@ -1,4 +1,4 @@
-"""`pmemkit compare` on two recorded run directories (tests/unit/fixtures/runs, real guest runs of the
+"""`pmemkit compare` on two recorded run directories (tests/unit/fixtures/compare, real guest runs of the
 same configuration) and on runs whose provenance makes the comparison meaningless."""
 
 import json
@@ -19,7 +19,7 @@ from pmemkit.compare import (
     render_markdown,
 )
 
-RUNS = Path(__file__).parent / "fixtures" / "runs"
+RUNS = Path(__file__).parent / "fixtures" / "compare"
 A, B = RUNS / "fio-a", RUNS / "fio-b"
 
 
