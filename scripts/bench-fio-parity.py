@@ -86,7 +86,7 @@ def print_parity(run: Path) -> None:
         ratio = p.get("p50") or {}
         own = (m.get("pmemkit_own") or {}).get("p50")
         verdict = {True: "agrees", False: "differs", None: "no verdict"}[ratio.get("agrees")]
-        is_dax = o.metrics.get("mapping") != "pagecache" and o.scenario.mode != "pagecache"
+        is_dax = o.metrics.get("mapping", "dax") == "dax" and o.scenario.mode != "pagecache"
         if is_dax:
             dax += 1
             agree += ratio.get("agrees") is True

@@ -385,6 +385,7 @@ def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path, monkeypatch):
     obs = {o.operation: o for o in get("fio")(_target("pagecache", tmp_path), {"profile": "quick"})}
     rand = obs["fio-odirect-randread"]
     assert rand.outcome == "ok", rand.detail
+    assert rand.metrics["mapping"] == "pagecache"  # what the memory was, as every experiment says
     parity = rand.metrics["parity"]
     assert parity["rounds"] == quick["rounds"] and parity["same_offsets"] is True
     assert (

@@ -36,8 +36,8 @@ import numpy as np
 
 from pmemkit.guest import GuestError
 from pmemkit.guest import fio as fiolib
-from pmemkit.guest.experiments import Target, register
-from pmemkit.guest.syscalls import errno_name
+from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
+from pmemkit.guest.syscalls import errno_name, statx_dax
 from pmemkit.guest.syscalltrace import SYSCALLS, SyscallLatency
 from pmemkit.measure.bandwidth import bytes_per_s, ratio, within
 from pmemkit.measure.errors import MeasureError
@@ -77,11 +77,12 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     profile = PROFILES[params.get("profile", "quick")]
     path = os.path.join(target.path, "pmemkit-fio.dat")
     _make_file(path, profile["file_bytes"])
+    mapping = mapping_of(target, statx_dax(path)[0])  # a DAX mount that fell back says so
     try:
         with tempfile.TemporaryDirectory(prefix="pmemkit-fio-", dir=target.scratch_dir) as logs:
-            yield _randread(target, path, profile, logs)
+            yield with_mapping(target, _randread(target, path, profile, logs), mapping)
         if profile["seq_rounds"]:
-            yield _seqread(target, path, profile)
+            yield with_mapping(target, _seqread(target, path, profile), mapping)
     finally:
         os.unlink(path)
 
