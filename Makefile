@@ -16,7 +16,7 @@ RUN_PMEM ?= --pmem memmap:512M \
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit test-vm image lint deps venv clean
+.PHONY: run test test-unit test-vm image lint deps venv clean bench
 
 deps:
 	@bash scripts/install-host-deps.sh
@@ -44,6 +44,12 @@ test-vm: deps venv
 # Unit tests (host, seconds) and VM tests (boot the real guest) in one pytest run.
 test: deps venv
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# A benchmark, not a test: fio parity on the default six devices (full profile, interleaved rounds)
+# and the repeatability of two quick runs (pmemkit compare). Prints ratios; asserts nothing.
+BENCH_ARGS ?= --repeat
+bench: deps venv
+	@$(PY) scripts/bench-fio-parity.py $(BENCH_ARGS)
 
 lint: venv
 	@$(PY) -m ruff check pmemkit tests

@@ -73,6 +73,7 @@ class PmemkitGroup(click.Group):
         "merge": ("pmemkit.matrix.cli", "merge"),
         "exec": ("pmemkit.use_cli", "exec_command"),
         "shell": ("pmemkit.use_cli", "shell"),
+        "compare": ("pmemkit.compare_cli", "compare"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -35,6 +35,7 @@ enabling `lat_percentiles` turned the `clat` percentiles off (the `lat` ones are
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -120,6 +121,13 @@ def odirect_randread_job(path: str, size: int, ios: int, *, bs: int = 4096) -> F
     )
 
 
+def mmap_seqread_like_pmemkit(path: str, size: int, bs: int, loops: int) -> FioJob:
+    """`mmap_seqread_job` with `invalidate=0`: fio must not drop the file's cached pages before each
+    loop (pmemkit does not either; on DAX there are none), so both read the same memory."""
+    job = mmap_seqread_job(path, size, bs, loops=loops)
+    return dataclasses.replace(job, extra={**job.extra, "invalidate": "0"})
+
+
 def null_randread_job(path: str, size: int, ios: int, *, bs: int = 4096) -> FioJob:
     """The same job shape with fio's `null` engine: no I/O at all, only fio's own cost per I/O.
 
@@ -168,6 +176,44 @@ def mmap_seqread_job(path: str, size: int, bs: int = 1 << 20, *, loops: int = 1)
         size=size,
         extra=extra,
     )
+
+
+def with_lat_log(job: FioJob, prefix: str) -> FioJob:
+    """`job` also writing every I/O's latency (ns) and offset to `{prefix}_clat.1.log` / `_lat.1.log`.
+
+    `log_avg_msec=0` logs each I/O (no averaging); `log_offset=1` adds the offset column, so the
+    exact offset sequence fio used can be replayed by pmemkit (issue 15: same offsets, same count).
+    """
+    extra = dict(job.extra)
+    extra.update({"write_lat_log": prefix, "log_avg_msec": "0", "log_offset": "1"})
+    return dataclasses.replace(job, extra=extra)
+
+
+def lat_log_path(prefix: str, kind: str = "clat") -> str:
+    """The file fio 3.x writes for `write_lat_log=prefix` and one job: `{prefix}_{kind}.1.log`."""
+    return f"{prefix}_{kind}.1.log"
+
+
+def parse_lat_log(text: str) -> tuple[list[int], list[int]]:
+    """fio's per-I/O latency log: (latencies in ns, offsets in bytes), in completion order.
+
+    Each line is `time_ms, value, ddir, bs, offset[, prio]`; fio >= 3.0 logs latencies in ns.
+    Raises GuestError on a line that is not of that form, or when offsets were not logged.
+    """
+    values: list[int] = []
+    offsets: list[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 5:
+            raise GuestError(f"fio latency log line {number} has no offset column (log_offset=1): {line!r}")
+        try:
+            values.append(int(fields[1]))
+            offsets.append(int(fields[4]))
+        except ValueError as exc:
+            raise GuestError(f"fio latency log line {number} is not numeric: {line!r}") from exc
+    return values, offsets
 
 
 def _check_positive(**values: int) -> None:

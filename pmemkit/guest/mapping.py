@@ -1,8 +1,13 @@
 """Memory mappings of every kind the experiments compare, as numpy arrays.
 
-A DAX file (numpy.memmap on a DAX filesystem), a device-dax range, a page-cache file on the
-ordinary disk, and anonymous memory all become one `Mapping` with `.array` (uint8) and
-`.address`, so an experiment measures them with the same code and only the kernel differs.
+A DAX file on a DAX filesystem, a device-dax range, a page-cache file on the ordinary disk, and
+anonymous memory all become one `Mapping` with `.array` (uint8) and `.address`, so an experiment
+measures them with the same code and only the kernel differs. `.array` is always a plain ndarray
+over the `mmap.mmap` buffer (`np.frombuffer`), the same kind of view on every side: slicing it costs
+the same whatever the memory is (issue 15: a `numpy.memmap` slice is a Python subclass object with
+its own `__array_finalize__`, which made 4 KiB copies measure numpy rather than memory). A file
+mapped with `numpy_memmap=True` is a `numpy.memmap` instead: "what a numpy user gets", for the
+measurement whose point is that object's own cost.
 """
 
 from __future__ import annotations
@@ -40,10 +45,12 @@ class Mapping:
         private: bool = False,
         readonly: bool = False,
         shared_anon: bool = False,
+        numpy_memmap: bool = False,
     ) -> None:
         self.target, self.name, self.size, self.offset = target, name, size, offset
         self.sparse, self.sync, self.private, self.readonly = sparse, sync, private, readonly
         self.shared_anon = shared_anon  # anon only: MAP_SHARED (shmem) so a forked child shares it
+        self.numpy_memmap = numpy_memmap  # files only: a numpy.memmap ("what a numpy user gets")
         self.path: str | None = None
         self._mmap: mmap.mmap | None = None
         self._memmap: np.memmap | None = None
@@ -81,12 +88,12 @@ class Mapping:
                     os.ftruncate(fd, self.size)
                 else:
                     os.posix_fallocate(fd, 0, self.size)
-                if self.sync or self.private or self.readonly:
+                if not self.numpy_memmap or self.sync or self.private or self.readonly:
                     self._mmap = mmap.mmap(fd, self.size, self._flags(), prot)
             finally:
                 os.close(fd)
             if self._mmap is None:
-                # The plain case is a numpy.memmap: what a numpy user of pmem would write.
+                # Asked for: a numpy.memmap, what a numpy user of pmem would write.
                 self._memmap = np.memmap(self.path, dtype=np.uint8, mode="r+", shape=(self.size,))
                 self.array = self._memmap
                 return self

@@ -2,7 +2,9 @@
 
 Travels in `environment.json` and, per device, in every Observation: kernel, accelerator, pmem
 source, namespace mode and map, filesystem and mount options, pmemkit version, repetitions,
-timer overhead — and the plain fact that emulated pmem is DRAM.
+timer overhead, the transparent-huge-page mode (first-touch costs of anonymous memory swing by
+10x with it), the vCPU count and the CPUs this process may run on (pinning), the cpufreq governor
+where the guest has one — and the plain fact that emulated pmem is DRAM.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import platform
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from pmemkit.measure.clock import timer_overhead_ns
@@ -49,6 +52,51 @@ def _tool_version(argv: list[str]) -> str | None:
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else None
 
 
+THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
+CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def selected_word(text: str) -> str | None:
+    """The bracketed choice of a sysfs multiple-choice file: "always [madvise] never" -> "madvise"."""
+    start, end = text.find("["), text.find("]")
+    if 0 <= start < end:
+        return text[start + 1 : end].strip() or None
+    word = text.strip()
+    return word or None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def thp_mode(root: Path = THP_DIR) -> dict[str, str | None]:
+    """THP `enabled` and `defrag` as selected now; None where the kernel has no THP (or no sysfs)."""
+    out: dict[str, str | None] = {}
+    for name in ("enabled", "defrag"):
+        text = _read(root / name)
+        out[name] = None if text is None else selected_word(text)
+    return out
+
+
+def cpu_placement() -> dict[str, Any]:
+    """vCPUs online, the CPUs this process may run on (its pinning) and the cpufreq governor."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = None
+    online = os.cpu_count()
+    governor = _read(CPUFREQ)
+    return {
+        "vcpus": online,
+        "affinity": allowed,
+        "pinned": allowed is not None and online is not None and len(allowed) < online,
+        "governor": governor.strip() if governor else "none (no cpufreq in this machine)",
+    }
+
+
 def collect(accel: str, pmemkit_version: str) -> dict[str, Any]:
     """Run-wide provenance of the guest."""
     import numpy
@@ -71,5 +119,7 @@ def collect(accel: str, pmemkit_version: str) -> dict[str, Any]:
         "ndctl": _tool_version(["ndctl", "--version"]),
         "pmemkit_version": pmemkit_version,
         "timer_overhead_ns": timer_overhead_ns(),
+        "thp": thp_mode(),
+        "cpus": cpu_placement(),
         "emulation": EMULATION_NOTE,
     }

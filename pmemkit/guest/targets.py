@@ -32,7 +32,16 @@ from pmemkit.scenario import Observation, Scenario
 
 SCRATCH_DIR = "/var/tmp/pmemkit"  # on the ordinary root disk: O_DIRECT partner files
 EXPECTED = (GuestError, SafetyError, OSError, ValueError)
-RUN_PROVENANCE = ("kernel", "accel", "pmemkit_version", "timer_overhead_ns", "emulation", "cpu_model")
+RUN_PROVENANCE = (
+    "kernel",
+    "accel",
+    "pmemkit_version",
+    "timer_overhead_ns",
+    "emulation",
+    "cpu_model",
+    "thp",
+    "cpus",
+)
 
 
 def step(text: str) -> None:

@@ -19,6 +19,17 @@ Conventions, all of which the JSON carries so a report can state them:
   [2, 4), [4, 8), ... Buckets run from the first non-empty one to the last non-empty one; empty
   buckets *between* them are kept (count 0) so gaps stay visible, empty buckets outside that span
   are omitted. Counts sum to `count`.
+- **What a report may print** (issue 15): a percentile is reportable only when the sample count
+  supports it, `MIN_SAMPLES`: p90 needs 10 samples, p99 100, p99.9 1 000, p99.99 10 000 (below
+  that the "percentile" is just the maximum, or close to it). The JSON still carries every
+  nearest-rank value (it is data), plus `reportable` naming the ones a table may show;
+  `reportable_value` is what every renderer asks.
+- **Confidence intervals**: p50 and p99 carry a distribution-free **order-statistic** interval
+  (`CI_METHOD`): the ranks l < u with P(l <= B <= u - 1) >= 95 % for B ~ Binomial(n, p), so
+  [x(l), x(u)] covers the true quantile with at least 95 % probability whatever the distribution,
+  assuming independent samples (timed loops under TCG are not perfectly independent: the interval
+  is then a little optimistic). When n is too small for a two-sided 95 % interval (p99 needs
+  about 300 samples) the missing side is None and the CI is reported as not available.
 - **Timer overhead**: `overhead_ns` is the calibrated cost of the timing loop itself (see
   `pmemkit.measure.timing.calibrate_overhead`), reported beside the distribution. It is subtracted
   from the samples only when the caller says so (`subtract=True`); then every sample becomes
@@ -32,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -41,6 +52,12 @@ import numpy as np
 from pmemkit.measure.errors import MeasureError
 
 PERCENTILE_METHOD = "nearest-rank"
+#: Smallest sample count at which a percentile is printed (below it is the maximum, or nearly).
+MIN_SAMPLES = {"p50": 1, "p90": 10, "p99": 100, "p99.9": 1000, "p99.99": 10000}
+#: The percentiles that carry a confidence interval, its level and how it is computed.
+CI_PERCENTILES = ("p50", "p99")
+CI_LEVEL = 0.95
+CI_METHOD = "order-statistic (binomial, distribution-free)"
 #: Percentile names in report order; the number after `p` is the percentile.
 PERCENTILES = ("p50", "p90", "p99", "p99.9", "p99.99")
 _INT64_MAX = int(np.iinfo(np.int64).max)
@@ -107,6 +124,182 @@ def percentile_value(sorted_samples: np.ndarray, name: str) -> Number:
     if not name.startswith("p"):
         raise MeasureError(f"percentile names look like p50 or p99.9, not {name!r}")
     return _number(sorted_samples[nearest_rank_index(name[1:], len(sorted_samples))])
+
+
+def supports(name: str, count: int) -> bool:
+    """Whether `count` samples support printing percentile `name` (see `MIN_SAMPLES`)."""
+    needed = MIN_SAMPLES.get(name)
+    if needed is None:
+        p = Fraction(name[1:]) if name.startswith("p") else Fraction(0)
+        needed = math.ceil(100 / (100 - p)) if 0 < p < 100 else 1
+    return count >= needed
+
+
+def reportable_percentiles(count: int) -> tuple[str, ...]:
+    """The names in `PERCENTILES` that `count` samples support."""
+    return tuple(name for name in PERCENTILES if supports(name, count))
+
+
+def withheld_text(name: str, count: int) -> str:
+    """What a table prints instead of an unsupported percentile: `— (n=16)`."""
+    return f"— (n={count})"
+
+
+def order_statistic_ranks(
+    percentile: str | float, count: int, level: float = CI_LEVEL
+) -> tuple[int | None, int | None]:
+    """1-based ranks (l, u) of the distribution-free CI of a quantile; None for a side n cannot reach.
+
+    B ~ Binomial(n, p): l is the largest rank with P(B <= l - 1) <= alpha/2, u the smallest with
+    P(B >= u) <= alpha/2, so P(x(l) <= q_p <= x(u)) >= level. Computed exactly in log space.
+    """
+    if count < 1:
+        raise MeasureError("no latency samples to summarise: run at least one repetition")
+    if not 0 < level < 1:
+        raise MeasureError(f"confidence level must be in (0, 1), not {level}")
+    p = float(Fraction(str(percentile).removeprefix("p"))) / 100
+    if not 0 < p < 1:
+        raise MeasureError(f"a confidence interval needs 0 < percentile < 100, not {percentile}")
+    k = np.arange(count + 1, dtype=np.float64)
+    steps = np.log((count - k[:-1]) / (k[:-1] + 1)) + math.log(p / (1 - p))
+    logpmf = np.concatenate(([count * math.log1p(-p)], count * math.log1p(-p) + np.cumsum(steps)))
+    pmf = np.exp(logpmf - logpmf.max())
+    cdf = np.cumsum(pmf / pmf.sum())  # cdf[j] = P(B <= j)
+    alpha = (1 - level) / 2
+    below = np.flatnonzero(cdf <= alpha)  # candidate l - 1 values
+    lower = int(below[-1]) + 1 if below.size else None  # l = (l - 1) + 1
+    tail = 1 - np.concatenate(([0.0], cdf[:-1]))  # tail[u] = P(B >= u)
+    above = np.flatnonzero(tail[1:] <= alpha) + 1
+    upper = int(above[0]) if above.size and above[0] <= count else None
+    return lower, upper
+
+
+def percentile_ci(sorted_samples: np.ndarray, name: str, level: float = CI_LEVEL) -> dict[str, Any]:
+    """The order-statistic CI of percentile `name` as {lo, hi, level, method}; lo/hi None when unreachable."""
+    lower, upper = order_statistic_ranks(name[1:], len(sorted_samples), level)
+    return {
+        "lo": None if lower is None else _number(sorted_samples[lower - 1]),
+        "hi": None if upper is None else _number(sorted_samples[upper - 1]),
+        "level": level,
+        "method": CI_METHOD,
+    }
+
+
+def ci_half_width(value: Number | None, ci: dict[str, Any] | None) -> float | None:
+    """The CI's larger distance from `value`, as a fraction of it (0.05 = ±5 %); None if unknown."""
+    if value is None or not ci or ci.get("lo") is None or ci.get("hi") is None or not value:
+        return None
+    return max(float(value) - float(ci["lo"]), float(ci["hi"]) - float(value)) / float(value)
+
+
+def reportable_value(summary: dict[str, Any], name: str) -> Number | None:
+    """The percentile `name` of a summary dict if its count supports it (`MIN_SAMPLES`), else None."""
+    count = summary.get("count")
+    if not isinstance(count, int) or not supports(name, count):
+        return None
+    value = summary.get(name)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def bootstrap_ratio_ci(
+    a: Iterable[Number] | np.ndarray,
+    b: Iterable[Number] | np.ndarray,
+    *,
+    level: float = CI_LEVEL,
+    resamples: int = 2000,
+    seed: int = 15,
+) -> dict[str, Any]:
+    """median(a) / median(b) with a percentile-bootstrap CI (each side resampled on its own).
+
+    For two independent sets of raw samples (two tools, two runs). Seeded: the same inputs give the
+    same interval. Returns {ratio, lo, hi, level, method, resamples}.
+    """
+    x, y = as_samples(a).astype(np.float64), as_samples(b).astype(np.float64)
+    if float(np.median(y)) == 0:
+        raise MeasureError("cannot take a ratio to a median of 0 ns")
+    rng = np.random.default_rng(seed)
+    mx = np.median(x[rng.integers(0, x.size, (resamples, x.size))], axis=1)
+    my = np.median(y[rng.integers(0, y.size, (resamples, y.size))], axis=1)
+    ratios = mx / np.where(my == 0, np.nan, my)
+    ratios = ratios[np.isfinite(ratios)]
+    alpha = (1 - level) / 2
+    return {
+        "ratio": float(np.median(x) / np.median(y)),
+        "lo": float(np.quantile(ratios, alpha)),
+        "hi": float(np.quantile(ratios, 1 - alpha)),
+        "level": level,
+        "method": "percentile bootstrap of the ratio of medians",
+        "resamples": resamples,
+    }
+
+
+def rounds_ratio_ci(ratios: Iterable[float], *, level: float = CI_LEVEL) -> dict[str, Any]:
+    """The geometric mean of per-round ratios with a Student-t CI on their logarithms.
+
+    For interleaved rounds (A B A B ...): each round's ratio already pairs the two tools under the
+    same drift, so the rounds are the independent units. Needs >= 2 positive ratios.
+    """
+    logs = np.log(np.asarray([float(r) for r in ratios], dtype=np.float64))
+    if logs.size < 2 or not bool(np.all(np.isfinite(logs))):
+        raise MeasureError("a ratio CI over rounds needs at least two positive, finite per-round ratios")
+    mean = float(logs.mean())
+    half = _t_quantile(level, logs.size - 1) * float(logs.std(ddof=1)) / math.sqrt(logs.size)
+    return {
+        "ratio": math.exp(mean),
+        "lo": math.exp(mean - half),
+        "hi": math.exp(mean + half),
+        "level": level,
+        "method": f"Student t on log per-round ratios, {logs.size} rounds",
+        "rounds": int(logs.size),
+    }
+
+
+#: Two-sided 95 % Student t quantiles by degrees of freedom (1..30); larger df use the normal 1.96.
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
+
+
+def _t_quantile(level: float, df: int) -> float:
+    if abs(level - 0.95) > 1e-9:
+        raise MeasureError("only 95 % Student t intervals are tabulated")
+    return _T95[df - 1] if df <= len(_T95) else 1.96
+
+
+def agrees(ci: dict[str, Any], tolerance: float = 0.10) -> bool | None:
+    """True when a ratio's whole CI lies within 1 ± tolerance; None when the CI is incomplete."""
+    if ci.get("lo") is None or ci.get("hi") is None:
+        return None
+    return (1 - tolerance) <= float(ci["lo"]) and float(ci["hi"]) <= (1 + tolerance)
 
 
 @dataclass(frozen=True)
@@ -179,6 +372,7 @@ class LatencySummary:
     percentiles: dict[str, Number]  # keys from PERCENTILES, values in ns
     histogram: tuple[HistogramBucket, ...]
     samples_ns: tuple[Number, ...] | None = None  # only when kept; after any overhead subtraction
+    ci: dict[str, dict[str, Any]] = field(default_factory=dict)  # CI_PERCENTILES -> percentile_ci
     overhead_ns: Number | None = None  # None: not measured
     overhead_subtracted: bool = False
     clamped_to_zero: int = 0
@@ -188,6 +382,10 @@ class LatencySummary:
     def percentile(self, name: str) -> Number | None:
         """`summary.percentile("p99.9")`; None if this summary does not carry that percentile."""
         return self.percentiles.get(name)
+
+    def reportable(self, name: str) -> Number | None:
+        """The percentile if `count` supports printing it (`MIN_SAMPLES`), else None."""
+        return self.percentiles.get(name) if supports(name, self.count) else None
 
     def overhead_note(self) -> str:
         """The sentence a report prints beside this distribution about the timer's own cost."""
@@ -210,6 +408,9 @@ class LatencySummary:
             "mean": self.mean_ns,
         }
         data.update(self.percentiles)
+        data["reportable"] = list(reportable_percentiles(self.count))
+        if self.ci:
+            data["ci"] = {name: dict(ci) for name, ci in self.ci.items()}
         data["histogram"] = [b.to_dict() for b in self.histogram]
         data["overhead_ns"] = self.overhead_ns
         data["overhead_subtracted"] = self.overhead_subtracted
@@ -232,6 +433,7 @@ class LatencySummary:
             percentiles={name: data[name] for name in PERCENTILES if name in data},
             histogram=tuple(HistogramBucket.from_dict(b) for b in data.get("histogram", [])),
             samples_ns=None if samples is None else tuple(samples),
+            ci={str(k): dict(v) for k, v in (data.get("ci") or {}).items() if isinstance(v, dict)},
             overhead_ns=data.get("overhead_ns"),
             overhead_subtracted=bool(data.get("overhead_subtracted", False)),
             clamped_to_zero=int(data.get("clamped_to_zero", 0)),
@@ -272,6 +474,7 @@ def summarize_latency(
         percentiles={name: percentile_value(ordered, name) for name in PERCENTILES},
         histogram=tuple(log2_histogram(arr)),
         samples_ns=tuple(arr.tolist()) if keep_samples else None,
+        ci={name: percentile_ci(ordered, name) for name in CI_PERCENTILES},
         overhead_ns=overhead_ns,
         overhead_subtracted=subtract,
         clamped_to_zero=clamped,
@@ -288,7 +491,8 @@ def summarize(
     """`summarize_latency(...).to_dict()`: the JSON-ready dict of the results contract.
 
     Keys: unit ("ns"), percentile_method ("nearest-rank"), count, min, max, mean, p50, p90, p99,
-    p99.9, p99.99, histogram (list of {lo_ns, hi_ns, count}), overhead_ns, overhead_subtracted,
+    p99.9, p99.99, reportable (the percentiles the count supports), ci ({p50, p99}: {lo, hi, level,
+    method}), histogram (list of {lo_ns, hi_ns, count}), overhead_ns, overhead_subtracted,
     clamped_to_zero, and samples (in the order given) only when `keep_samples`.
     """
     return summarize_latency(

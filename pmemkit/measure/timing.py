@@ -1,25 +1,30 @@
-"""Timing loops: time each call of a function, and calibrate what the loop itself costs.
+"""The one timing loop every pmemkit latency goes through, and what that loop itself costs.
 
-`time_calls` times one call repeated unchanged: warm-up calls untimed, then each repetition
-bracketed by two reads of `pmemkit.measure.clock.now_ns`, one sample per call. `calibrate_overhead`
-(and through it fiocheck's loop-cost figure) is its one user. The experiments' latency loops do not
-call it: they bracket each operation inline with the same clock (most iterations differ: the next
-page to fault, the next offset or chunk; odirect's per-size loop also checks each call's byte
-count); the overhead figure they carry, if any, is `clock.timer_overhead_ns` or their own loop
-timed again on faulted pages, never this loop's calibrated cost.
+`time_each(op, samples, warmup, key=...)` is the loop: `op(i)` is called `warmup` times untimed,
+then `samples` times, each call bracketed by two reads of `pmemkit.measure.clock.now_ns`; one
+sample per call, in call order. `op` takes the iteration index because most timed iterations
+differ (the next page to fault, the next offset, the next pass); an experiment only describes what
+to time. The result, `Timed`, carries the samples, the optional return values of `op` (to check
+byte counts after the loop, outside the timed path) and the metadata a report prints beside them:
+warm-up, sample count, the clock, and the loop's calibrated overhead.
 
-`calibrate_overhead` runs that same loop around a no-op, in several batches, and reports the
-median of the batch medians. That figure differs from `clock.timer_overhead_ns` on purpose:
+The overhead is calibrated once per `key` (an experiment passes its target's device, so once per
+target) by `overhead_for`: the same indexed loop around a no-op `op`, several batches, the median
+of the batch medians (`calibrate_overhead`). That figure differs from `clock.timer_overhead_ns` on
+purpose:
 
 - `timer_overhead_ns` is the *minimum* gap between two back-to-back clock reads: a lower bound on
   the clock alone, the best case that almost never happens twice, and it excludes everything else
   a timed sample includes.
-- `calibrate_overhead` measures what a timed sample of *nothing* typically reads in the real loop:
-  both clock reads, the Python call of `fn`, the subtraction and the list append. That is the
-  amount by which each sample of real work is inflated, so it is the figure to report beside a
-  distribution (and the one to subtract, when a report says it subtracted one). The median is
-  robust to the interrupts, preemptions and (under TCG) translation-block flushes that make the
-  tail; several batches guard against a one-off disturbance such as a frequency change in one.
+- the calibrated overhead is what a timed sample of *nothing* typically reads in the real loop:
+  both clock reads, the Python call of `op`, the subtraction and the append. That is the amount by
+  which each sample of real work is inflated, so it is the figure to report beside a distribution
+  (it is recorded, never silently subtracted). The median is robust to the interrupts, preemptions
+  and (under TCG) translation-block flushes that make the tail; several batches guard against a
+  one-off disturbance.
+
+`time_calls(fn, repetitions, warmup)` is the same loop for an argument-less `fn`, kept for callers
+that time one call repeated unchanged.
 
 Pure-ish: no I/O, but it calls the clock and the given function. `clock` parameters let tests
 inject a fake clock; None means `pmemkit.measure.clock.now_ns`, looked up at call time.
@@ -32,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from pmemkit.measure import clock as _clock
 from pmemkit.measure.errors import MeasureError
 
@@ -41,6 +48,10 @@ Clock = Callable[[], int]
 def _check_count(name: str, value: int, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise MeasureError(f"{name} must be an integer >= {minimum}, not {value!r}")
+
+
+def _reader(clock: Clock | None) -> Clock:
+    return clock if clock is not None else _clock.now_ns
 
 
 def time_calls(
@@ -53,7 +64,7 @@ def time_calls(
     """
     _check_count("repetitions", repetitions, 1)
     _check_count("warmup", warmup, 0)
-    read = clock if clock is not None else _clock.now_ns
+    read = _reader(clock)
     for _ in range(warmup):
         fn()
     samples: list[int] = []
@@ -65,7 +76,34 @@ def time_calls(
     return samples
 
 
-def _noop() -> None:
+def _indexed_samples(
+    op: Callable[[int], object], samples: int, warmup: int, read: Clock, results: list[object] | None
+) -> list[int]:
+    """The loop itself: `op(i)` for i < warmup untimed, then for i < samples timed (one sample each).
+
+    Warm-up indices wrap modulo `samples`, so an `op` indexing a list of `samples` offsets stays in
+    range. Kept minimal: every line inside the timed bracket is part of the calibrated overhead.
+    """
+    for i in range(warmup):
+        op(i % samples)
+    out: list[int] = []
+    append = out.append
+    if results is None:
+        for i in range(samples):
+            start = read()
+            op(i)
+            append(read() - start)
+    else:
+        keep = results.append
+        for i in range(samples):
+            start = read()
+            value = op(i)
+            append(read() - start)
+            keep(value)
+    return out
+
+
+def _noop_indexed(i: int) -> None:
     return None
 
 
@@ -79,7 +117,7 @@ class OverheadCalibration:
     batches: int
     repetitions: int
     warmup: int
-    method: str = field(default="median of per-batch medians of time_calls(no-op)")
+    method: str = field(default="median of per-batch medians of time_each(no-op)")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,8 +140,9 @@ def calibrate_overhead(
 ) -> OverheadCalibration:
     """Measure the cost of the `time_calls` loop around a no-op; see the module docstring.
 
-    Each batch is `time_calls(no-op, repetitions, warmup)`; its median sample is the batch's
-    figure, and the (lower) median of those figures is `overhead_ns`.
+    Each batch is the `time_each` loop around a no-op `op(i)` (`repetitions` samples after `warmup`
+    untimed calls); its median sample is the batch's figure, and the (lower) median of those
+    figures is `overhead_ns`.
     """
     _check_count("batches", batches, 1)
     _check_count("repetitions", repetitions, 1)
@@ -111,7 +150,7 @@ def calibrate_overhead(
     medians: list[int] = []
     smallest: int | None = None
     for _ in range(batches):
-        samples = time_calls(_noop, repetitions, warmup, clock=clock)
+        samples = _indexed_samples(_noop_indexed, repetitions, warmup, _reader(clock), None)
         medians.append(int(statistics.median_low(samples)))
         low = min(samples)
         smallest = low if smallest is None else min(smallest, low)
@@ -122,4 +161,97 @@ def calibrate_overhead(
         batches=batches,
         repetitions=repetitions,
         warmup=warmup,
+    )
+
+
+#: Calibrations done so far in this process, by key (a target's device): one per target.
+_CALIBRATIONS: dict[str, OverheadCalibration] = {}
+#: The calibration run per target: 5 batches of 1 000 no-op samples (about 10 ms natively, well
+#: under a second under TCG), enough that the median of medians is stable to a few ns.
+CALIBRATION = {"batches": 5, "repetitions": 1000, "warmup": 100}
+
+
+def overhead_for(key: str, *, clock: Clock | None = None) -> OverheadCalibration:
+    """The loop's calibrated overhead for `key`, measured on first use and reused after (once per target)."""
+    if not isinstance(key, str) or not key:
+        raise MeasureError(f"an overhead calibration key must be a non-empty string, not {key!r}")
+    found = _CALIBRATIONS.get(key)
+    if found is None:
+        found = calibrate_overhead(**CALIBRATION, clock=clock)
+        _CALIBRATIONS[key] = found
+    return found
+
+
+def forget_calibrations() -> None:
+    """Drop every cached calibration (tests; a new run in the same process)."""
+    _CALIBRATIONS.clear()
+
+
+@dataclass(frozen=True)
+class Timed:
+    """What `time_each` returns: the samples (ns, raw, call order) and how they were taken."""
+
+    samples_ns: np.ndarray
+    warmup: int
+    overhead: OverheadCalibration
+    key: str
+    results: tuple[object, ...] | None = None
+
+    @property
+    def count(self) -> int:
+        return int(self.samples_ns.size)
+
+    @property
+    def total_ns(self) -> int:
+        """Sum of the timed samples: the time spent inside the brackets (bandwidth over passes)."""
+        return int(self.samples_ns.sum())
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-ready: which loop, how many samples after how many warm-up calls, and its overhead."""
+        return {
+            "loop": "pmemkit.measure.timing.time_each",
+            "clock": "time.perf_counter_ns",
+            "samples": self.count,
+            "warmup": self.warmup,
+            "overhead_ns": self.overhead.overhead_ns,
+            "overhead_method": self.overhead.method,
+            "overhead_calibrated_for": self.key,
+            "overhead_subtracted": False,
+        }
+
+    def summary(self, *, keep_samples: bool = False) -> dict[str, Any]:
+        """The results-contract summary of the samples, with CIs and this loop's metadata under `timing`."""
+        from pmemkit.measure.stats import summarize
+
+        data = summarize(self.samples_ns, keep_samples=keep_samples, overhead_ns=self.overhead.overhead_ns)
+        data["timing"] = self.metadata()
+        return data
+
+
+def time_each(
+    op: Callable[[int], object],
+    samples: int,
+    warmup: int = 0,
+    *,
+    key: str = "default",
+    collect: bool = False,
+    clock: Clock | None = None,
+) -> Timed:
+    """Time `op(i)` for i in range(samples) after `warmup` untimed calls; see the module docstring.
+
+    `key` names what the overhead is calibrated for (once per key, `overhead_for`); `collect`
+    keeps each call's return value in `Timed.results` (checked by the caller after the loop).
+    Raises MeasureError for samples < 1 or warmup < 0; exceptions from `op` propagate.
+    """
+    _check_count("samples", samples, 1)
+    _check_count("warmup", warmup, 0)
+    calibration = overhead_for(key, clock=clock)
+    results: list[object] | None = [] if collect else None
+    taken = _indexed_samples(op, samples, warmup, _reader(clock), results)
+    return Timed(
+        samples_ns=np.asarray(taken, dtype=np.int64),
+        warmup=warmup,
+        overhead=calibration,
+        key=key,
+        results=None if results is None else tuple(results),
     )

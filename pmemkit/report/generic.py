@@ -50,8 +50,17 @@ def numeric_metrics(metrics: Any, prefix: str = "", depth: int = 1) -> dict[str,
         if _is_number(value):
             found[name] = value
         elif isinstance(value, dict) and depth < MAX_DEPTH:
-            found.update(numeric_metrics(value, f"{name}.", depth + 1))
+            found.update(numeric_metrics(_supported_only(value), f"{name}.", depth + 1))
     return found
+
+
+def _supported_only(value: dict[str, Any]) -> dict[str, Any]:
+    """A latency summary without the percentiles its count cannot support (measure.stats.MIN_SAMPLES)."""
+    if "percentile_method" not in value or not isinstance(value.get("count"), int):
+        return value
+    from pmemkit.measure.stats import PERCENTILES, supports
+
+    return {k: v for k, v in value.items() if k not in PERCENTILES or supports(k, value["count"])}
 
 
 def unit_of(name: str, declared: dict[str, Any]) -> str | None:

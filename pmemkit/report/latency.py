@@ -6,6 +6,12 @@ as at least 1, or forced by the caller), named in every column header. Every tab
 block takes a `caption` — the provenance the caller wants printed with it (kernel, accelerator,
 pmem configuration, repetitions, ...) — rendered as a `Table: ...` line after a blank line, which
 pandoc reads as a caption and GitHub shows as a paragraph.
+
+Honest statistics (issue 15): a percentile is printed only when its sample count supports it
+(`measure.stats.MIN_SAMPLES`: p99 >= 100, p99.9 >= 1 000, p99.99 >= 10 000), otherwise the cell
+reads `— (n=COUNT)`; p50 and p99 are followed by their 95 % order-statistic confidence interval and
+its half-width in per cent (`ci_cell`). `percentile_cell` and `ci_cell` are the functions any
+other renderer (HTML, plots) should call so every table follows the same rule.
 """
 
 from __future__ import annotations
@@ -14,7 +20,16 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pmemkit.measure.stats import PERCENTILES, LatencySummary
+from pmemkit.measure.stats import (
+    CI_LEVEL,
+    CI_METHOD,
+    CI_PERCENTILES,
+    MIN_SAMPLES,
+    PERCENTILES,
+    LatencySummary,
+    ci_half_width,
+    withheld_text,
+)
 
 #: (name, ns per unit), smallest first.
 DURATION_UNITS = (("ns", 1), ("µs", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000))
@@ -135,11 +150,45 @@ def _caption_lines(caption: str | None, prefix: str = "Table") -> list[str]:
     return ["", f"{prefix}: {' '.join(caption.split())}"]
 
 
+def percentile_cell(summary: SummaryLike, name: str, scale: int = 1) -> str:
+    """Percentile `name` in units of `scale` ns if the count supports it, else `— (n=COUNT)`."""
+    s = _as_summary(summary)
+    if s.reportable(name) is None:
+        return withheld_text(name, s.count) if s.percentile(name) is not None or s.count else MISSING
+    return _in_unit(s.percentile(name), scale)
+
+
+def ci_cell(summary: SummaryLike, name: str, scale: int = 1) -> str:
+    """`lo–hi (±x.x %)` of the percentile's CI in units of `scale` ns; `—` when it was not computed or
+    the count does not support the percentile; a missing side is written `?` (too few samples)."""
+    s = _as_summary(summary)
+    ci = s.ci.get(name)
+    if not ci or s.reportable(name) is None:
+        return MISSING
+    if ci.get("lo") is None and ci.get("hi") is None:
+        return withheld_text(name, s.count)
+    lo = "?" if ci.get("lo") is None else _in_unit(ci["lo"], scale)
+    hi = "?" if ci.get("hi") is None else _in_unit(ci["hi"], scale)
+    width = ci_half_width(s.percentile(name), ci)
+    return f"{lo}–{hi} ({'±' + format(width * 100, '.1f') + ' %' if width is not None else 'one-sided'})"
+
+
+def ci_note() -> str:
+    """The sentence a report prints under a table with CI columns: level and method, and the count rule."""
+    rule = ", ".join(f"{name} >= {n}" for name, n in MIN_SAMPLES.items() if n > 1)
+    return (
+        f"CI: {CI_LEVEL:.0%} {CI_METHOD} interval of the percentile; a percentile is shown only when "
+        f"the sample count supports it ({rule}), otherwise — and the count."
+    )
+
+
 def render_percentile_table(summaries: Summaries, *, caption: str | None = None, unit: str = "auto") -> str:
-    """A Markdown table, one row per labelled summary: count, min, percentiles, max, mean, overhead.
+    """A Markdown table, one row per labelled summary: count, min, percentiles (p50 and p99 with their
+    CI), max, mean, overhead.
 
     `unit` is `auto` (see `choose_unit`, applied to the p50s) or one of ns, us/µs, ms, s. The
-    percentile method is named in the header of the label column.
+    percentile method is named in the header of the label column; `ci_note()` ends the caption so
+    the CI method and the count rule travel with the table.
     """
     pairs = _pairs(summaries)
     if not pairs:
@@ -150,15 +199,22 @@ def render_percentile_table(summaries: Summaries, *, caption: str | None = None,
         name, scale = _unit_by_name(unit)
     methods = sorted({s.method for _, s in pairs})
     headers = [f"latency ({', '.join(methods)})", "count", f"min ({name})"]
-    headers += [f"{p} ({name})" for p in PERCENTILES]
+    for p in PERCENTILES:
+        headers.append(f"{p} ({name})")
+        if p in CI_PERCENTILES:
+            headers.append(f"{p} {CI_LEVEL:.0%} CI ({name})")
     headers += [f"max ({name})", f"mean ({name})", "timer overhead"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for label, s in pairs:
         row = [label, str(s.count), _in_unit(s.min_ns, scale)]
-        row += [_in_unit(s.percentile(p), scale) for p in PERCENTILES]
+        for p in PERCENTILES:
+            row.append(percentile_cell(s, p, scale))
+            if p in CI_PERCENTILES:
+                row.append(ci_cell(s, p, scale))
         row += [_in_unit(s.max_ns, scale), _in_unit(s.mean_ns, scale), _overhead_cell(s)]
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines + _caption_lines(caption)) + "\n"
+    full = (f"{caption.rstrip('. ')}. " if caption else "") + ci_note()
+    return "\n".join(lines + _caption_lines(full)) + "\n"
 
 
 def histogram_lines(summary: SummaryLike, *, width: int = 40, bar: str = "#") -> list[str]:
@@ -214,3 +270,82 @@ def render_latency(
     if not pairs:
         return table
     return table + "\n" + render_histograms(pairs, caption=caption, width=width)
+
+
+def _ratio_ci_cell(ci: Mapping[str, Any] | None) -> str:
+    if not ci or ci.get("ratio") is None:
+        return MISSING
+    text = format_ratio(ci["ratio"])
+    if ci.get("lo") is not None and ci.get("hi") is not None:
+        text += f" [{ci['lo']:.2f}, {ci['hi']:.2f}]"
+    return text
+
+
+def _verdict_cell(ci: Mapping[str, Any] | None, rounds: int | None) -> str:
+    if not ci:
+        return MISSING
+    verdict = ci.get("agrees")
+    if verdict is None:
+        return f"no verdict ({rounds or '?'} round(s); needs 3)"
+    return "agrees" if verdict else "does not agree"
+
+
+def fio_parity_rows(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[list[str]]:
+    """Rows of the fio parity table from (target label, metrics of a `fio-odirect-randread` observation).
+
+    Columns as `FIO_PARITY_HEADERS`: pmemkit's I/O own latency (raw_syscalls tracepoints) p50 with
+    its CI, fio's clat p50 with its CI, their ratio with its CI, the verdict (whole CI within
+    0.9…1.1), pmemkit's caller-side p50 and the caller overhead (median per-call difference).
+    """
+    rows = []
+    for label, m in pairs:
+        parity = m.get("parity")
+        if not isinstance(parity, Mapping):
+            continue
+        own, caller, fio = m.get("pmemkit_own"), m.get("pmemkit_caller"), m.get("fio_clat")
+        scale = 1_000
+        rows.append(
+            [
+                label,
+                f"{parity.get('rounds')} × {parity.get('ios_per_round')}",
+                f"{percentile_cell(own, 'p50', scale)} {ci_cell(own, 'p50', scale)}" if own else "not traced",
+                f"{percentile_cell(fio, 'p50', scale)} {ci_cell(fio, 'p50', scale)}" if fio else MISSING,
+                _ratio_ci_cell(parity.get("p50")),
+                _verdict_cell(parity.get("p50"), parity.get("rounds")),
+                percentile_cell(caller, "p50", scale) if caller else MISSING,
+                _in_unit(parity.get("caller_overhead_p50_ns"), scale),
+            ]
+        )
+    return rows
+
+
+FIO_PARITY_HEADERS = [
+    "target",
+    "rounds × I/Os",
+    "pmemkit own p50 (µs) [95% CI]",
+    "fio clat p50 (µs) [95% CI]",
+    "pmemkit / fio [95% CI]",
+    "±10 %",
+    "pmemkit caller-side p50 (µs)",
+    "caller overhead p50 (µs)",
+]
+FIO_PARITY_NOTE = (
+    "O_DIRECT 4 KiB random reads, fio psync and pmemkit interleaved (fio, pmemkit, fio, pmemkit, ...) on "
+    "the same file, the same offsets (fio's own, from its per-I/O log) and the same I/O count. pmemkit's "
+    "own latency is the kernel's raw_syscalls sys_enter→sys_exit interval for its preadv calls (no "
+    "interpreter in it); the caller-side figure is the same calls timed from Python, and their per-call "
+    "difference is the caller overhead. Ratio CI: percentile bootstrap of the ratio of medians over all "
+    "rounds' I/Os, widened to the Student-t interval over per-round ratios; 'agrees' when the whole CI "
+    "lies within 0.9…1.1 (needs >= 3 rounds)."
+)
+
+
+def render_fio_parity(pairs: Iterable[tuple[str, Mapping[str, Any]]], *, caption: str | None = None) -> str:
+    """The fio parity table (Markdown) with its note; empty string when no observation carries parity."""
+    rows = fio_parity_rows(pairs)
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(FIO_PARITY_HEADERS) + " |", "|" + "---|" * len(FIO_PARITY_HEADERS)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    note = FIO_PARITY_NOTE + (f" {caption}" if caption else "")
+    return "\n".join(lines + _caption_lines(note)) + "\n"

@@ -420,6 +420,13 @@ def fio_section(run: RunContents) -> list[str]:
             )
     if not rows:
         return []
+    from pmemkit.report.latency import render_fio_parity
+
+    parity = render_fio_parity(
+        (_target_label(o), o.metrics)
+        for o in run.observations
+        if o.operation == "fio-odirect-randread" and o.outcome == "ok"
+    )
     return [
         "## pmemkit beside fio (same file, same boot)",
         "",
@@ -428,6 +435,7 @@ def fio_section(run: RunContents) -> list[str]:
         "",
         *_table(["target", "measure", "pmemkit", "fio", "pmemkit / fio"], rows),
         "",
+        *([parity] if parity else []),
     ]
 
 

@@ -155,7 +155,10 @@ def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     buffer = "anon" if kind == "anon" else "pagecache-mmap"
     odirect = {o.shown(): o for o in get("odirect")(_target(kind, tmp_path), {"profile": "quick"})}
-    assert odirect[f"odirect-latency-{buffer}"].provenance["repetitions"] == 16
+    from pmemkit.guest.experiments.odirect import PROFILES as ODIRECT_PROFILES
+
+    assert odirect[f"odirect-latency-{buffer}"].provenance["repetitions"] == 256
+    assert ODIRECT_PROFILES["quick"]["repetitions"] == 256
     assert odirect[f"odirect-read-into-{buffer}"].provenance["repetitions"] == 1
     kapi = {o.operation: o for o in get("kapi")(_target(kind, tmp_path), {"profile": "quick"})}
     assert kapi["futex-shared"].provenance["repetitions"] == 16
@@ -306,3 +309,138 @@ def test_no_condition_in_pmemkit_chooses_between_two_equal_answers():
     ]
     assert found == []
     assert _same_branches(ast.parse('"ok" if n == 4 else "ok"', mode="eval").body)  # the check can fail
+
+
+@pytest.mark.parametrize("kind", ["anon", "pagecache"])
+def test_latencies_go_through_the_one_timing_loop(kind, tmp_path):
+    """Issue 15: every latency summary says it came from measure.timing.time_each, with its overhead."""
+    if not _direct_io_works(tmp_path):
+        pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
+    from pmemkit.guest.experiments.odirect import LARGE_IO, PROFILES
+
+    quick = PROFILES["quick"]
+    odirect = [
+        o for o in get("odirect")(_target(kind, tmp_path), {"profile": "quick"}) if "latency" in o.operation
+    ]
+    rows = odirect[0].metrics["rows"]
+    assert len(rows) == 2 * len(quick["sizes"])
+    for row in rows:
+        timing = row["latency"]["timing"]
+        want = quick["large_repetitions"] if row["io_bytes"] >= LARGE_IO else quick["repetitions"]
+        assert row["latency"]["count"] == want == timing["samples"]
+        assert timing["loop"].endswith("time_each") and timing["warmup"] == quick["warmup"]
+        assert timing["overhead_ns"] >= 0 and "ci" in row["latency"]
+    mmap_obs = {o.operation: o for o in get("mmap")(_target(kind, tmp_path), {"profile": "quick"})}
+    assert mmap_obs["first-touch-write"].metrics["latency"]["timing"]["samples"] == (4 << 20) // 4096
+    bw = mmap_obs["mmap-bandwidth"].metrics["rows"]
+    assert all(r["timing"]["samples"] == 2 for r in bw)
+    views = {r["view"] for r in bw}
+    # the same plain ndarray view on every side; numpy.memmap only in its labelled rows, files only
+    assert "ndarray over the mmap buffer (np.frombuffer)" in views
+    assert ("numpy.memmap slices: what a numpy user gets" in views) == (kind == "pagecache")
+    if kind == "anon":
+        assert "thp_enabled" in mmap_obs["first-touch-write"].metrics
+
+
+def test_a_file_mapping_is_a_plain_ndarray_unless_numpy_memmap_is_asked(tmp_path):
+    import numpy as np
+
+    from pmemkit.guest.mapping import Mapping
+
+    target = _target("pagecache", tmp_path)
+    with Mapping(target, "plain", 1 << 20) as m:
+        assert type(m.array) is np.ndarray and m.array.flags.writeable
+        m.array[:4096] = 7
+        m.flush(0, 4096)
+    with Mapping(target, "np", 1 << 20, numpy_memmap=True) as m:
+        assert isinstance(m.array, np.memmap)
+
+
+def test_provenance_records_thp_and_cpu_placement(tmp_path):
+    from pmemkit.guest import provenance
+    from pmemkit.guest.targets import RUN_PROVENANCE
+
+    assert provenance.selected_word("always [madvise] never") == "madvise"
+    assert provenance.selected_word("[always] defer madvise never\n") == "always"
+    (tmp_path / "enabled").write_text("always madvise [never]\n")
+    assert provenance.thp_mode(tmp_path) == {"enabled": "never", "defrag": None}  # no defrag file
+    cpus = provenance.cpu_placement()
+    assert cpus["vcpus"] >= 1 and set(cpus["affinity"]) <= set(range(cpus["vcpus"] * 64))
+    assert "thp" in RUN_PROVENANCE and "cpus" in RUN_PROVENANCE
+    env = provenance.collect("tcg", "0.0")
+    assert env["thp"].keys() == {"enabled", "defrag"} and env["cpus"]["vcpus"] == cpus["vcpus"]
+
+
+def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path, monkeypatch):
+    """Issue 15: fio and pmemkit alternate for R rounds over fio's own offsets, same I/O count."""
+    import shutil
+
+    if shutil.which("fio") is None or not _direct_io_works(tmp_path):
+        pytest.skip("fio or O_DIRECT missing on this host")
+    from pmemkit.guest.experiments import fiocheck
+
+    assert fiocheck.PROFILES["quick"]["rounds"] == 2 and fiocheck.PROFILES["quick"]["ios"] == 1024
+    quick = {**fiocheck.PROFILES["quick"], "ios": 128, "file_bytes": 4 << 20}  # the quick shape, fewer I/Os
+    monkeypatch.setitem(fiocheck.PROFILES, "quick", quick)
+    obs = {o.operation: o for o in get("fio")(_target("pagecache", tmp_path), {"profile": "quick"})}
+    rand = obs["fio-odirect-randread"]
+    assert rand.outcome == "ok", rand.detail
+    assert rand.metrics["mapping"] == "pagecache"  # what the memory was, as every experiment says
+    parity = rand.metrics["parity"]
+    assert parity["rounds"] == quick["rounds"] and parity["same_offsets"] is True
+    assert (
+        rand.metrics["fio_clat"]["count"]
+        == rand.metrics["pmemkit_caller"]["count"]
+        == quick["ios"] * quick["rounds"]
+    )
+    p50 = parity["p50"]
+    assert p50["lo"] <= p50["ratio"] <= p50["hi"] and len(p50["per_round"]) == quick["rounds"]
+    # two rounds: a bootstrap CI over the pooled I/Os, but no verdict (that needs >= 3 rounds)
+    assert p50["agrees"] is None and "rounds_ci" not in p50 and "no verdict" in rand.detail
+    assert "fio_null_p50_ns" not in rand.metrics  # quick leaves fio's null engine out
+    # outside pmemkit's VM tracefs is never touched: the comparison says it is caller-side
+    assert parity["pmemkit_latency"].startswith("caller-side") and "own latency unavailable" in rand.detail
+    seq = obs["fio-mmap-seqread"]  # quick: one mmap round, so a ratio but no CI
+    assert seq.outcome == "ok" and len(seq.metrics["per_round_ratio"]) == quick["seq_rounds"] == 1
+    assert seq.metrics["bw_ratio_ci"] is None and "a CI over rounds needs 3" in seq.detail
+    assert seq.metrics["fio"]["fio_version"].startswith("fio-3") and seq.metrics["fio"]["bw_bytes"] > 0
+
+
+def test_fio_check_says_when_one_mmap_round_gives_no_ci(tmp_path, monkeypatch):
+    import shutil
+
+    if shutil.which("fio") is None:
+        pytest.skip("fio missing on this host")
+    from pmemkit.guest.experiments import fiocheck
+
+    one = {"file_bytes": 4 << 20, "ios": 8, "rounds": 1, "loops": 1, "seq_rounds": 1, "null": 0}
+    seq = fiocheck._seqread(_target("pagecache", tmp_path), _fio_file(tmp_path, 4 << 20), one)
+    assert seq.outcome == "ok" and len(seq.metrics["per_round_ratio"]) == 1
+    assert seq.metrics["bw_ratio_ci"] is None and "a CI over rounds needs 3" in seq.detail
+
+
+def _fio_file(tmp_path, size):
+    from pmemkit.guest.experiments.fiocheck import _make_file
+
+    path = tmp_path / "pmemkit-fio.dat"
+    _make_file(str(path), size)
+    return str(path)
+
+
+def test_fio_check_gives_a_verdict_from_three_rounds(tmp_path, monkeypatch):
+    import shutil
+
+    if shutil.which("fio") is None or not _direct_io_works(tmp_path):
+        pytest.skip("fio or O_DIRECT missing on this host")
+    from pmemkit.guest.experiments import fiocheck
+
+    small = {"file_bytes": 4 << 20, "ios": 64, "rounds": 3, "loops": 1, "seq_rounds": 3, "null": 1}
+    monkeypatch.setitem(fiocheck.PROFILES, "quick", small)
+    obs = {o.operation: o for o in get("fio")(_target("pagecache", tmp_path), {"profile": "quick"})}
+    p50 = obs["fio-odirect-randread"].metrics["parity"]["p50"]
+    over_rounds = p50["rounds_ci"]  # the verdict's CI includes the spread between rounds
+    assert p50["lo"] <= over_rounds["lo"] and over_rounds["hi"] <= p50["hi"]
+    assert p50["agrees"] == (0.9 <= p50["lo"] and p50["hi"] <= 1.1)
+    assert obs["fio-odirect-randread"].metrics["fio_null_p50_ns"] > 0
+    ci = obs["fio-mmap-seqread"].metrics["bw_ratio_ci"]
+    assert ci["rounds"] == 3 and ci["lo"] <= ci["ratio"] <= ci["hi"]

@@ -332,3 +332,20 @@ def test_null_engine_job_measures_only_fio_itself():
     argv = null_randread_job("/mnt/x/f.dat", 1 << 20, 256).argv()
     assert "--ioengine=null" in argv and "--io_size=1048576" in argv and "--rw=randread" in argv
     assert not any(a.startswith("--direct=1") for a in argv)
+
+
+def test_lat_log_options_and_parsing():
+    from pmemkit.guest import fio
+
+    job = fio.with_lat_log(fio.odirect_randread_job("/f", 1 << 20, 8), "/tmp/x/round0")
+    argv = job.argv("fio")
+    assert "--write_lat_log=/tmp/x/round0" in argv and "--log_avg_msec=0" in argv and "--log_offset=1" in argv
+    assert fio.lat_log_path("/tmp/x/round0") == "/tmp/x/round0_clat.1.log"
+    values, offsets = fio.parse_lat_log("3, 3792031, 0, 4096, 1011712, 0\n4, 118991, 0, 4096, 12419072, 0\n")
+    assert values == [3792031, 118991] and offsets == [1011712, 12419072]
+    with pytest.raises(GuestError):
+        fio.parse_lat_log("1, 1068222, 0, 4096\n")  # no offset column
+    with pytest.raises(GuestError):
+        fio.parse_lat_log("1, x, 0, 4096, 0\n")
+    seq = fio.mmap_seqread_like_pmemkit("/f", 1 << 20, 1 << 20, 2)
+    assert "--invalidate=0" in seq.argv("fio") and "--loops=2" in seq.argv("fio")

@@ -262,3 +262,68 @@ def test_property_overhead_subtraction(samples, overhead):
     assert summary.clamped_to_zero == sum(1 for x in samples if x < overhead)
     assert summary.overhead_subtracted and summary.overhead_ns == overhead
     assert json.loads(json.dumps(summary.to_dict())) == summary.to_dict()
+
+
+# --- issue 15: honest sample sizes and confidence intervals ---------------------------------
+
+
+def test_order_statistic_ranks_match_the_textbook_table():
+    from pmemkit.measure.stats import order_statistic_ranks
+
+    assert order_statistic_ranks("50", 16) == (4, 13)  # 97.9 % coverage
+    assert order_statistic_ranks("50", 100) == (40, 61)
+    assert order_statistic_ranks("50", 5) == (None, None)  # 0.5**5 > 2.5 %: no 95 % interval
+    assert order_statistic_ranks("99", 300)[1] is None  # 0.99**300 = 4.9 % > 2.5 %
+    assert order_statistic_ranks("99", 512) == (502, 512)
+
+
+def test_order_statistic_ci_covers_the_true_median_about_95_percent_of_the_time():
+    import numpy as np
+
+    from pmemkit.measure.stats import percentile_ci
+
+    rng = np.random.default_rng(3)
+    true_median = np.log(2)  # of Exp(1)
+    hits = 0
+    for _ in range(400):
+        ci = percentile_ci(np.sort(rng.exponential(1.0, 200)), "p50")
+        hits += ci["lo"] <= true_median <= ci["hi"]
+    assert 0.92 <= hits / 400 <= 0.995
+
+
+def test_summary_names_its_reportable_percentiles_and_carries_cis():
+    s = summarize(list(range(1, 17)))
+    assert s["reportable"] == ["p50", "p90"]
+    assert s["ci"]["p50"] == {"lo": 4, "hi": 13, "level": 0.95, "method": s["ci"]["p50"]["method"]}
+    assert "order-statistic" in s["ci"]["p50"]["method"]
+    assert s["ci"]["p99"]["hi"] is None
+    back = LatencySummary.from_dict(s)
+    assert back.ci["p50"]["lo"] == 4 and back.reportable("p99") is None and back.reportable("p50") == 8
+
+
+def test_reportable_value_hides_what_the_count_cannot_support():
+    from pmemkit.measure.stats import reportable_value, supports
+
+    assert supports("p99", 100) and not supports("p99", 99)
+    assert supports("p99.9", 1000) and not supports("p99.99", 9999)
+    assert reportable_value(summarize(list(range(16))), "p99") is None
+    assert reportable_value(summarize(list(range(100))), "p99") == 98
+
+
+def test_ratio_cis():
+    import numpy as np
+
+    from pmemkit.measure.stats import agrees, bootstrap_ratio_ci, rounds_ratio_ci
+
+    same = rounds_ratio_ci([1.01, 0.99, 1.0, 1.02, 0.98])
+    assert same["lo"] < 1 < same["hi"] and agrees(same) is True
+    apart = rounds_ratio_ci([1.3, 1.28, 1.31])
+    assert apart["lo"] > 1.2 and agrees(apart) is False
+    with pytest.raises(MeasureError):
+        rounds_ratio_ci([1.0])
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1200, 50, 2000), rng.normal(1000, 50, 2000)
+    boot = bootstrap_ratio_ci(a, b)
+    assert boot["lo"] < 1.2 < boot["hi"] and boot["hi"] - boot["lo"] < 0.02
+    assert boot == bootstrap_ratio_ci(a, b)  # seeded
+    assert agrees({"lo": None, "hi": 1.0}) is None

@@ -93,3 +93,39 @@ def test_calibrate_overhead_real_clock_sanity():
 def test_calibrate_overhead_rejects_bad_counts():
     with pytest.raises(MeasureError):
         calibrate_overhead(batches=0)
+
+
+def test_time_each_passes_the_index_and_keeps_results():
+    from pmemkit.measure.timing import forget_calibrations, time_each
+
+    forget_calibrations()
+    seen = []
+    timed = time_each(
+        lambda i: seen.append(i) or i * 2, 4, warmup=6, key="t", collect=True, clock=_fake_clock(3)
+    )
+    assert seen == [0, 1, 2, 3, 0, 1, 0, 1, 2, 3]  # warm-up indices wrap modulo the sample count
+    assert timed.samples_ns.tolist() == [3, 3, 3, 3] and timed.results == (0, 2, 4, 6)
+    meta = timed.metadata()
+    assert meta["samples"] == 4 and meta["warmup"] == 6 and meta["overhead_ns"] == 3
+    assert meta["overhead_calibrated_for"] == "t" and meta["overhead_subtracted"] is False
+    summary = timed.summary()
+    assert summary["overhead_ns"] == 3 and summary["timing"]["loop"].endswith("time_each")
+    forget_calibrations()
+
+
+def test_time_each_calibrates_once_per_key(monkeypatch):
+    from pmemkit.measure import timing
+
+    timing.forget_calibrations()
+    calls = []
+    real = timing.calibrate_overhead
+    monkeypatch.setattr(timing, "calibrate_overhead", lambda **kw: calls.append(1) or real(**kw))
+    for _ in range(3):
+        timing.time_each(lambda i: None, 2, key="dev-a", clock=_fake_clock(1))
+    timing.time_each(lambda i: None, 2, key="dev-b", clock=_fake_clock(1))
+    assert len(calls) == 2
+    with pytest.raises(MeasureError):
+        timing.time_each(lambda i: None, 0, key="dev-a")
+    with pytest.raises(MeasureError):
+        timing.overhead_for("")
+    timing.forget_calibrations()

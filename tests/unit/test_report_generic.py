@@ -81,3 +81,12 @@ def test_skipped_and_metricless_observations_still_appear() -> None:
     text = render(_run([_toy("toy-touch", "skipped:error")]), predictor=lambda o: None)
     section = _section(text, "## toy")
     assert "`skipped:error`" in section and "not compared" in section
+
+
+def test_generic_columns_leave_out_percentiles_the_count_cannot_support():
+    from pmemkit.measure.stats import summarize
+    from pmemkit.report.generic import numeric_metrics
+
+    found = numeric_metrics({"latency": summarize(list(range(1, 17)))})
+    assert "latency.p50" in found and "latency.p90" in found
+    assert not any(k in found for k in ("latency.p99", "latency.p99.9", "latency.p99.99"))

@@ -77,21 +77,26 @@ def test_percentile_table_units_caption_and_rows():
     lines = text.splitlines()
     header = lines[0]
     assert "| p50 (µs) |" in header and "| p99.99 (µs) |" in header and "nearest-rank" in header
+    assert "| p50 95% CI (µs) |" in header and "| p99 95% CI (µs) |" in header
     assert "min (µs)" in header and "max (µs)" in header and "mean (µs)" in header
-    assert lines[1] == "|" + "---|" * 11
-    # fast: n=5, p50 = x[3] = 3000 ns = 3.00 µs, p90 = x[5] = 100 µs; label's pipe is escaped
-    assert lines[2].startswith("| pmemkit \\| 4K | 5 | 1.00 | 3.00 | 100 | 100 |")
+    assert lines[1] == "|" + "---|" * 13
+    # fast: n=5, p50 = x[3] = 3000 ns = 3.00 µs; 5 samples cannot give a 95 % order-statistic CI
+    # (0.5**5 > 2.5 %); p90 and above need 10+ samples: withheld with the count. Pipe escaped.
+    assert lines[2].startswith("| pmemkit \\| 4K | 5 | 1.00 | 3.00 | — (n=5) | — (n=5) | — (n=5) |")
     assert "150 ns, not subtracted" in lines[2]
-    # slow: overhead subtracted -> 4850, 5850, 6850
-    assert lines[3].startswith("| fio 4K | 3 | 4.85 | 5.85 |")
+    # slow: overhead subtracted -> 4850, 5850, 6850; n=3 cannot reach a two-sided 95 % p50 CI
+    assert lines[3].startswith("| fio 4K | 3 | 4.85 | 5.85 | — (n=3) | — (n=3) |")
     assert "150 ns, subtracted" in lines[3]
-    assert lines[-2] == "" and lines[-1] == "Table: kernel 6.1.0-56-amd64, tcg, nvdimm fsdax map=mem"
+    assert lines[-2] == ""
+    assert lines[-1].startswith(
+        "Table: kernel 6.1.0-56-amd64, tcg, nvdimm fsdax map=mem. CI: 95% order-statistic"
+    )
 
 
 def test_table_without_caption_and_forced_unit():
     text = render_percentile_table({"a": summarize([1500, 2500])}, unit="ns")
     assert "p50 (ns)" in text and "| 1500 |" in text
-    assert "Table:" not in text
+    assert "Table: CI: 95% order-statistic" in text and "p99 >= 100" in text
     with pytest.raises(ValueError):
         render_percentile_table({"a": summarize([1])}, unit="fortnights")
 
@@ -100,7 +105,10 @@ def test_table_accepts_pairs_and_older_dicts():
     old = {"count": 2, "min": 10, "max": 20, "mean": 15.0, "p50": 10, "p90": 20, "p99": 20, "p99.9": 20}
     text = render_percentile_table([("old run", old)], caption="run 2025")
     row = text.splitlines()[2]
-    assert row.startswith("| old run | 2 | 10 | 10 | 20 | 20 | 20 | — | 20 | 15 | not measured |")
+    # an old summary has no CI; with 2 samples only p50 is shown, the rest say the count
+    assert row.startswith(
+        "| old run | 2 | 10 | 10 | — | — (n=2) | — (n=2) | — | — (n=2) | — (n=2) | 20 | 15 |"
+    )
 
 
 def test_empty_table_still_carries_caption():
@@ -130,3 +138,64 @@ def test_render_histograms_and_latency_carry_caption():
     assert "**fio 4K** — 3 samples; timer overhead 150 ns subtracted" in text
     full = render_latency(_two(), caption="prov")
     assert full.startswith("| latency") and "Table: prov" in full and full.count("Histogram: prov") == 2
+
+
+def test_a_16_sample_summary_prints_no_tail_percentile():
+    """Issue 15: p99, p99.9 and p99.99 of 16 samples are all the maximum; the table must not show them."""
+    samples = [1000 + 10 * i for i in range(15)] + [987_654]
+    text = render_latency({"odirect 4 KiB": summarize(samples, overhead_ns=100)}, caption="prov")
+    row = text.splitlines()[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
+    for name in ("p99", "p99.9", "p99.99"):
+        assert cells[header.index(f"{name} (µs)")] == "— (n=16)"
+    assert "988" not in cells[header.index("p99.9 (µs)")]
+    # the maximum still appears, as the maximum
+    assert cells[header.index("max (µs)")] == "988"
+
+
+def test_p50_and_p99_carry_their_ci_when_the_count_allows():
+    import numpy as np
+
+    summary = summarize(np.arange(1000, 3000))  # 2000 samples
+    text = render_percentile_table({"x": summary}, unit="ns")
+    cells = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
+    header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
+    lo, hi = summary["ci"]["p50"]["lo"], summary["ci"]["p50"]["hi"]
+    assert lo < summary["p50"] < hi
+    assert cells[header.index("p50 95% CI (ns)")].startswith(f"{lo}–{hi} (±")
+    assert cells[header.index("p99.9 (ns)")] == str(summary["p99.9"])
+    assert cells[header.index("p99.99 (ns)")] == "— (n=2000)"
+
+
+def test_fio_parity_table_shows_both_latencies_the_ratio_ci_and_the_verdict():
+    from pmemkit.report.latency import FIO_PARITY_HEADERS, render_fio_parity
+
+    own = summarize([10_000 + i for i in range(2048)])
+    caller = summarize([13_000 + i for i in range(2048)])
+    fio = summarize([10_200 + i for i in range(2048)])
+    metrics = {
+        "pmemkit_own": own,
+        "pmemkit_caller": caller,
+        "fio_clat": fio,
+        "parity": {
+            "rounds": 5,
+            "ios_per_round": 4096,
+            "p50": {"ratio": 0.98, "lo": 0.95, "hi": 1.02, "agrees": True},
+            "caller_overhead_p50_ns": 3000.0,
+        },
+    }
+    two = dict(
+        metrics,
+        parity=dict(metrics["parity"], rounds=2, p50={"ratio": 1.3, "lo": 1.2, "hi": 1.4, "agrees": None}),
+    )
+    text = render_fio_parity([("memmap raw ext4", metrics), ("pagecache", two), ("old", {"comparison": {}})])
+    lines = text.splitlines()
+    assert len(lines) == 2 + 2 + 2  # header, rule, two rows (the old observation has no parity), caption
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[FIO_PARITY_HEADERS.index("pmemkit / fio [95% CI]")] == "0.98× [0.95, 1.02]"
+    assert cells[FIO_PARITY_HEADERS.index("±10 %")] == "agrees"
+    assert cells[FIO_PARITY_HEADERS.index("caller overhead p50 (µs)")] == "3.00"
+    assert cells[FIO_PARITY_HEADERS.index("pmemkit own p50 (µs) [95% CI]")].startswith("11.0 ")
+    assert "no verdict (2 round(s); needs 3)" in lines[3]
+    assert render_fio_parity([]) == ""

@@ -5,15 +5,20 @@ Per target (a DAX filesystem, device-dax, or a baseline: page-cache file, anonym
   own cost measured on the same pages once faulted (reported beside, not subtracted); which
   faults the kernel served as 2 MiB PMDs comes from `fs_dax:dax_pmd_fault_done`, not from timing;
 - steady-state bandwidth, sequential and random, read and write, several block sizes (memcpy
-  between the mapping and an anonymous buffer, as fio's mmap engine does);
+  between the mapping and an anonymous buffer, as fio's mmap engine does), through a plain ndarray
+  over the mapping's buffer on every side (DAX and anonymous alike), one timed sample per pass; on
+  files also one sequential read through `numpy.memmap` slices, labelled "what a numpy user gets";
 - durability: write + msync per 4 KiB vs a MAP_SYNC mapping with no msync (and whether MAP_SYNC
   is accepted at all);
 - page-cache bypass evidence: `Cached` in /proc/meminfo before/after touching the mapping.
+
+Every latency goes through `pmemkit.measure.timing.time_each` (overhead calibrated once per
+target); this module only says what one timed iteration does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -24,8 +29,8 @@ from pmemkit.guest.syscalls import errno_name, files_are_dax, meminfo_bytes, sta
 from pmemkit.guest.tracefs import TraceEvent, pid_smaps
 from pmemkit.guest.transfer import region_offset
 from pmemkit.measure.bandwidth import bandwidth
-from pmemkit.measure.clock import now_ns
 from pmemkit.measure.stats import summarize
+from pmemkit.measure.timing import Timed, time_each
 from pmemkit.scenario import Observation
 
 NAME = "mmap"
@@ -36,6 +41,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "bw_bytes": 8 << 20,
         "bw_passes": 2,
         "block_sizes": [4096, 1 << 20],
+        "bw_warmup": 0,  # the buffer is prefaulted; quick keeps make run short
         "sync_writes": 256,
     },
     "full": {
@@ -43,27 +49,27 @@ PROFILES: dict[str, dict[str, Any]] = {
         "bw_bytes": 32 << 20,
         "bw_passes": 8,
         "block_sizes": [4096, 65536, 1 << 20, 4 << 20],
+        "bw_warmup": 1,
         "sync_writes": 2048,
     },
 }
 TWO_MIB = 2 << 20
 
 
-def _touch_loop(array: np.ndarray, npages: int, write: bool) -> np.ndarray:
-    """One timed touch per page: a write of one byte, or a read of one byte."""
-    samples = np.empty(npages, dtype=np.int64)
+def _touch_loop(array: np.ndarray, npages: int, write: bool, key: str) -> Timed:
+    """One timed touch per page: a write of one byte, or a read of one byte (no warm-up: the first
+    touch is the point)."""
     if write:
-        for i in range(npages):
-            t0 = now_ns()
+
+        def touch(i: int) -> None:
             array[i * PAGE] = 1
-            samples[i] = now_ns() - t0
+
     else:
-        sink = 0
-        for i in range(npages):
-            t0 = now_ns()
-            sink += array[i * PAGE]
-            samples[i] = now_ns() - t0
-    return samples
+
+        def touch(i: int) -> object:
+            return array[i * PAGE]
+
+    return time_each(touch, npages, 0, key=key)
 
 
 DEVDAX_REGION = 64 << 20  # each test maps its own 2 MiB-aligned region of a device-dax device
@@ -100,14 +106,16 @@ def _faults(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
         trace = TraceEvent("fs_dax", "dax_pmd_fault_done")
         with Mapping(target, f"faults-{index}", size, offset=_offset(target, index, size)) as m:
             with trace:
-                faults = _touch_loop(m.array, npages, write)
+                faults = _touch_loop(m.array, npages, write, target.device)
             smaps = pid_smaps(m.address)
-            overhead = _touch_loop(m.array, npages, write)  # same loop, pages already mapped
-        overhead_p50 = int(np.median(overhead))
+            overhead = _touch_loop(m.array, npages, write, target.device)  # same loop, pages mapped
+        overhead_p50 = int(np.median(overhead.samples_ns))
         pmd = dict(trace.results())
+        latency = summarize(faults.samples_ns, overhead_ns=overhead_p50)
+        latency["timing"] = faults.metadata()
         metrics = {
-            "latency": summarize(faults, overhead_ns=overhead_p50),
-            "loop_overhead": summarize(overhead),
+            "latency": latency,
+            "loop_overhead": overhead.summary(),
             "bytes": size,
             "page_bytes": PAGE,
             "pmd_fault_events": pmd if trace.available else None,
@@ -117,6 +125,13 @@ def _faults(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
             f"{npages} pages; loop overhead p50 {overhead_p50} ns measured on the faulted pages "
             "(reported, not subtracted)"
         )
+        if target.kind == "anon":
+            thp = target.provenance.get("thp") or {}
+            metrics["thp_enabled"] = thp.get("enabled")
+            detail += (
+                f"; THP enabled={thp.get('enabled', 'unknown')}, defrag={thp.get('defrag', 'unknown')}, "
+                f"AnonHugePages {smaps.get('AnonHugePages', 0)} kB"
+            )
         yield target.observation(NAME, op, "ok", detail=detail, metrics=metrics, repetitions=npages)
         if write and target.kind == "fs":
             yield _pmd_outcome(target, trace, pmd, npages)
@@ -150,6 +165,41 @@ def _pmd_outcome(target: Target, trace: TraceEvent, pmd: dict[str, int], touches
     )
 
 
+def _pass_over(
+    array: np.ndarray, buffer: np.ndarray, starts: list[int], bs: int, read: bool
+) -> Callable[[int], None]:
+    """One pass of `bs`-byte memcpys between `array` and `buffer` at `starts`: one timed sample."""
+
+    def one_pass(_: int) -> None:
+        if read:
+            for start in starts:
+                np.copyto(buffer, array[start : start + bs])
+        else:
+            for start in starts:
+                np.copyto(array[start : start + bs], buffer)
+
+    return one_pass
+
+
+def _bandwidth_row(timed: Timed, pattern: str, bs: int, size: int, view: str) -> dict[str, Any]:
+    """Bandwidth over all passes, plus the per-pass median with its spread (one sample per pass)."""
+    per_pass = [size * 1_000_000_000 / t for t in timed.samples_ns.tolist() if t > 0]
+    return {
+        "pattern": pattern,
+        "block_bytes": bs,
+        "view": view,
+        **bandwidth(size * timed.count, timed.total_ns),
+        "pass_bytes_per_s_p50": float(np.median(per_pass)) if per_pass else None,
+        "pass_bytes_per_s_min": min(per_pass) if per_pass else None,
+        "pass_bytes_per_s_max": max(per_pass) if per_pass else None,
+        "timing": timed.metadata(),
+    }
+
+
+PLAIN_VIEW = "ndarray over the mmap buffer (np.frombuffer)"
+NUMPY_MEMMAP_VIEW = "numpy.memmap slices: what a numpy user gets"
+
+
 def _bandwidth(target: Target, profile: dict[str, Any]) -> Observation:
     size, passes = profile["bw_bytes"], profile["bw_passes"]
     rng = np.random.default_rng(7)
@@ -161,25 +211,56 @@ def _bandwidth(target: Target, profile: dict[str, Any]) -> Observation:
             blocks = size // bs
             for pattern in ("seq-read", "seq-write", "rand-read", "rand-write"):
                 order = np.arange(blocks) if pattern.startswith("seq") else rng.permutation(blocks)
-                starts = (order * bs).tolist()
-                read = pattern.endswith("read")
-                t0 = now_ns()
-                for _ in range(passes):
-                    for start in starts:
-                        if read:
-                            np.copyto(buffer, m.array[start : start + bs])
-                        else:
-                            np.copyto(m.array[start : start + bs], buffer)
-                elapsed = now_ns() - t0
-                rows.append({"pattern": pattern, "block_bytes": bs, **bandwidth(size * passes, elapsed)})
+                one_pass = _pass_over(m.array, buffer, (order * bs).tolist(), bs, pattern.endswith("read"))
+                timed = time_each(one_pass, passes, profile["bw_warmup"], key=target.device)
+                rows.append(_bandwidth_row(timed, pattern, bs, size, PLAIN_VIEW))
+        del one_pass  # it holds the view: the mapping must be unmappable on exit
+    if target.kind in ("fs", "pagecache"):
+        rows += _numpy_memmap_rows(target, profile)
     return target.observation(
         NAME,
         "mmap-bandwidth",
         "ok",
         metrics={"rows": rows},
-        detail=f"memcpy through the mapping, {passes} passes over {size >> 20} MiB",
+        detail=(
+            f"memcpy through a plain ndarray over the mapping ({PLAIN_VIEW}), the same view on every "
+            f"target; {passes} timed passes over {size >> 20} MiB after {profile['bw_warmup']} warm-up "
+            "pass(es), one sample per pass"
+        ),
         repetitions=passes,
     )
+
+
+def _numpy_memmap_rows(target: Target, profile: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sequential reads through `numpy.memmap` slices: the wrapper's own cost is the point here."""
+    size, passes = profile["bw_bytes"], profile["bw_passes"]
+    rows = []
+    with Mapping(target, "bandwidth-memmap", size, numpy_memmap=True) as m:
+        m.array[:] = 1
+        for bs in profile["block_sizes"]:
+            buffer = np.ones(bs, dtype=np.uint8)
+            one_pass = _pass_over(m.array, buffer, list(range(0, size - bs + 1, bs)), bs, True)
+            timed = time_each(one_pass, passes, profile["bw_warmup"], key=target.device)
+            rows.append(_bandwidth_row(timed, f"seq-read ({NUMPY_MEMMAP_VIEW})", bs, size, NUMPY_MEMMAP_VIEW))
+        del one_pass
+    return rows
+
+
+def _page_writer(m: Mapping, data: np.ndarray, *, msync: bool) -> Callable[[int], None]:
+    """Write page i of the mapping (and msync that page): one timed durability sample."""
+    array = m.array
+    if msync:
+
+        def write_and_msync(i: int) -> None:
+            array[i * PAGE : (i + 1) * PAGE] = data
+            m.flush(i * PAGE, PAGE)
+
+        return write_and_msync
+
+    def write_page(i: int) -> None:
+        array[i * PAGE : (i + 1) * PAGE] = data
+
+    return write_page
 
 
 def _durability(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
@@ -188,17 +269,14 @@ def _durability(target: Target, profile: dict[str, Any]) -> Iterator[Observation
     data = np.full(PAGE, 0x5A, dtype=np.uint8)
     if target.kind in ("fs", "pagecache"):
         with Mapping(target, "msync", size) as m:
-            samples = np.empty(writes, dtype=np.int64)
-            for i in range(writes):
-                t0 = now_ns()
-                m.array[i * PAGE : (i + 1) * PAGE] = data
-                m.flush(i * PAGE, PAGE)
-                samples[i] = now_ns() - t0
+            write = _page_writer(m, data, msync=True)
+            timed = time_each(write, writes, 0, key=target.device)
+            del write  # it holds the view: the mapping must be unmappable on exit
         yield target.observation(
             NAME,
             "durability-msync",
             "ok",
-            metrics={"latency": summarize(samples, overhead_ns=target.provenance.get("timer_overhead_ns"))},
+            metrics={"latency": timed.summary()},
             detail="first write to each 4 KiB page (its fault included) + msync(MS_SYNC) of that page",
             repetitions=writes,
         )
@@ -206,11 +284,9 @@ def _durability(target: Target, profile: dict[str, Any]) -> Iterator[Observation
         return
     try:
         with Mapping(target, "mapsync", size, sync=True, offset=_offset(target, 3, size)) as m:
-            samples = np.empty(writes, dtype=np.int64)
-            for i in range(writes):
-                t0 = now_ns()
-                m.array[i * PAGE : (i + 1) * PAGE] = data
-                samples[i] = now_ns() - t0
+            write = _page_writer(m, data, msync=False)
+            timed = time_each(write, writes, 0, key=target.device)
+            del write
     except OSError as exc:
         yield target.observation(
             NAME,
@@ -224,7 +300,7 @@ def _durability(target: Target, profile: dict[str, Any]) -> Iterator[Observation
         NAME,
         "durability-map-sync",
         "ok",
-        metrics={"latency": summarize(samples, overhead_ns=target.provenance.get("timer_overhead_ns"))},
+        metrics={"latency": timed.summary()},
         detail="first write to each 4 KiB page (its fault included) of a MAP_SYNC mapping, no msync (Python "
         "issues no CPU cache flushes: "
         "on real pmem a clwb+sfence per line would be needed for durability)",

@@ -1,0 +1,334 @@
+"""`pmemkit compare RUN_A RUN_B`: every metric both runs measured, side by side (pyperf compare_to).
+
+Why: a benchmark is believable when running it twice gives the same numbers, and a change is real
+when the difference exceeds the noise. For each latency distribution present in both runs (same
+experiment, operation, variant, target and place in the metrics) this prints the two p50s, the
+ratio B / A with its 95 % CI and "significant" or "not significant"; bandwidths are listed with
+their ratio and no verdict (a bandwidth row carries no CI).
+
+The test, said plainly: each p50 carries its 95 % order-statistic CI (`measure.stats`); the
+ratio's CI is the conservative interval [lo_B / hi_A, hi_B / lo_A]; the difference is
+**significant when that interval excludes 1**, i.e. when the two p50 CIs do not overlap (a test
+at well under 5 % for independent runs). A p50 without a two-sided CI (too few samples, or a
+summary from before CIs were recorded) gets "n/a".
+
+Runs whose provenance differs in a way that makes the comparison meaningless — a different guest
+kernel release, different pmem devices (source, mode, map), a different accelerator — are
+refused (`ProvenanceMismatch`, exit 2 in the CLI) unless `force`; a different profile is only noted.
+
+Reads through `rundir.RunDir` (no link followed, bounded); prints nothing itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pmemkit.rundir import RunDir, RunFiles
+from pmemkit.scenario import Observation
+
+SIGNIFICANCE_TEST = (
+    "significant when the ratio's conservative 95 % CI [lo_B/hi_A, hi_B/lo_A] excludes 1 "
+    "(the two p50 order-statistic CIs do not overlap)"
+)
+TOLERANCE = 0.10
+
+
+class CompareError(ValueError):
+    """Bad input to compare (a run that cannot be read, nothing in common)."""
+
+
+class ProvenanceMismatch(CompareError):
+    """The two runs differ in kernel, pmem devices or accelerator: their numbers are not comparable."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number of one run: a latency p50 (with its CI) or a bandwidth."""
+
+    key: str
+    kind: str  # "latency p50" | "bandwidth"
+    unit: str
+    value: float
+    lo: float | None = None
+    hi: float | None = None
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    kind: str
+    unit: str
+    a: Metric
+    b: Metric
+    ratio: float | None
+    lo: float | None
+    hi: float | None
+    verdict: str  # "significant" | "not significant" | "n/a"
+
+    def within(self, tolerance: float = TOLERANCE) -> bool | None:
+        return None if self.ratio is None else abs(self.ratio - 1) <= tolerance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.key,
+            "kind": self.kind,
+            "unit": self.unit,
+            "a": self.a.value,
+            "a_ci": [self.a.lo, self.a.hi],
+            "a_count": self.a.count,
+            "b": self.b.value,
+            "b_ci": [self.b.lo, self.b.hi],
+            "b_count": self.b.count,
+            "ratio": self.ratio,
+            "ratio_ci": [self.lo, self.hi],
+            "verdict": self.verdict,
+            "within_10pct": self.within(),
+        }
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    rows: list[Row]
+    provenance: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    only_a: int = 0
+    only_b: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """Counts a benchmark engineer reads first: how many latency p50s moved, and how many within ±10 %."""
+        latency = [r for r in self.rows if r.kind == "latency p50"]
+        return {
+            "metrics_compared": len(self.rows),
+            "latency_metrics": len(latency),
+            "latency_significant": sum(r.verdict == "significant" for r in latency),
+            "latency_within_10pct": sum(bool(r.within()) for r in latency),
+            "latency_within_10pct_and_not_significant": sum(
+                bool(r.within()) and r.verdict == "not significant" for r in latency
+            ),
+            "only_in_a": self.only_a,
+            "only_in_b": self.only_b,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "test": SIGNIFICANCE_TEST,
+            "provenance": self.provenance,
+            "notes": self.notes,
+            "summary": self.summary(),
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+# --- reading runs ------------------------------------------------------------------------------
+
+
+def load(path: Path) -> RunFiles:
+    """A run directory's parsed files; RunDirError (exit 2) for a path that is not a run."""
+    with RunDir.open(Path(path)) as run:
+        return run.load()
+
+
+def _is_latency(value: Any) -> bool:
+    return (
+        isinstance(value, dict) and "percentile_method" in value and isinstance(value.get("p50"), int | float)
+    )
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    """What tells rows of one table apart: their string/int fields other than numbers measured."""
+    keep = ("direction", "io_bytes", "pattern", "block_bytes", "chunk_bytes", "view", "path")
+    return ",".join(f"{k}={row[k]}" for k in keep if k in row)
+
+
+def _walk(metrics: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(place, dict) for every latency summary and bandwidth row in an observation's metrics."""
+    for name, value in metrics.items():
+        place = f"{prefix}{name}"
+        if _is_latency(value):
+            yield place, value
+        elif isinstance(value, list):
+            for row in value:
+                if isinstance(row, dict):
+                    label = f"{place}[{_row_label(row)}]"
+                    if isinstance(row.get("bytes_per_s"), int | float):
+                        yield label, row
+                    yield from _walk({k: v for k, v in row.items() if _is_latency(v)}, f"{label}.")
+
+
+def _observation_key(o: Observation) -> str:
+    name = o.operation + (f":{o.variant}" if o.variant else "")
+    return f"{o.scenario.label()} ({o.device}) {o.experiment}/{name}"
+
+
+def metrics_of(run: RunFiles) -> dict[str, Metric]:
+    """Every comparable number of a run, by key; an observation not `ok` contributes nothing."""
+    found: dict[str, Metric] = {}
+    for o in run.observations:
+        if o.outcome != "ok" or not isinstance(o.metrics, dict):
+            continue
+        base = _observation_key(o)
+        for place, value in _walk(o.metrics, ""):
+            key = f"{base} {place}"
+            if _is_latency(value):
+                ci = (value.get("ci") or {}).get("p50") or {}
+                found[key] = Metric(
+                    key,
+                    "latency p50",
+                    "ns",
+                    float(value["p50"]),
+                    _float(ci.get("lo")),
+                    _float(ci.get("hi")),
+                    value.get("count"),
+                )
+            else:
+                found[key] = Metric(key, "bandwidth", "B/s", float(value["bytes_per_s"]))
+    return found
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def provenance_of(run: RunFiles) -> dict[str, Any]:
+    """What must match for two runs to be comparable, and what is only noted."""
+    kernels = sorted(
+        {str(o.provenance.get("kernel")) for o in run.observations if o.provenance.get("kernel")}
+    )
+    pmem = run.plan.get("pmem") if isinstance(run.plan.get("pmem"), list) else []
+    devices = sorted(
+        f"{d.get('source')}:{d.get('mode') or '-'}:{d.get('map') or '-'}" for d in pmem if isinstance(d, dict)
+    )
+    accel = run.plan.get("accel") or run.environment.get("accel")
+    return {"kernel": kernels, "pmem": devices, "accel": accel, "profile": run.plan.get("profile")}
+
+
+MUST_MATCH = ("kernel", "pmem", "accel")
+
+
+def check_provenance(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The meaningful differences, each as `name: A vs B`; empty when the runs are comparable."""
+    return [
+        f"{name}: {_shown(a.get(name))} vs {_shown(b.get(name))}"
+        for name in MUST_MATCH
+        if a.get(name) != b.get(name)
+    ]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
+# --- comparing ---------------------------------------------------------------------------------
+
+
+def compare_metric(a: Metric, b: Metric) -> Row:
+    """The ratio B / A, its conservative CI and the verdict (see the module docstring)."""
+    ratio = b.value / a.value if a.value else None
+    lo = hi = None
+    verdict = "n/a"
+    if a.kind == "latency p50" and None not in (a.lo, a.hi, b.lo, b.hi) and a.lo and a.hi:
+        lo, hi = b.lo / a.hi, b.hi / a.lo  # type: ignore[operator]
+        verdict = "significant" if lo > 1 or hi < 1 else "not significant"
+    return Row(a.key, a.kind, a.unit, a, b, ratio, lo, hi, verdict)
+
+
+def compare_runs(run_a: RunFiles, run_b: RunFiles, *, force: bool = False) -> Comparison:
+    """Compare two loaded runs; ProvenanceMismatch unless `force` when they are not comparable."""
+    prov_a, prov_b = provenance_of(run_a), provenance_of(run_b)
+    differences = check_provenance(prov_a, prov_b)
+    notes = []
+    if differences and not force:
+        raise ProvenanceMismatch(
+            "the runs are not comparable (" + "; ".join(differences) + "): use --force to compare anyway"
+        )
+    if differences:
+        notes.append("compared with --force although " + "; ".join(differences))
+    if prov_a.get("profile") != prov_b.get("profile"):
+        notes.append(
+            f"profiles differ ({prov_a.get('profile')} vs {prov_b.get('profile')}): sample counts differ"
+        )
+    ma, mb = metrics_of(run_a), metrics_of(run_b)
+    common = [k for k in ma if k in mb and ma[k].kind == mb[k].kind]
+    if not common:
+        raise CompareError(f"the runs {run_a.name} and {run_b.name} have no metric in common")
+    rows = [compare_metric(ma[k], mb[k]) for k in sorted(common)]
+    return Comparison(
+        run_a.name,
+        run_b.name,
+        rows,
+        {"a": prov_a, "b": prov_b},
+        notes,
+        only_a=len(set(ma) - set(mb)),
+        only_b=len(set(mb) - set(ma)),
+    )
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def _value(metric: Metric) -> str:
+    from pmemkit.report.latency import format_bytes_per_s, format_duration_ns
+
+    text = format_duration_ns(metric.value) if metric.unit == "ns" else format_bytes_per_s(metric.value)
+    if metric.lo is not None and metric.hi is not None:
+        text += f" [{format_duration_ns(metric.lo)}, {format_duration_ns(metric.hi)}]"
+    return text
+
+
+def _ratio(row: Row) -> str:
+    if row.ratio is None:
+        return "—"
+    text = f"{row.ratio:.3f}×"
+    if row.lo is not None and row.hi is not None:
+        text += f" [{row.lo:.3f}, {row.hi:.3f}]"
+    return text
+
+
+def _summary_line(c: Comparison) -> str:
+    s = c.summary()
+    return (
+        f"{s['metrics_compared']} metrics in both runs; latency p50s: {s['latency_metrics']}, "
+        f"{s['latency_within_10pct_and_not_significant']} within ±10 % and not significant, "
+        f"{s['latency_significant']} significant; only in A: {s['only_in_a']}, only in B: {s['only_in_b']}"
+    )
+
+
+def render_text(c: Comparison) -> str:
+    lines = [f"A: {c.a}", f"B: {c.b}", f"test: {SIGNIFICANCE_TEST}", *c.notes, ""]
+    for r in c.rows:
+        lines.append(f"{r.key} ({r.kind}): {_value(r.a)} -> {_value(r.b)}: {_ratio(r)} {r.verdict}")
+    lines += ["", _summary_line(c)]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(c: Comparison) -> str:
+    from pmemkit.report.tables import table
+
+    rows = [[r.key, r.kind, _value(r.a), _value(r.b), _ratio(r), r.verdict] for r in c.rows]
+    lines = [
+        f"## pmemkit compare: {c.a} → {c.b}",
+        "",
+        f"Ratio B / A with its 95 % CI; {SIGNIFICANCE_TEST}.",
+        *[f"Note: {n}" for n in c.notes],
+        "",
+        *table(["metric", "kind", "A", "B", "B / A [95 % CI]", "verdict"], rows),
+        "",
+        _summary_line(c) + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(c: Comparison) -> str:
+    return json.dumps(c.to_dict(), indent=2, sort_keys=True) + "\n"

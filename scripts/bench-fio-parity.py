@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Benchmark, not a test: pmemkit beside fio on every DAX target, and run-to-run repeatability.
+
+    scripts/bench-fio-parity.py                  # full-profile fio suite on the default six devices
+    scripts/bench-fio-parity.py --run RUN_DIR    # print the ratios of a run already made
+    scripts/bench-fio-parity.py --repeat         # also: two quick default runs and `pmemkit compare`
+
+Prints, per target, pmemkit's I/O own latency p50 (raw_syscalls tracepoints) and fio's clat p50
+for O_DIRECT 4 KiB random reads, interleaved rounds, with the ratio's 95 % CI and whether it lies
+within 0.9…1.1; then how many DAX targets agree. With --repeat, the compare summary of two runs
+of the same configuration. Exit status 0 whatever the numbers (it measures, it does not assert);
+non-zero only when a run itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_PMEM = [
+    "memmap:512M",
+    "nvdimm:512M,mode=fsdax,map=mem",
+    "nvdimm:512M,mode=fsdax,map=dev",
+    "nvdimm:512M,mode=devdax",
+    "nvdimm:512M,mode=raw",
+    "virtio-pmem:512M",
+]
+
+
+def pmemkit(*args: str) -> list[str]:
+    exe = ROOT / ".venv" / "bin" / "pmemkit"
+    return [str(exe) if exe.exists() else "pmemkit", *args]
+
+
+def newest_run(runs_dir: Path) -> Path:
+    runs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
+    if not runs:
+        raise SystemExit(f"bench: no run directory under {runs_dir}")
+    return runs[-1]
+
+
+def make_run(runs_dir: Path, profile: str, suites: str | None, timeout: str | None) -> Path:
+    args = ["run", "--profile", profile, "--runs-dir", str(runs_dir)]
+    for spec in DEFAULT_PMEM:
+        args += ["--pmem", spec]
+    if suites:
+        args += ["--suite", suites]
+    if timeout:
+        args += ["--timeout", timeout]
+    print("bench: " + " ".join(pmemkit(*args)), flush=True)
+    done = subprocess.run(pmemkit(*args), check=False)
+    run = newest_run(runs_dir)
+    if done.returncode != 0:
+        print(f"bench: pmemkit run exited {done.returncode}; ratios below are what {run} kept", flush=True)
+    return run
+
+
+def _us(ns: float | None) -> str:
+    return "—" if ns is None else f"{ns / 1000:.2f}µs"
+
+
+def print_parity(run: Path) -> None:
+    from pmemkit.compare import load
+
+    files = load(run)
+    print(f"\nfio parity, {run}")
+    head = f"{'target':44} {'rounds':>8} {'own p50':>10} {'fio clat':>10} {'ratio [95% CI]':>24}"
+    print(head + "  verdict   caller p50  overhead")
+    dax = agree = 0
+    for o in files.observations:
+        if o.operation == "fio-mmap-seqread" and o.outcome == "ok":
+            m = o.metrics
+            ci = m.get("bw_ratio_ci") or {}
+            span = f"[{ci['lo']:.2f}, {ci['hi']:.2f}]" if ci else "[no CI]"
+            where = f"{o.scenario.label()} ({o.device})"
+            print(f"  mmap seq-read {where}: pmemkit/fio bandwidth {m['bw_ratio']:.2f} {span}")
+            continue
+        if o.operation != "fio-odirect-randread" or o.outcome != "ok" or "parity" not in o.metrics:
+            continue
+        m, p = o.metrics, o.metrics["parity"]
+        ratio = p.get("p50") or {}
+        own = (m.get("pmemkit_own") or {}).get("p50")
+        verdict = {True: "agrees", False: "differs", None: "no verdict"}[ratio.get("agrees")]
+        is_dax = o.metrics.get("mapping", "dax") == "dax" and o.scenario.mode != "pagecache"
+        if is_dax:
+            dax += 1
+            agree += ratio.get("agrees") is True
+        overhead = p.get("caller_overhead_p50_ns")
+        print(
+            f"{o.scenario.label() + ' (' + o.device + ')':44} {p['rounds']:>3}×{p['ios_per_round']:<4} "
+            f"{_us(own):>10} {_us(m['fio_clat']['p50']):>10} "
+            f"{ratio.get('ratio', 0):>8.3f} [{ratio.get('lo', 0):.3f}, {ratio.get('hi', 0):.3f}]  "
+            f"{verdict:10}"
+            f"{_us(m['pmemkit_caller']['p50']):>10} {_us(overhead):>9}"
+        )
+    print(f"DAX targets within ±10 % (whole 95 % CI in 0.9…1.1): {agree} of {dax}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, help="print the ratios of this run directory; boot nothing")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench")
+    parser.add_argument("--profile", default="full", choices=("quick", "full"))
+    parser.add_argument("--timeout", help="seconds before the guest is killed (pmemkit run --timeout)")
+    parser.add_argument("--repeat", action="store_true", help="also two quick default runs + pmemkit compare")
+    args = parser.parse_args()
+    if args.run:
+        print_parity(args.run)
+        return 0
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
+    print_parity(make_run(args.runs_dir / "fio", args.profile, "fio", args.timeout))
+    if args.repeat:
+        first = make_run(args.runs_dir / "repeat-a", "quick", None, args.timeout)
+        second = make_run(args.runs_dir / "repeat-b", "quick", None, args.timeout)
+        print(f"\nrepeatability: pmemkit compare {first} {second}")
+        done = subprocess.run(pmemkit("compare", str(first), str(second)), capture_output=True, text=True)
+        print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
