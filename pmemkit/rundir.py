@@ -401,7 +401,7 @@ class RunDir:
     def write(self, name: str, data: str | bytes) -> None:
         write_at(self.fd, name, data, str(self.path / name))
 
-    def write_plots(self, plots: dict[str, str], warnings: list[str]) -> list[str]:
+    def write_plots(self, plots: dict[str, str | bytes], warnings: list[str]) -> list[str]:
         """Write plots/NAME for each plot; returns the names written. A `plots` that is not a
         directory of ours (a file, a planted link) is left alone and the plots are not written."""
         if not plots:
