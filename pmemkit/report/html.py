@@ -79,7 +79,7 @@ table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ccc;paddi
 table.matrix td{text-align:center;font-size:11px;padding:1px 3px;white-space:nowrap}
 table.matrix th.op{vertical-align:bottom;padding:2px 1px}
 table.matrix th.op span{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:500}
-table.matrix th.cfg{white-space:nowrap;font-weight:500}
+table.matrix th.cfg{white-space:nowrap;font-weight:500;position:sticky;left:0;background:#fff;z-index:1}
 .c-ok{background:#c9e7c9}.c-refused{background:#f3aaa3}.c-fallback{background:#fbd98b}
 .c-na{background:#dcdcdc}
 .c-skipped{background:repeating-linear-gradient(45deg,#eee,#eee 3px,#fff 3px,#fff 6px)}

@@ -9,10 +9,12 @@ pmem is DRAM); a plot with no data is not drawn at all.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from pmemkit.report.markdown import PHASE_ORDER, RunContents, provenance_caption, target_label
@@ -38,8 +40,9 @@ def _ok(run: RunContents, predicate: Callable[[Observation], bool]) -> list[Obse
 def _figure(title: str, provenance: str, height: float = 4.2) -> tuple[Figure, Any]:
     fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
+    ax.set_prop_cycle(color=colormaps["tab20"].colors)  # up to 20 targets, no colour repeated
     fig.suptitle(title, fontsize=11, fontweight="bold")
-    ax.set_title(provenance, fontsize=7.5, color="#444")
+    ax.set_title(textwrap.fill(provenance, 130), fontsize=7.5, color="#444")
     return fig, ax
 
 
@@ -109,16 +112,20 @@ def odirect_by_size(run: RunContents) -> Plot | None:
     )
     title = "O_DIRECT latency by I/O size (p50)"
     fig, ax = _figure(title, provenance, 4.6)
-    for o in found:
-        for direction, style in (("read-into", "-"), ("write-from", "--")):
+    colors = colormaps["tab20"].colors  # a dark/light pair per target: read dark, write light
+    for k, o in enumerate(found):
+        for side, (direction, style) in enumerate((("read-into", "-"), ("write-from", "--"))):
             rows = sorted(
                 (r for r in o.metrics["rows"] if r.get("direction") == direction), key=lambda r: r["io_bytes"]
             )
-            if rows:
+            points = [(r["io_bytes"], r["latency"].get("p50")) for r in rows]
+            points = [(x, y) for x, y in points if isinstance(y, int | float)]
+            if points:
                 ax.plot(
-                    [r["io_bytes"] for r in rows],
-                    [r["latency"]["p50"] for r in rows],
+                    [x for x, _ in points],
+                    [y for _, y in points],
                     style,
+                    color=colors[(2 * k + side) % len(colors)],
                     marker="o",
                     markersize=3,
                     label=f"{target_label(o)} {direction}",
