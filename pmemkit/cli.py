@@ -390,7 +390,10 @@ def run(
     except RunDirError as exc:
         fail(str(exc), exc.exit_code)
     try:
-        result = pipeline.run(checked, Progress())
+        from pmemkit.progress import make_progress
+
+        with make_progress() as progress:  # a bar on a terminal, the line log otherwise
+            result = pipeline.run(checked, progress)
     except GuestFailure as exc:
         if as_json:
             click.echo(json.dumps({"ok": False, "error": str(exc)}))
@@ -457,9 +460,12 @@ def image(
                 click.echo(f"removed {path} ({size / 2**20:.1f} MiB)")
             click.echo(f"pruned {len(pruned.removed)} entries, freed {pruned.freed / 2**20:.1f} MiB")
     if rebuild or not (prune or verify):
-        img = ensure_image(Progress(), rebuild=rebuild)
+        from pmemkit.progress import make_progress
+
+        with make_progress() as progress:  # a bar on a terminal, the line log otherwise
+            img = ensure_image(progress, rebuild=rebuild)
+            kernel = ensure_kernel(spec, progress, rebuild=rebuild)
         out.update({**img.manifest(), "path": str(img.path)})
-        kernel = ensure_kernel(spec, Progress(), rebuild=rebuild)
         out["kernel"] = {**kernel.manifest(), "path": str(kernel.path)}
         if not as_json:
             click.echo(f"guest image {img.image_id}: {img.path}")

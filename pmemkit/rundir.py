@@ -3,7 +3,8 @@
 Why one module: the guest is untrusted, and its results share sits inside the run. Layout:
 
     RUN/plan.json, environment.json, guest-console.log, observations.jsonl,
-        guest-environment.json, dmesg.txt, report.md, plots/*.svg   written by the host only
+        guest-environment.json, dmesg.txt, report.html, report.md,
+        observations.csv, plots/*.png                                written by the host only
     RUN/guest/                                                       the guest's 9p share
 
 The host hands the guest a copy of its plan inside `guest/` and trusts only its own. After the

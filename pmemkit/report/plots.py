@@ -11,51 +11,104 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from pmemkit.report.latency import format_duration_ns
 from pmemkit.report.markdown import PHASE_ORDER, RunContents, provenance_caption, target_label
 from pmemkit.scenario import Observation
 
 WIDTH_IN, DPI = 9.0, 90
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plot:
-    """One drawn plot: file name (plots/NAME), title, provenance line and the PNG itself."""
+    """One plot: file name (plots/NAME), title, provenance line, and its figure, rasterised to PNG
+    only when asked (`png`): the report checks a run's shape by rendering it without drawing."""
 
     name: str
     title: str
     provenance: str
-    png: bytes
+    figure: Figure = field(repr=False)
+    key: str = field(default="", repr=False)  # everything the figure was made from, see `_key`
+    _png: bytes | None = field(default=None, repr=False)
+
+    @property
+    def png(self) -> bytes:
+        """The PNG; one drawn before from the same inputs is reused (re-rendering a run, or trying
+        a damaged run's parts one at a time, draws the same plots again)."""
+        if self._png is None:
+            self._png = _DRAWN.get(self.key) if self.key else None
+        if self._png is None:
+            buf = io.BytesIO()
+            self.figure.savefig(buf, format="png", metadata={"Software": None})
+            self._png = buf.getvalue()
+            if self.key:
+                _DRAWN[self.key] = self._png
+                while len(_DRAWN) > MAX_DRAWN:
+                    del _DRAWN[next(iter(_DRAWN))]
+        return self._png
+
+
+#: PNGs by the inputs they were drawn from (oldest dropped first).
+_DRAWN: dict[str, bytes] = {}
+MAX_DRAWN = 32
+
+
+def _key(name: str, provenance: str, found: list[Observation], extra: Any = None) -> str:
+    """Every input a plot function reads: its name, its provenance line and the observations'
+    fields it draws from (a plot function reads nothing else but constants)."""
+    parts = [
+        (o.operation, o.scenario.label(), o.scenario.mode, o.scenario.stack, o.device, o.metrics)
+        for o in found
+    ]
+    return repr((name, provenance, parts, extra))
 
 
 def _ok(run: RunContents, predicate: Callable[[Observation], bool]) -> list[Observation]:
     return [o for o in run.observations if o.outcome == "ok" and isinstance(o.metrics, dict) and predicate(o)]
 
 
-def _figure(title: str, provenance: str, height: float = 4.2) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
+def _figure(
+    title: str, provenance: str, height: float = 4.2, left_in: float = 0.85, bottom_in: float = 0.6
+) -> tuple[Figure, Any]:
+    """A figure with fixed margins in inches (a layout engine costs more than the drawing)."""
+    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+    fig.subplots_adjust(
+        left=left_in / WIDTH_IN, right=1 - 0.25 / WIDTH_IN, top=1 - 0.85 / height, bottom=bottom_in / height
+    )
     ax = fig.add_subplot()
     ax.set_prop_cycle(color=colormaps["tab20"].colors)  # up to 20 targets, no colour repeated
-    fig.suptitle(title, fontsize=11, fontweight="bold")
+    fig.suptitle(title, fontsize=11, fontweight="bold", y=1 - 0.08 / height, va="top")
     ax.set_title(textwrap.fill(provenance, 130), fontsize=7.5, color="#444")
     return fig, ax
+
+
+def _log_axis(ax: Any, which: str, unit: str) -> None:
+    """A log axis labelled in readable units (`10 µs`, `4 KiB`), not 10^x (mathtext costs the most)."""
+    base = 2 if unit == "bytes" else 10
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=base)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    fmt = format_duration_ns if unit == "ns" else _bytes
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: fmt(value)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _bytes(value: float) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:g} {unit}"
+    return f"{value:g} B"
 
 
 def _legend(ax: Any, **kwargs: Any) -> None:
     """A legend only when something is labelled (matplotlib warns on an empty one)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(**kwargs)
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
 
 
 def _cdf(latency: dict[str, Any]) -> tuple[list[float], list[float]]:
@@ -91,13 +144,14 @@ def latency_cdf(run: RunContents, operation: str, what: str) -> Plot | None:
             drawn += 1
     if not drawn:
         return None
-    ax.set_xscale("log")
-    ax.set_xlabel("latency (ns, log scale; bucket upper edges)")
+    _log_axis(ax, "x", "ns")
+    ax.set_xlabel("latency (log scale; bucket upper edges)")
     ax.set_ylabel("fraction of samples ≤ x")
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
     _legend(ax, fontsize=6.5, loc="lower right")
-    return Plot(f"{operation}-cdf.png", title, provenance, _png(fig))
+    name = f"{operation}-cdf.png"
+    return Plot(name, title, provenance, fig, _key(name, provenance, found))
 
 
 def odirect_by_size(run: RunContents) -> Plot | None:
@@ -131,13 +185,19 @@ def odirect_by_size(run: RunContents) -> Plot | None:
                     label=f"{target_label(o)} {direction}",
                     linewidth=1,
                 )
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("I/O size (bytes, log2)")
-    ax.set_ylabel("p50 latency (ns, log)")
+    _log_axis(ax, "x", "bytes")
+    _log_axis(ax, "y", "ns")
+    ax.set_xlabel("I/O size (log2 scale)")
+    ax.set_ylabel("p50 latency (log scale)")
     ax.grid(True, which="both", alpha=0.3)
     _legend(ax, fontsize=6, ncols=2)
-    return Plot("odirect-latency-by-size.png", title, provenance, _png(fig))
+    return Plot(
+        "odirect-latency-by-size.png",
+        title,
+        provenance,
+        fig,
+        _key("odirect-latency-by-size.png", provenance, found),
+    )
 
 
 def bandwidth_vs_anon(run: RunContents) -> Plot | None:
@@ -161,7 +221,7 @@ def bandwidth_vs_anon(run: RunContents) -> Plot | None:
         "same VM"
     )
     title = f"Bandwidth through the mapping vs anonymous memory ({block >> 10} KiB blocks)"
-    fig, ax = _figure(title, provenance, 0.9 + 0.32 * len(others) * max(1, len(patterns)) / 2)
+    fig, ax = _figure(title, provenance, 1.6 + 0.16 * len(others) * max(1, len(patterns)), left_in=2.6)
     height = 0.8 / len(patterns)
     for i, pattern in enumerate(patterns):
         ys, xs = [], []
@@ -186,7 +246,13 @@ def bandwidth_vs_anon(run: RunContents) -> Plot | None:
     ax.set_xlabel("bandwidth ÷ anonymous memory's (same pattern, same block)")
     ax.grid(True, axis="x", alpha=0.3)
     _legend(ax, fontsize=7)
-    return Plot("bandwidth-vs-anonymous.png", title, provenance, _png(fig))
+    return Plot(
+        "bandwidth-vs-anonymous.png",
+        title,
+        provenance,
+        fig,
+        _key("bandwidth-vs-anonymous.png", provenance, found),
+    )
 
 
 def d2d_throughput(run: RunContents) -> Plot | None:
@@ -196,7 +262,7 @@ def d2d_throughput(run: RunContents) -> Plot | None:
         return None
     provenance = f"{provenance_caption(run)}; one copy per chunk size, checksummed"
     title = "Device-to-device copy throughput per path"
-    fig, ax = _figure(title, provenance, 1.2 + 0.35 * len(found))
+    fig, ax = _figure(title, provenance, 1.8 + 0.35 * len(found), left_in=2.6)
     chunks = sorted({r["chunk_bytes"] for o in found for r in o.metrics["rows"]})
     height = 0.8 / max(1, len(chunks))
     for i, chunk in enumerate(chunks):
@@ -216,7 +282,7 @@ def d2d_throughput(run: RunContents) -> Plot | None:
     ax.set_xlabel("MiB/s")
     ax.grid(True, axis="x", alpha=0.3)
     _legend(ax, fontsize=7)
-    return Plot("d2d-throughput.png", title, provenance, _png(fig))
+    return Plot("d2d-throughput.png", title, provenance, fig, _key("d2d-throughput.png", provenance, found))
 
 
 def stack_cost(run: RunContents) -> Plot | None:
@@ -226,7 +292,7 @@ def stack_cost(run: RunContents) -> Plot | None:
         return None
     provenance = f"{provenance_caption(run)}; 1.0 = the same copy on the bare pmem device"
     title = "Copy through a RAID / device-mapper stack vs the bare device"
-    fig, ax = _figure(title, provenance, 1.2 + 0.4 * len(found))
+    fig, ax = _figure(title, provenance, 1.8 + 0.4 * len(found), left_in=2.0)
     for i, key in enumerate(("ratio_write", "ratio_read")):
         xs = [float(o.metrics.get(key) or 0.0) for o in found]
         ax.barh([k + i * 0.4 for k in range(len(found))], xs, height=0.4, label=key.removeprefix("ratio_"))
@@ -239,7 +305,7 @@ def stack_cost(run: RunContents) -> Plot | None:
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xlabel("throughput ÷ bare device's")
     _legend(ax, fontsize=7)
-    return Plot("stack-vs-bare.png", title, provenance, _png(fig))
+    return Plot("stack-vs-bare.png", title, provenance, fig, _key("stack-vs-bare.png", provenance, found))
 
 
 def boot_phases(run: RunContents) -> Plot | None:
@@ -253,14 +319,14 @@ def boot_phases(run: RunContents) -> Plot | None:
         f"{provenance_caption(run)}; host clock; boot wall time {env.get('boot', {}).get('elapsed_s', '?')} s"
     )
     title = "Boot phases (seconds since qemu started)"
-    fig, ax = _figure(title, provenance, 2.2)
+    fig, ax = _figure(title, provenance, 2.8, bottom_in=1.4)
     for previous, name in zip(names, names[1:], strict=False):
         start, end = float(phases[previous]), float(phases[name])
         ax.barh([0], [end - start], left=[start], label=f"{previous} → {name}: {end - start:.1f} s")
     ax.set_yticks([])
     ax.set_xlabel("seconds")
-    _legend(ax, fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.45))
-    return Plot("boot-phases.png", title, provenance, _png(fig))
+    _legend(ax, fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.5))
+    return Plot("boot-phases.png", title, provenance, fig, _key("boot-phases.png", provenance, [], phases))
 
 
 def render_plots(run: RunContents) -> list[Plot]:

@@ -49,23 +49,31 @@ class ShapeError(ValueError):
 
 @dataclass
 class Rendered:
-    """Everything a report writes, rendered before anything is written: plots (PNG), report.md,
-    report.html and observations.csv."""
+    """Everything a report writes, rendered before anything is written: the plots, report.md's and
+    report.html's text, observations.csv."""
 
     contents: RunContents
     plots: list[Plot]
     predictor: Predictor | None
-    markdown: str = ""
-    html: str = ""
     csv: str = ""
 
     def plot_files(self) -> dict[str, bytes]:
-        return {p.name: p.png for p in self.plots}
+        """Each plot as PNG; one whose drawing fails on the run's values is left out, said in a warning."""
+        files = {}
+        for plot in self.plots:
+            try:
+                files[plot.name] = plot.png
+            except SHAPE_ERRORS as exc:
+                self.contents.warnings.append(
+                    f"plot {plot.name} left out: it could not be drawn ({_why(exc)})"
+                )
+        self.plots = [p for p in self.plots if p.name in files]
+        return files
 
     def texts(self, written: list[str]) -> tuple[str, str]:
-        """report.md and report.html, linking only the plots that were written to plots/."""
-        plots = [p for p in self.plots if p.name in written]
-        return render_summary(self.contents, self.predictor, plots), render_html(
+        """report.md (linking the plots written to plots/) and report.html (every drawn plot inline)."""
+        linked = [p for p in self.plots if p.name in written]
+        return render_summary(self.contents, self.predictor, linked), render_html(
             self.contents, self.predictor, self.plots
         )
 
@@ -95,7 +103,8 @@ def _attempt(contents: RunContents, predictor: Predictor | None) -> Rendered:
     """Render plots and text once (on a copy of the warnings), so a shape error shows up here."""
     trial = replace(contents, warnings=list(contents.warnings))
     rendered = Rendered(trial, render_plots(trial), predictor)
-    rendered.markdown, rendered.html = rendered.texts([p.name for p in rendered.plots])
+    render_summary(trial, predictor, rendered.plots)
+    render_html(trial, predictor, [])  # the page's every section but the PNGs, drawn only when written
     rendered.csv = observations_csv(trial.observations)
     return rendered
 

@@ -189,3 +189,23 @@ def test_no_plot_is_drawn_by_hand_and_the_guest_never_loads_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_pmemkit_run_prints_where_report_html_is(tmp_path, monkeypatch):
+    """`make run` is `pmemkit run`: its last line and its progress name report.html (VM faked)."""
+    from click.testing import CliRunner
+
+    from pmemkit.cli import main
+    from tests.unit.test_rundir import SMALL_RUN, _fake_vm
+
+    _fake_vm(
+        monkeypatch,
+        tmp_path,
+        lambda share: (share / "observations.jsonl").write_text(_obs("mremap", "ok").to_json() + "\n"),
+    )
+    result = CliRunner().invoke(main, [*SMALL_RUN, "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, (result.output, result.exception)
+    (run,) = (tmp_path / "runs").iterdir()
+    assert result.stdout.splitlines()[-1] == f"1 observations; report: {run / 'report.html'}"
+    assert f"] report: {run / 'report.html'}" in result.stderr
+    assert (run / "report.html").is_file() and (run / "observations.csv").is_file()
