@@ -16,7 +16,7 @@ from typing import Any
 
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from pmemkit.report.latency import format_duration_ns
 from pmemkit.report.markdown import PHASE_ORDER, RunContents, provenance_caption, target_label
@@ -94,6 +94,8 @@ def _log_axis(ax: Any, which: str, unit: str) -> None:
     (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=base)
     axis = ax.xaxis if which == "x" else ax.yaxis
     fmt = format_duration_ns if unit == "ns" else _bytes
+    if unit == "ns":  # 1-2-5 steps: a range under one decade still gets labelled ticks
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda value, _pos: fmt(value)))
     axis.set_minor_formatter(NullFormatter())
 
@@ -165,7 +167,7 @@ def odirect_by_size(run: RunContents) -> Plot | None:
         "file on the root disk, buffer in the target's mapping"
     )
     title = "O_DIRECT latency by I/O size (p50)"
-    fig, ax = _figure(title, provenance, 4.6)
+    fig, ax = _figure(title, provenance, 4.6, left_in=1.2)
     colors = colormaps["tab20"].colors  # a dark/light pair per target: read dark, write light
     for k, o in enumerate(found):
         for side, (direction, style) in enumerate((("read-into", "-"), ("write-from", "--"))):
@@ -323,8 +325,7 @@ def boot_phases(run: RunContents) -> Plot | None:
     for previous, name in zip(names, names[1:], strict=False):
         start, end = float(phases[previous]), float(phases[name])
         ax.barh([0], [end - start], left=[start], label=f"{previous} → {name}: {end - start:.1f} s")
-    ax.set_yticks([])
-    ax.set_xlabel("seconds")
+    ax.set_yticks([])  # the title says the unit; an axis label would sit under the legend
     _legend(ax, fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.5))
     return Plot("boot-phases.png", title, provenance, fig, _key("boot-phases.png", provenance, [], phases))
 
