@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pmemkit.report.markdown import Predictor, RunContents
+from pmemkit.report.markdown import Joined, Predictor, RunContents
 from pmemkit.scenario import Observation, Prediction
 
 #: Outcome classes, in the order the legend shows them.
@@ -55,7 +55,7 @@ class Verdict:
         """`pass` (kernel = model), `fail` (they differ), `skip` (did not run, or the model has no answer)."""
         if self.skipped or self.prediction is None:
             return "skip"
-        return "pass" if self.prediction.outcome == self.observation.outcome else "fail"
+        return "pass" if Joined(self.observation, self.prediction).agree else "fail"  # the one definition
 
     @property
     def skip_reason(self) -> str:
