@@ -37,7 +37,10 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"pmemkit: error: {one_line(message)}", err=True)
+    try:
+        click.echo(f"pmemkit: error: {one_line(message)}", err=True)
+    except OSError:
+        pass  # stderr is gone (a terminal that hung up): the exit code still tells
     sys.exit(code)
 
 
@@ -64,7 +67,13 @@ class PmemkitGroup(click.Group):
     importing the whole model costs seconds of every boot.
     """
 
-    lazy_commands = {"model": ("pmemkit.model_cli", "model")}
+    lazy_commands = {
+        "model": ("pmemkit.model_cli", "model"),
+        "matrix": ("pmemkit.matrix.cli", "matrix"),
+        "merge": ("pmemkit.matrix.cli", "merge"),
+        "exec": ("pmemkit.use_cli", "exec_command"),
+        "shell": ("pmemkit.use_cli", "shell"),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_commands])
@@ -294,8 +303,8 @@ def main() -> None:
     "--suite",
     default="smoke,mmap,odirect,fio,kapi",
     show_default=True,
-    help="Comma-separated experiment suites (smoke, mmap, odirect, fio, kapi, d2d, raid); each runs on the "
-    "targets it "
+    help="Comma-separated experiment suites (smoke, mmap, odirect, fio, kapi, d2d, raid, poison, peers); "
+    "each runs on the targets it "
     "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines.",
 )
 @click.option(
@@ -346,7 +355,33 @@ def main() -> None:
     hidden=True,
     help="Testing failure handling: crash or hang the guest after its first device.",
 )
+@click.option(
+    "--trace-decisions",
+    is_flag=True,
+    help="Run each refused kapi operation once more under kprobe return probes and record which "
+    "kernel function refused it (`decided_by`), beside the function the model cites.",
+)
 @kernel_options
+@click.option(
+    "--target",
+    type=click.Choice(["vm", "local"]),
+    default="vm",
+    show_default=True,
+    help="vm: boot pmemkit's guest. local: run the suites on this machine, on the devices named with "
+    "--device (e.g. real pmem, or inside a VM of your own); needs --destroy-data.",
+)
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    metavar="DEV",
+    help="With --target local: a pmem device of this machine (repeatable), e.g. /dev/pmem0; its data "
+    "is lost.",
+)
+@click.option(
+    "--destroy-data", is_flag=True, help="With --target local: confirm the --device data may be lost."
+)
+@click.option("--force", is_flag=True, help="With --destroy-data: even over an existing filesystem or data.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def run(
     pmem_specs: tuple[str, ...],
@@ -358,15 +393,39 @@ def run(
     runs_dir: Path,
     profile: str,
     inject_fault: str | None,
+    trace_decisions: bool,
     kernel_flags: KernelFlags,
+    target: str,
+    devices: tuple[str, ...],
+    destroy_data: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Build the guest image if missing, boot the VM, run the suites, write the report.
 
     Everything lands in runs/<timestamp>/: plan.json, observations.jsonl, environment.json,
     guest-console.log, dmesg.txt and report.md — also when the guest times out or crashes.
+
+    \b
+    With --target local nothing boots: the suites run on this machine's kernel, on the pmem
+    devices you name, with the same run directory and report:
+      pmemkit run --target local --device /dev/pmem0 --destroy-data --suite smoke --fs ext4
     """
+    if target == "local" or devices or destroy_data or force:
+        given = {
+            "--pmem": bool(pmem_specs),
+            "--memory": memory,
+            "--timeout": timeout_s,
+            "--kernel…": any(v not in (None, ()) for v in kernel_flags),
+            "--inject-fault": inject_fault,
+            "--trace-decisions": trace_decisions,
+        }
+        _run_local(
+            target, devices, suite, filesystems, runs_dir, profile, destroy_data, force, given, as_json
+        )
+        return
     from pmemkit import pipeline
+    from pmemkit.model.rules import decision_candidates
     from pmemkit.rundir import RunDirError, check_runs_dir
     from pmemkit.vm.errors import GuestFailure
     from pmemkit.vm.run import RunOptions
@@ -383,6 +442,7 @@ def run(
         inject_fault=inject_fault,
         profile=profile,
         kernel=kernel_flags.spec(),
+        decisions={"operations": decision_candidates()} if trace_decisions else None,
     )
     checked = pipeline.check(options)  # the layout, the host's room, a user's kernel: exit 2 before any boot
     try:
@@ -414,6 +474,65 @@ def run(
         phases = " → ".join(f"{k} {v:.1f}s" for k, v in result.boot.phases.items())
         click.echo(f"boot phases: {phases}")
         click.echo(f"{result.observations} observations; report: {result.report}")
+
+
+def _run_local(
+    target: str,
+    devices: tuple[str, ...],
+    suite: str,
+    filesystems: str,
+    runs_dir: Path,
+    profile: str,
+    destroy_data: bool,
+    force: bool,
+    given: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """`run --target local` (pmemkit.local): its options checked here, one line and exit 2 each."""
+    from pmemkit.guest.experiments import get
+    from pmemkit.local import LocalRefused, run_local
+    from pmemkit.rundir import RunDirError
+
+    if target != "local":
+        fail("--device, --destroy-data and --force go with --target local", EXIT_BAD_INPUT)
+    wrong = [name for name, value in given.items() if value]
+    if wrong:
+        fail(f"{', '.join(wrong)}: for the VM only, not for --target local", EXIT_BAD_INPUT)
+    if not devices:
+        fail("--target local needs the devices to use: --device /dev/pmemN (repeatable)", EXIT_BAD_INPUT)
+    if force and not destroy_data:
+        fail("--force goes with --destroy-data", EXIT_BAD_INPUT)
+    suites = units.parse_list(suite, "--suite")
+    for name in suites:
+        get(name)
+    fs_list = units.parse_list(filesystems, "--fs", FILESYSTEMS)
+    try:
+        result = run_local(
+            list(devices),
+            suites,
+            fs_list,
+            runs_dir,
+            profile,
+            destroy_data=destroy_data,
+            force=force,
+            progress=Progress(),
+        )
+    except LocalRefused as exc:
+        fail(str(exc), EXIT_SAFETY)
+    except RunDirError as exc:
+        fail(str(exc), exc.exit_code)
+    summary = {
+        "ok": not result.failed,
+        "run_dir": str(result.run_dir),
+        "report": str(result.report),
+        "observations": result.observations,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"{result.observations} observations; report: {result.report}")
+    if result.failed:
+        fail(f"some steps failed on this machine; see {result.report}", 6)
 
 
 @main.command()

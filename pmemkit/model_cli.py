@@ -263,6 +263,7 @@ def model() -> None:
       pmemkit model table   --kernel 6.1 --stack dm-linear
       pmemkit model size    --kernel 6.1.150 --mode fsdax --map dev --size 16GiB
       pmemkit model diff    --from 6.1 --to 7.3 --markdown
+      pmemkit model whatif  runs/<timestamp> --devices 6TiB
     """
 
 
@@ -527,3 +528,102 @@ def diff_cmd(old: str, new: str, as_json: bool, markdown: bool, all_rules: bool,
         return
     _warn_if_extrapolated(old, new)
     click.echo(model_diff.render_markdown(result) if markdown else model_diff.render_text(result))
+
+
+#: Without a run: Debian bookworm's 6.1 as `pmemkit run --kernel 6.1` resolves it today (README).
+DEFAULT_WHATIF_KERNEL = "6.1.192"
+
+
+@model.command(name="whatif")
+@click.argument("run_dir", required=False, metavar="[RUN_DIR]")
+@click.option(
+    "--devices",
+    "devices",
+    multiple=True,
+    metavar="SIZE",
+    help="Also price a hypothetical device: a size (an nvdimm fsdax namespace, e.g. 6TiB) or a "
+    "`run` spec such as nvdimm:6T,mode=devdax. Repeat for more.",
+)
+@click.option(
+    "--kernel",
+    default=None,
+    help=f"Kernel to price for (default: the run's; {DEFAULT_WHATIF_KERNEL} without a run). " + KERNEL_HELP,
+)
+@click.option(
+    "--mapped",
+    default=None,
+    metavar="SIZE",
+    help="How much of each hypothetical device user space maps, for the on-demand design "
+    "(default: all of it, the worst case).",
+)
+@json_option("Print JSON: per design the DRAM and pmem bytes and the failing operations with sources.")
+@click.option("--markdown", is_flag=True, help="Print Markdown, as in the run's report.")
+@one_line_errors
+def whatif_cmd(
+    run_dir: str | None,
+    devices: tuple[str, ...],
+    kernel: str | None,
+    mapped: str | None,
+    as_json: bool,
+    markdown: bool,
+) -> None:
+    """The 2015 designs side by side for a run's devices and operations (issue 13).
+
+    \b
+    page-less __pfn_t            no struct page for pmem (Dan Williams' series)
+    struct page at mmap          made on demand when a range is mapped (Ingo Molnar, seed mail)
+    whole device at enable       what was merged (ZONE_DEVICE), map=mem (DRAM) or map=dev (pmem)
+
+    For each design: the page metadata in DRAM and on pmem per device (`pmemkit model size`'s
+    numbers for the merged design), which of the run's operations fail or change, each with its
+    source (the run's observation, the page-less /dev/mem control's, or a model rule), and an
+    estimate of what on-demand pages would cost on the measured fault path.
+
+    \b
+    Examples:
+      pmemkit model whatif runs/20261207-031952
+      pmemkit model whatif runs/20261207-031952 --devices 6TiB --json
+      pmemkit model whatif --devices 6TiB --kernel 6.12
+    """
+    from pmemkit.model.whatif import whatif
+    from pmemkit.model.whatif_render import render_markdown, render_text
+
+    if as_json and markdown:
+        fail("--json and --markdown exclude each other: pick one")
+    if run_dir is None and not devices:
+        fail("give a run directory, --devices SIZE, or both (see: pmemkit model whatif --help)")
+    plan, observations, name = None, [], None
+    if run_dir is not None:
+        plan, observations, name, run_kernel_text = _load_run(run_dir)
+        if kernel is not None and run_kernel_text is not None and kernel != run_kernel_text:
+            fail(
+                f"--kernel {units.shown(kernel)} contradicts the run's kernel {run_kernel_text}: a run is "
+                "priced for the kernel it ran; drop --kernel (it is for --devices without a run)"
+            )
+        kernel = kernel or run_kernel_text
+    mapped_bytes = parse_size(mapped, "--mapped", minimum=1) if mapped is not None else None
+    result = whatif(kernel or DEFAULT_WHATIF_KERNEL, plan, observations, name, list(devices), mapped_bytes)
+    if as_json:
+        _emit_json(result.to_dict())
+    elif markdown:
+        click.echo("\n".join(render_markdown(result)))
+    else:
+        click.echo(render_text(result), nl=False)
+
+
+def _load_run(run_dir: str) -> tuple[dict[str, Any], list[Any], str, str | None]:
+    """plan, observations, name and kernel of a run directory; one line and its exit code if not."""
+    from pathlib import Path
+
+    from pmemkit import rundir
+    from pmemkit.model.whatif import run_kernel
+
+    try:
+        with rundir.RunDir.open(Path(run_dir)) as run:
+            files = run.load()
+    except rundir.RunDirError as exc:
+        click.echo("pmemkit: error: " + " ".join(str(exc).split()), err=True)
+        raise click.exceptions.Exit(exc.exit_code) from None
+    if not files.plan.get("pmem"):
+        fail(f"{run_dir}: plan.json names no pmem device, so there is nothing to price")
+    return files.plan, files.observations, files.name, run_kernel(files.observations, files.guest_environment)

@@ -19,13 +19,14 @@ from pmemkit import rundir
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm import layout as vm_layout
 from pmemkit.vm import run as vm_run
-from pmemkit.vm.boot import BootResult
+from pmemkit.vm.boot import BootResult, ConsoleRelay
 from pmemkit.vm.errors import GuestFailure, RunInterrupted, VmConfigError
 from pmemkit.vm.image import cache_dir
 from pmemkit.vm.kernels import check_custom
 from pmemkit.vm.lifecycle import Interrupted, SignalGuard
 from pmemkit.vm.qemu import backing_size
 from pmemkit.vm.run import RunOptions
+from pmemkit.vm.session import SessionSpec
 
 REPORT_HTML = "report.html"
 OBSERVATIONS_CSV = "observations.csv"
@@ -59,7 +60,7 @@ def check(options: RunOptions) -> Checked:
     if options.timeout_s is not None and options.timeout_s <= 0:
         raise VmConfigError("--timeout must be a positive number of seconds")
     layout = vm_layout.plan_layout(options.pmem, options.memory)
-    sizes = [backing_size(d) for d in layout.dimms]
+    sizes = [backing_size(d) for d in (*layout.dimms, *layout.cxl)]
     scratch = cache_dir() / "scratch"
     vm_layout.check_fits_host(layout, sizes, vm_layout.read_host(scratch, options.accel))
     if sizes:
@@ -224,3 +225,53 @@ def ci_report(run_dir: Path, fmt: str) -> tuple[str, list[str]]:
             2,
         ) from None
     return text, contents.warnings
+
+
+@dataclass
+class SessionResult:
+    """How a `pmemkit exec`/`shell` boot ended: its run directory, the boot, and the status the
+    guest reported for the command or shell (None when it reported none)."""
+
+    run_dir: Path
+    boot: BootResult
+    status: int | None
+
+
+def run_session(
+    options: RunOptions | Checked,
+    session: SessionSpec,
+    relay: ConsoleRelay,
+    progress: Callable[[str], None] = print,
+) -> SessionResult:
+    """Boot once for `pmemkit exec` or `pmemkit shell`: the same check, build, boot, signal and
+    timeout handling as `run`, the guest running the session instead of the suites; no report.
+
+    Raises GuestFailure when the guest failed (timeout, panic, no status), RunInterrupted on
+    SIGINT/SIGTERM/SIGHUP, both after qemu has ended.
+    """
+    guard = SignalGuard()
+    try:
+        with guard:
+            checked = options if isinstance(options, Checked) else check(options)
+            collected = vm_run.boot_and_collect(checked, checked.layout, progress, guard, session, relay)
+    except Interrupted as exc:
+        raise RunInterrupted(
+            f"interrupted by {exc.signum.name} while {guard.stage}; no guest had been started",
+            exc.signum,
+        ) from None
+    status = getattr(relay, "status", None)
+    run_dir, result = collected.run_dir, collected.boot
+    if guard.received is not None:
+        what = "qemu was stopped" if result.qemu_left is None else f"qemu (group {result.qemu_left}) survived"
+        message = f"interrupted by {guard.received.name}: {what}; the console log is kept in {run_dir}"
+        raise RunInterrupted(message, guard.received)
+    if collected.faults:
+        raise collected.faults[0]
+    if collected.failure:
+        raise GuestFailure(f"{collected.failure}; the console log is kept in {run_dir}")
+    if status is None:
+        raise GuestFailure(
+            f"the guest finished without reporting the {session.mode}'s exit status; "
+            f"see {run_dir}/guest-console.log"
+        )
+    return SessionResult(run_dir, result, status)

@@ -21,7 +21,12 @@ __all__ = ["Placement", "Plan", "check_placements", "write_atomic"]
 #: (where the host put each device) are required on top, so a guest never re-derives an NVDIMM slot, a
 #: memmap start or a virtio-pmem device's place. A plan is read only by the guest of the run that
 #: wrote it, so a plan without them is refused rather than versioned.
-PLACEMENT_FIELDS = {"memmap": "memmap_start", "nvdimm": "nfit_handle", "virtio-pmem": "pci_address"}
+PLACEMENT_FIELDS = {
+    "memmap": "memmap_start",
+    "nvdimm": "nfit_handle",
+    "virtio-pmem": "pci_address",
+    "cxl": "cxl_serial",
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,8 @@ class Placement:
     Decided once, by `vm.layout.plan_layout`; qemu's command line and the guest's matching both read
     it. memmap: the range's physical start (the e820 namespace's `resource`); nvdimm: the DIMM slot
     given to `-device nvdimm,slot=` and the NFIT handle QEMU derives from it; virtio-pmem: the PCI
-    address given to `-device virtio-pmem-pci,addr=`, spelt as sysfs shows it.
+    address given to `-device virtio-pmem-pci,addr=`, spelt as sysfs shows it; cxl: the serial
+    number given to `-device cxl-type3,sn=`.
     """
 
     index: int  # position in Plan.pmem
@@ -40,6 +46,7 @@ class Placement:
     nvdimm_slot: int | None = None
     nfit_handle: int | None = None
     pci_address: str | None = None  # e.g. "0000:00:10.0"
+    cxl_serial: int | None = None  # cxl: the Type-3 device's `sn=`, which `cxl list -M` shows as serial
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -65,6 +72,18 @@ def check_placements(pmem: list[PmemConfig], placements: list[Placement]) -> Non
             raise ScenarioError(f"plan places {cfg.spec()} at {place.memmap_start:#x}, not at its start")
 
 
+def _decisions(value: Any) -> dict[str, Any] | None:
+    """plan.json's `decisions`, checked for shape (a dict of operation -> list of dicts) or None."""
+    if value is None:
+        return None
+    operations = value.get("operations") if isinstance(value, dict) else None
+    if not isinstance(operations, dict) or not all(
+        isinstance(c, list) and all(isinstance(x, dict) for x in c) for c in operations.values()
+    ):
+        raise ScenarioError("plan.json `decisions` must be {'operations': {operation: [candidate, ...]}}")
+    return value
+
+
 @dataclass
 class Plan:
     """Everything the guest needs to know, and nothing it could find out itself."""
@@ -79,6 +98,12 @@ class Plan:
     profile: str = "quick"  # experiment sizes and repetitions: quick | full
     placements: list[Placement] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
+    #: --trace-decisions: {"operations": {operation: [the model's cited functions]}} (guest/decisions.py
+    #: runs each refused operation once more under kprobes); None: off.
+    decisions: dict[str, Any] | None = None
+    #: `pmemkit exec` / `pmemkit shell`: what the guest runs instead of the suites (mode, argv,
+    #: copied-in files, terminal); None for a suite run, whose plan.json then has no such key.
+    session: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # No default: the placements are the ones `vm.layout.plan_layout` gave qemu, handed in by the
@@ -86,7 +111,7 @@ class Plan:
         check_placements(self.pmem, self.placements)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema": self.schema,
             "suites": list(self.suites),
             "pmem": [p.to_dict() for p in self.pmem],
@@ -97,7 +122,11 @@ class Plan:
             "inject_fault": self.inject_fault,
             "profile": self.profile,
             "placements": [p.to_dict() for p in self.placements],
+            "decisions": self.decisions,
         }
+        if self.session is not None:
+            data["session"] = dict(self.session)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
@@ -124,11 +153,16 @@ class Plan:
             inject_fault=data.get("inject_fault"),
             profile=data.get("profile", "quick"),
             placements=placements,
+            decisions=_decisions(data.get("decisions")),
+            session=_session(data.get("session")),
         )
 
     def params(self) -> dict[str, Any]:
         """What every experiment receives besides its target."""
-        return {"profile": self.profile}
+        params: dict[str, Any] = {"profile": self.profile}
+        if self.decisions is not None:
+            params["decisions"] = self.decisions
+        return params
 
     def write(self, path: Path) -> None:
         write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
@@ -136,3 +170,10 @@ class Plan:
     @classmethod
     def read(cls, path: Path) -> Plan:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _session(value: Any) -> dict[str, Any] | None:
+    """plan.json's `session`, an object or absent; anything else is a plan this pmemkit did not write."""
+    if value is None or isinstance(value, dict):
+        return value
+    raise ScenarioError(f"plan.json's session is a JSON {type(value).__name__}, not an object")

@@ -21,7 +21,11 @@ SCHEMA_VERSION = 2
 #: `variant` field, the one place that spelling is still read.
 READABLE_SCHEMAS = (1, 2)
 
-SOURCES = ("memmap", "nvdimm", "virtio-pmem")
+SOURCES = ("memmap", "nvdimm", "virtio-pmem", "cxl")
+#: Sources whose namespace the guest creates with ndctl (mode= and map= apply to them).
+NAMESPACE_SOURCES = ("nvdimm", "cxl")
+#: Modes a CXL pmem region's namespace is created in (the issue's spec: no sector mode).
+CXL_MODES = ("fsdax", "devdax", "raw")
 MODES = ("raw", "fsdax", "devdax", "sector")
 MAPS = ("mem", "dev")
 FILESYSTEMS = ("ext4", "xfs")
@@ -88,16 +92,18 @@ def parse_size(text: str | int, what: str = "size", minimum: int = 0, maximum: i
 format_size = units.format_size
 
 PMEM_FORM = (
-    "memmap:SIZE[@START], nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev] or virtio-pmem:SIZE"
+    "memmap:SIZE[@START], nvdimm:SIZE[,mode=fsdax|devdax|raw|sector][,map=mem|dev], virtio-pmem:SIZE "
+    "or cxl:SIZE[,mode=fsdax|devdax|raw][,map=mem|dev]"
 )
 
 
 @dataclass(frozen=True)
 class PmemConfig:
-    """One emulated pmem device of a VM: a `memmap=` range, a QEMU NVDIMM or a virtio-pmem device.
+    """One emulated pmem device of a VM: a `memmap=` range, a QEMU NVDIMM, a virtio-pmem device or
+    a CXL Type-3 device's persistent capacity.
 
-    `start` only applies to memmap (None: the VM harness places it); `mode`/`map` only to nvdimm,
-    whose namespace the guest creates with ndctl.
+    `start` only applies to memmap (None: the VM harness places it); `mode`/`map` only to nvdimm
+    and cxl, whose namespace the guest creates with ndctl (for cxl after `cxl create-region`).
     """
 
     source: str
@@ -113,8 +119,10 @@ class PmemConfig:
             raise ScenarioError("pmem size must be positive")
         if self.source != "memmap" and self.start is not None:
             raise ScenarioError(f"@START only applies to memmap, not {self.source}")
-        if self.source != "nvdimm" and (self.mode or self.map):
-            raise ScenarioError(f"mode= and map= only apply to nvdimm, not {self.source}")
+        if self.source not in NAMESPACE_SOURCES and (self.mode or self.map):
+            raise ScenarioError(f"mode= and map= only apply to nvdimm and cxl, not {self.source}")
+        if self.source == "cxl" and self.mode is not None and self.mode not in CXL_MODES:
+            raise ScenarioError(f"cxl namespaces take mode={'|'.join(CXL_MODES)}, not {self.mode!r}")
         if self.mode is not None and self.mode not in MODES:
             raise ScenarioError(f"unknown namespace mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.map is not None and self.map not in MAPS:
@@ -124,7 +132,8 @@ class PmemConfig:
 
     @classmethod
     def parse(cls, spec: str) -> PmemConfig:
-        """Read `memmap:SIZE[@START]`, `nvdimm:SIZE[,mode=M][,map=mem|dev]`, `virtio-pmem:SIZE`.
+        """Read `memmap:SIZE[@START]`, `nvdimm:SIZE[,mode=M][,map=mem|dev]`, `virtio-pmem:SIZE`,
+        `cxl:SIZE[,mode=M][,map=mem|dev]`.
 
         Refused: an empty SIZE or START (`memmap:2G@`), an option without a value (`mode=`) or
         given twice, an unknown option, sizes the one size reader refuses.
@@ -148,10 +157,10 @@ class PmemConfig:
         except units.InputError as exc:
             raise ScenarioError(str(exc)) from None
         mode = options.get("mode")
-        if source == "nvdimm" and mode is None:
+        if source in NAMESPACE_SOURCES and mode is None:
             mode = "fsdax"
         map_ = options.get("map")
-        if source == "nvdimm" and mode in ("fsdax", "devdax") and map_ is None:
+        if source in NAMESPACE_SOURCES and mode in ("fsdax", "devdax") and map_ is None:
             map_ = "mem"
         try:
             size = units.parse_size(size_text, "SIZE")

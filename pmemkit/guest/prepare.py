@@ -13,8 +13,10 @@ import stat
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pmemkit.guest import GuestError
+from pmemkit.guest.cxl import setup_cxl
 from pmemkit.guest.kmsg import KernelLog
 from pmemkit.guest.probe import Namespace, namespaces, run_ndctl
 from pmemkit.guest.safety import (
@@ -51,6 +53,7 @@ class PreparedDevice:
     config: PmemConfig
     namespace: Namespace
     placement: Placement  # where the host put it (plan.json), the one fact it was found by
+    setup: dict[str, Any] | None = None  # cxl: memdev, regions, decoder, ways and every step's output
 
 
 RUN_TIMEOUT_S = 300
@@ -144,8 +147,17 @@ def match_devices(configs: list[PmemConfig], placements: list[Placement]) -> lis
     """Create the planned NVDIMM namespaces, then find every planned device where the host put it."""
     handles = [(p.nfit_handle, configs[p.index]) for p in placements if p.nfit_handle is not None]
     nvdimm_regions = setup_nvdimms(handles)
+    serials = [(p.cxl_serial, configs[p.index]) for p in placements if p.cxl_serial is not None]
+    cxl_devices = {d.serial: d for d in setup_cxl(serials)}
+    cxl_regions = {s: d.nd_region for s, d in cxl_devices.items() if d.nd_region}
     current = namespaces()
-    return match_namespaces(configs, placements, current, nvdimm_regions, region_sysfs_paths(current))
+    prepared = match_namespaces(
+        configs, placements, current, nvdimm_regions, region_sysfs_paths(current), cxl_regions
+    )
+    for device in prepared:
+        if device.placement.cxl_serial in cxl_devices:
+            device.setup = cxl_devices[device.placement.cxl_serial].record()
+    return prepared
 
 
 def region_sysfs_paths(current: list[Namespace]) -> dict[str, str]:
@@ -159,9 +171,11 @@ def match_namespaces(
     current: list[Namespace],
     nvdimm_regions: dict[int, str],
     region_paths: dict[str, str],
+    cxl_regions: dict[int, str] | None = None,
 ) -> list[PreparedDevice]:
     """Pure: each placement to the one namespace at it — a memmap range by its start, an NVDIMM by the
-    region of its NFIT handle, a virtio-pmem device by its PCI address in the region's sysfs path.
+    region of its NFIT handle, a virtio-pmem device by its PCI address in the region's sysfs path,
+    a CXL device by the nd region its serial's CXL region became.
 
     Nothing is counted or ordered here: what the host decided is all the guest uses.
     """
@@ -174,6 +188,10 @@ def match_namespaces(
         elif place.nfit_handle is not None:
             region = nvdimm_regions.get(place.nfit_handle)
             where = f"NFIT handle {place.nfit_handle} ({region or 'no region'})"
+            hits = [ns for ns in current if region is not None and ns.region == region]
+        elif place.cxl_serial is not None:
+            region = (cxl_regions or {}).get(place.cxl_serial)
+            where = f"CXL memdev serial {place.cxl_serial:#x} ({region or 'no region'})"
             hits = [ns for ns in current if region is not None and ns.region == region]
         elif place.pci_address is not None:
             where = f"virtio-pmem at PCI {place.pci_address}"

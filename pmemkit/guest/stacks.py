@@ -58,8 +58,12 @@ class Stack:
         self.device: str | None = None
 
     def __enter__(self) -> str:
-        for member in self.members:
-            clear_for_destruction(member)
+        # mdadm, dmsetup and blockdev take no `--`: give them only the checked, resolved node paths
+        # (absolute, so never read as an option), not the names the caller passed.
+        checked = tuple(clear_for_destruction(member).path for member in self.members)
+        if not all(path.startswith("/") for path in checked):
+            raise GuestError(f"stack members must resolve to absolute device paths, got {checked!r}")
+        self.members = (checked[0], checked[1])
         try:
             self.device = self._build()
         except BaseException:

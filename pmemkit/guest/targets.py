@@ -47,6 +47,10 @@ class Context:
     plan: Plan
     env: dict[str, Any]
     devices: list[PreparedDevice] = field(default_factory=list)
+    #: The user's flags for the safety rules (`run --target local`); inside pmemkit's VM they are
+    #: not needed: emulated pmem is cleared by the VM rule.
+    destroy_data: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ def device_provenance(env: dict[str, Any], device: PreparedDevice) -> dict[str, 
         "ndctl_mode": ns.ndctl_mode,
         "queue_dax": ns.queue_dax,
         "nd_provider": ns.provider,
+        **({"cxl": device.setup} if device.setup else {}),
     }
 
 
@@ -226,18 +231,20 @@ def _device(ctx: Context, device: PreparedDevice) -> Iterator[Item]:
             provenance=observation_provenance(base, 0),
         )
         try:
-            clear_for_destruction(path)
+            clear_for_destruction(path, destroy_data=ctx.destroy_data, force=ctx.force)
         except EXPECTED as exc:
             yield Failure(failure(env, "prepare", "devdax", exc, scenario, path))
             return
         yield Target("devdax", path, path, scenario, SCRATCH_DIR, base, ctx.plan.params())
         return
+    made_here = False  # a filesystem this loop made is not someone's data: the next mkfs may replace it
     for fs in ctx.plan.filesystems:
         scenario = device_scenario(env, device, fs)
         provenance = {**base, "fs": fs, "mount_options": DAX_MOUNT_OPTIONS, "mkfs_options": MKFS_OPTIONS[fs]}
         step(f"{scenario.label()} on {path}: mkfs.{fs}, mount -o {DAX_MOUNT_OPTIONS}")
         try:
-            mkfs(path, fs)
+            mkfs(path, fs, destroy_data=ctx.destroy_data, force=ctx.force or made_here)
+            made_here = True
             result = mount_dax(path, fs)
         except EXPECTED as exc:
             yield Failure(failure(env, "prepare", "dax-mount", exc, scenario, path))

@@ -113,6 +113,26 @@ EXTRA_OPERATIONS = (
     *D2D_BLOCKDEV,
     *D2D_FILES,
 )
+# ---- poison (issue 12 item 1): memory failure on DAX pages; additive block ----------------------
+#: The poison experiment's operations (guest/experiments/poison.py).
+POISON_OPERATIONS = ("hwpoison-soft-offline", "hwpoison-sigbus", "hwpoison-addr-lsb", "hwpoison-recover")
+EXTRA_OPERATIONS += POISON_OPERATIONS
+# ---- end poison -----------------------------------------------------------------------------------
+# ---- peers (issue 12 item 2): the peer tests' cases; additive block ------------------------------
+#: The peers experiment's operations (guest/experiments/peers.py); variants after a colon.
+PEER_FS_OPERATIONS = (
+    "odirect-dax-to-dax",
+    "odirect-dax-to-dax:subpage",
+    "zero-page-after-pwrite",
+    "punch-while-mapped",
+    "exec-from-dax",
+    "private-pmd-cow-race",
+    *(f"odirect-pin-blockmap:{c}" for c in ("punch", "zero", "collapse", "truncate")),
+)
+PEER_MAP_OPERATIONS = ("mremap-partial-pmd", "odirect-write-from-dax:unfaulted", "buffered-write-from-dax")
+PEER_OPERATIONS = PEER_MAP_OPERATIONS + PEER_FS_OPERATIONS
+EXTRA_OPERATIONS += PEER_OPERATIONS
+# ---- end peers ------------------------------------------------------------------------------------
 MODEL_OPERATIONS = OPERATIONS + tuple(op for op in EXTRA_OPERATIONS if op not in OPERATIONS)
 #: Operations that need the filesystem mounted (all but the mount itself and block-device I/O).
 NEEDS_MOUNT = tuple(
@@ -1123,19 +1143,39 @@ RULES: tuple[Rule, ...] = (
     ),
     R(
         "private-devmem",
-        ("map-private", "fork-cow"),
+        "fork-cow",
         "ENOMEM",
-        "A private writable mapping of /dev/mem failed with ENOMEM on Debian 5.10, 6.1 and 6.12 "
-        "(observed). mmap_mem() itself never returns ENOMEM (its failures are EINVAL, ENOSYS, "
-        "EPERM and EAGAIN), so the refusal comes from the mm core around it (mmap_region(): "
-        "may_expand_vm(), security_vm_enough_memory_mm() for the private writable range, or an "
-        "allocation); which one is not known yet.",
-        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem mmap(MAP_PRIVATE) -> "
-        "'Cannot allocate memory'",
-        "linux-source-6.1 and 6.12 drivers/char/mem.c mmap_mem() (no -ENOMEM path)",
-        "linux-source-6.12 mm/mmap.c __mmap_region() (-ENOMEM paths: may_expand_vm, accounting, "
-        "allocation; which one applies is unconfirmed)",
+        "The private writable /dev/mem mapping is made; what fails with ENOMEM (observed on Debian "
+        "5.10, 6.1 and 6.12) is the fork() after the parent wrote the first page: copy_page_range() "
+        "calls track_pfn_copy(), whose get_pat_info() cannot read the cache mode of a copy-on-write "
+        "pfnmap whose first page is now an anonymous copy (-EINVAL); dup_mmap() fails, dup_mm() "
+        "returns NULL and copy_mm() turns that into -ENOMEM. Traced on 6.1 (--trace-decisions); "
+        "earlier runs reported it as the mmap's failure because kapi named the wrong step.",
+        "linux-source-6.1 (6.1.192) arch/x86/mm/pat/memtype.c get_pat_info(): is_cow_mapping() && "
+        "pgprot -> -EINVAL ('If we need the cachemode as well, we're out of luck for now and have "
+        "to fail fork()'), track_pfn_copy(); mm/memory.c copy_page_range(); kernel/fork.c copy_mm(): "
+        "!dup_mm() -> -ENOMEM",
+        "linux-source-6.12 arch/x86/mm/pat/memtype.c get_pat_info(), track_pfn_copy() (the same)",
+        "pmemkit VM runs, Debian 5.10.0-46, 6.1.0-57, 6.12.118: /dev/mem fork-cow -> 'Cannot "
+        "allocate memory'",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: kernel_clone -ENOMEM <- copy_process "
+        "ERR_PTR(-ENOMEM) <- dup_mmap -EINVAL <- copy_page_range -EINVAL <- track_pfn_copy -EINVAL "
+        "(get_pat_info, copy_mm, dup_mm inlined)",
         before="7.2",
+        fs_dax="devmem",
+    ),
+    R(
+        "private-devmem-map",
+        "map-private",
+        "ok",
+        "mmap(MAP_PRIVATE) of /dev/mem itself succeeds: in the traced 6.1 run no mmap function "
+        "refused and the fork after it failed (kapi's fork-cow maps exactly this way). No experiment "
+        "maps /dev/mem privately on its own yet, so only 6.1 is observed; other kernels inferred.",
+        "linux-source-6.1 drivers/char/mem.c mmap_mem(): remap_pfn_range() of a private vma "
+        "(remap_pfn_range_notrack() sets vm_pgoff for a COW mapping)",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: fork-cow on /dev/mem, vm_mmap_pgoff() "
+        "returned the mapping",
+        status="I",
         fs_dax="devmem",
     ),
     R(
@@ -1464,8 +1504,9 @@ RULES: tuple[Rule, ...] = (
         "EOPNOTSUPP",
         "Up to 6.4 io_uring refuses fixed buffers backed by any file other than shmem/hugetlb: "
         "device-DAX and page-cache files alike (observed on Debian 6.1).",
-        "linux-source-6.1 io_uring/rsrc.c io_sqe_buffer_register(): !vma_is_shmem && "
-        "!is_file_hugepages -> -EOPNOTSUPP",
+        "linux-source-6.1 (6.1.192) io_uring/rsrc.c io_pin_pages() (called by "
+        "io_sqe_buffer_register()): !vma_is_shmem && !is_file_hugepages -> ERR_PTR(-EOPNOTSUPP); "
+        "traced on Debian 6.1.0-57 (--trace-decisions): io_pin_pages() returned 0xffffffffffffffa1",
         "pmemkit VM run, Debian 6.1.0-57: io_uring on devdax and page cache -> EOPNOTSUPP",
         since="5.1",
         before="6.5",
@@ -1534,10 +1575,15 @@ RULES: tuple[Rule, ...] = (
         "madvise-devmem",
         "madvise",
         "EINVAL",
-        "MADV_DONTNEED refuses VM_PFNMAP vmas (can_madv_lru_vma()), so madvise on /dev/mem fails "
-        "with EINVAL (observed on Debian 6.1).",
-        "linux-source-6.1 mm/madvise.c can_madv_lru_vma(): VM_LOCKED|VM_PFNMAP|VM_HUGETLB",
+        "MADV_DONTNEED refuses VM_PFNMAP vmas (madvise_dontneed_free_valid_vma()), so madvise on "
+        "/dev/mem fails with EINVAL (observed on Debian 6.1). Was cited as can_madv_lru_vma(), which "
+        "only MADV_COLD/MADV_PAGEOUT call; a --trace-decisions run named the real check.",
+        "linux-source-6.1 (6.1.192) mm/madvise.c madvise_dontneed_free_valid_vma(): VM_PFNMAP "
+        "(VM_LOCKED unless MADV_DONTNEED_LOCKED) -> false, madvise_dontneed_free() -> -EINVAL; the "
+        "same in linux-source-6.12",
         "pmemkit VM run, Debian 6.1.0-57: madvise on /dev/mem -> EINVAL",
+        "pmemkit VM run, Debian 6.1.0-57, --trace-decisions: madvise_dontneed_free_valid_vma() "
+        "returned false (raw %ax 0xd044400: a bool is the low byte only), do_madvise() -EINVAL",
         fs_dax="devmem",
     ),
     R(
@@ -1766,6 +1812,439 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# ---- poison (issue 12 item 1): memory failure on DAX pages; additive block ----------------------
+MF_61 = "linux-source-6.1 and 6.12 mm/memory-failure.c"
+VM_POISON_RUN = "pmemkit VM run, Debian 6.1.0-57 (6.1.192-3), TCG, memmap 512M ext4 and xfs with DAX"
+INJECT = (
+    "linux-source-6.1 and 6.12 mm/madvise.c madvise_inject_error(): CAP_SYS_ADMIN, then "
+    "get_user_pages_fast() of each page, then soft_offline_page() or memory_failure()"
+)
+NDCTL_POISON = (
+    "ndctl test/dax-poison.c test_dax_poison() (github.com/pmem/ndctl 92d5203077553bfc): "
+    "soft offline 'should always fail for dax', MADV_HWPOISON expects BUS_MCEERR_AR, then "
+    "punch hole + pwrite + fault the page in again; skipped before 4.19"
+)
+MF_DEV_PAGEMAP = (
+    "commit 6100e34b2526 'mm, memory_failure: Teach memory_failure() about dev_pagemap pages' (4.19)"
+)
+POISON_RULES: tuple[Rule, ...] = (
+    R(
+        "poison-gup-devmem",
+        ("hwpoison-soft-offline", "hwpoison-sigbus"),
+        "EFAULT",
+        "madvise(MADV_HWPOISON / MADV_SOFT_OFFLINE) looks the page up with get_user_pages_fast(), "
+        "which refuses the VM_IO|VM_PFNMAP /dev/mem vma with -EFAULT before memory_failure() runs: "
+        "a page-less range cannot even be poisoned from user space.",
+        INJECT,
+        "linux-source-6.1 and 6.12 mm/gup.c check_vma_flags(): VM_IO | VM_PFNMAP -> -EFAULT",
+        fs_dax="devmem",
+    ),
+    R(
+        "poison-gup-pageless",
+        ("hwpoison-soft-offline", "hwpoison-sigbus"),
+        "EFAULT",
+        "Page-less filesystem DAX (before 4.16) inserts pfns without struct page (VM_MIXEDMAP, "
+        "special entries), which get_user_pages_fast() cannot return: inferred, to be confirmed.",
+        INJECT,
+        "fs/dax.c (before 4.16) vm_insert_mixed() of a pfn_t without PFN_DEV|PFN_MAP",
+        status="I",
+        fs_dax="pageless",
+    ),
+    R(
+        "poison-no-signal",
+        ("hwpoison-addr-lsb",),
+        "n/a",
+        "The page cannot be poisoned (get_user_pages_fast() fails), so no SIGBUS carries an si_addr_lsb.",
+        INJECT,
+        fs_dax=("devmem", "pageless"),
+    ),
+    R(
+        "poison-not-attempted",
+        POISON_OPERATIONS,
+        "n/a",
+        "The poison experiment poisons DAX pages only: on a page-cache or anonymous mapping it "
+        "would take a DRAM page out of service, so it is not attempted (the guest records skipped).",
+        "pmemkit guest/experiments/poison.py",
+        fs_dax=("none", "anonymous"),
+    ),
+    R(
+        "poison-recover-no-file",
+        ("hwpoison-recover",),
+        "n/a",
+        "Recovery punches the poisoned block out of a file; device-dax has no file and no blocks "
+        "to reallocate (a devdax page stays poisoned until the next boot).",
+        NDCTL_POISON,
+        "drivers/dax/device.c (no fallocate)",
+        fs_dax=("chardev", "devmem"),
+    ),
+    R(
+        "poison-soft-offline-dax",
+        ("hwpoison-soft-offline",),
+        "EIO",
+        "soft_offline_page() takes only online pages: pfn_to_online_page() is NULL for ZONE_DEVICE "
+        "(fsdax and devdax pages), so it returns -EIO.",
+        f"{MF_61} soft_offline_page(): 'Only online pages can be soft-offlined (esp., not "
+        "ZONE_DEVICE)' -> -EIO",
+        NDCTL_POISON,
+        since="6.1",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-soft-offline-dax-older",
+        ("hwpoison-soft-offline",),
+        "EIO",
+        "Before 6.1 the refusal is inferred to be the same -EIO (4.19's 'mm, madvise_inject_error: "
+        "Disable MADV_SOFT_OFFLINE for ZONE_DEVICE pages'); not read in those trees, to be "
+        "confirmed.",
+        NDCTL_POISON,
+        status="I",
+        before="6.1",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-sigbus-before-4.19",
+        ("hwpoison-sigbus",),
+        "EBUSY",
+        "Before 4.19 memory_failure() did not know dev_pagemap pages: a ZONE_DEVICE page is an "
+        "unknown page state (MF_IGNORED), madvise gets -EBUSY and no SIGBUS is sent. Inferred from "
+        "the 4.19 commit and ndctl skipping its test before 4.19, to be confirmed.",
+        MF_DEV_PAGEMAP,
+        NDCTL_POISON,
+        status="I",
+        before="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-lsb-before-4.19",
+        ("hwpoison-addr-lsb",),
+        "n/a",
+        "No SIGBUS before 4.19 (see poison-sigbus-before-4.19), so no si_addr_lsb; inferred.",
+        MF_DEV_PAGEMAP,
+        status="I",
+        before="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-sigbus-dax",
+        ("hwpoison-sigbus",),
+        "ok",
+        "memory_failure(): a ZONE_DEVICE pfn has no online page, so memory_failure_dev_pagemap() "
+        "runs: the fsdax pgmap's ->memory_failure (pmem -> dax_holder_notify_failure(); ext4 has no "
+        "holder, XFS needs rmapbt) or, on -EOPNOTSUPP, mf_generic_kill_procs(); both set "
+        "MF_ACTION_REQUIRED|MF_MUST_KILL, so kill_proc() sends the caller (current) SIGBUS "
+        "BUS_MCEERR_AR via force_sig_mceerr(), and action_result() logs 'recovery action for dax "
+        "page: Recovered'.",
+        f"{MF_61} memory_failure(), memory_failure_dev_pagemap(), mf_generic_kill_procs(), "
+        "mf_dax_kill_procs(), kill_proc()",
+        "linux-source-6.1 drivers/nvdimm/pmem.c pmem_pagemap_memory_failure()",
+        MF_DEV_PAGEMAP,
+        NDCTL_POISON,
+        since="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-lsb-misaligned",
+        ("hwpoison-addr-lsb",),
+        "fallback",
+        "si_addr_lsb is the shift of the mapping the page sits in (dev_pagemap_mapping_shift() "
+        "walks the page table: PUD, PMD or PTE); without 2 MiB alignment the page is PTE-mapped, "
+        "so 12.",
+        f"{MF_61} add_to_kill(), dev_pagemap_mapping_shift()",
+        since="4.19",
+        aligned_2m=False,
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-lsb-pmd",
+        ("hwpoison-addr-lsb",),
+        "ok",
+        "An aligned DAX mapping with struct page is PMD-mapped (see pmd-ok), and "
+        "dev_pagemap_mapping_shift() returns PMD_SHIFT for a devmap PMD: si_addr_lsb 21. The "
+        "PMD-ness is the pmd-ok rule's assumption (2 MiB-aligned extents).",
+        f"{MF_61} dev_pagemap_mapping_shift(): pmd_devmap() -> PMD_SHIFT",
+        "fs/dax.c dax_iomap_pmd_fault(), drivers/dax/device.c dev_dax_huge_fault()",
+        since="4.19",
+        fs_dax=WITH_PAGES,
+    ),
+    R(
+        "poison-recover-before-4.19",
+        ("hwpoison-recover",),
+        "ok",
+        "Before 4.19 the page was never poisoned (see poison-sigbus-before-4.19), so punching and "
+        "rewriting it simply works; inferred.",
+        MF_DEV_PAGEMAP,
+        status="I",
+        before="4.19",
+        fs_dax="pages",
+    ),
+    R(
+        "poison-recover-fsdax",
+        ("hwpoison-recover",),
+        "ok",
+        "The poisoned block is punched out of the file, rewritten (dax_iomap_rw() through the "
+        "kernel mapping) and faults in again: fs/dax.c's fault path does not test PageHWPoison, "
+        "and a software-injected poison sets no badblocks for pmem_dax_direct_access() to refuse. "
+        "ndctl expects it; observed on 6.1 (pread and a new mapping read the rewritten data).",
+        NDCTL_POISON,
+        "linux-source-6.1 fs/dax.c (no PageHWPoison test), drivers/nvdimm/pmem.c "
+        "__pmem_direct_access() (badblocks only)",
+        f"{VM_POISON_RUN}, --suite poison: hwpoison-recover ok",
+        since="4.19",
+        fs_dax="pages",
+    ),
+    R(
+        "poison-no-mapping",
+        POISON_OPERATIONS,
+        "n/a",
+        "No user mapping of pmem exists here (no DAX, no device-dax), so nothing is poisoned.",
+        "pmemkit guest/experiments/poison.py",
+    ),
+)
+RULES = RULES + POISON_RULES
+# ---- end poison -----------------------------------------------------------------------------------
+
+# ---- peers (issue 12 item 2): the peer tests' cases; additive block ------------------------------
+DAX_RW = (
+    "linux-source-6.1 fs/dax.c dax_iomap_rw(): a DAX file's read/write (O_DIRECT or not) copies "
+    "through the kernel mapping with copy_from_iter()/copy_to_iter(): no get_user_pages() of the "
+    "user buffer, no block alignment"
+)
+NDCTL_REMAP = (
+    "ndctl test/dax-pmd.c test_dax_remap() (github.com/pmem/ndctl 92d5203077553bfc): 4 KiB "
+    "MREMAP_FIXED out of a 2 MiB mapping onto anonymous memory; 'mremap failed, that's ok too'; "
+    "skipped before 5.8 ('kernel's prior to 5.8 may crash on this test')"
+)
+PEER_RULES: tuple[Rule, ...] = (
+    R(
+        "peer-remap-devdax",
+        "mremap-partial-pmd",
+        "EINVAL",
+        "Moving 4 KiB out of a device-dax mapping splits the vma at an address not aligned to the "
+        "device's 2 MiB alignment; dev_dax_may_split() refuses it with -EINVAL.",
+        "linux-source-6.1 drivers/dax/device.c dev_dax_may_split(): !IS_ALIGNED(addr, align) -> "
+        "-EINVAL, called by mm/mmap.c __split_vma() (vm_ops->may_split)",
+        NDCTL_REMAP,
+        since="6.1",
+        fs_dax="chardev",
+    ),
+    R(
+        "peer-remap-devdax-older",
+        "mremap-partial-pmd",
+        "EINVAL",
+        "Before 6.1 the same refusal is inferred from the ->may_split hook (added for device-dax in "
+        "the 5.x series); older kernels let the split happen and SIGBUS the 4 KiB fault (ndctl's "
+        "expected SIGBUS). To be confirmed.",
+        NDCTL_REMAP,
+        status="I",
+        before="6.1",
+        fs_dax="chardev",
+    ),
+    R(
+        "peer-remap-fs-before-5.8",
+        "mremap-partial-pmd",
+        "ok",
+        "Before 5.8 ndctl does not attempt the partial remap of a DAX PMD (it may crash the "
+        "kernel); the move is inferred to work as on later kernels, to be confirmed.",
+        NDCTL_REMAP,
+        status="I",
+        before="5.8",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-remap-fs",
+        "mremap-partial-pmd",
+        "ok",
+        "A filesystem mapping may be split anywhere: mremap splits the DAX PMD (the page table "
+        "entry moves, or the page faults in again at the new address) and the moved 4 KiB holds the "
+        "file's data and takes writes (ndctl reads back 0xAA).",
+        "mm/mremap.c move_vma(), mm/huge_memory.c __split_huge_pmd() (DAX PMDs are split by zapping them)",
+        NDCTL_REMAP,
+        since="5.8",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-unfaulted-pageless",
+        "odirect-write-from-dax:unfaulted",
+        "EFAULT",
+        "Page-less DAX has no page for get_user_pages() to return, faulted or not; inferred, to be "
+        "confirmed.",
+        "mm/gup.c __get_user_pages()",
+        SEED,
+        status="I",
+        fs_dax="pageless",
+    ),
+    R(
+        "peer-unfaulted",
+        "odirect-write-from-dax:unfaulted",
+        "ok",
+        "get_user_pages() faults in a page it does not find mapped (faultin_page()), so an O_DIRECT "
+        "write from a never-touched DAX mapping pins its pages like a touched one (ndctl dax-pmd.c "
+        "test_dax_directio() case 0).",
+        "linux-source-6.1 mm/gup.c __get_user_pages() -> faultin_page()",
+        "ndctl test/dax-pmd.c test_dax_directio() (github.com/pmem/ndctl 92d5203077553bfc)",
+        fs_dax=("pages", "chardev", "none"),
+    ),
+    R(
+        "peer-buffered-write",
+        "buffered-write-from-dax",
+        "ok",
+        "A buffered write(2) copies from the user mapping with copy_from_user(): page tables, not "
+        "struct page, so every mapping kind works (fstests generic/413 -b).",
+        "mm/filemap.c generic_perform_write() -> copy_page_from_iter_atomic()",
+        "fstests generic/413 (-b: buffered I/O from a DAX mapping)",
+        fs_dax=MAPPED + ("none",),
+    ),
+    R(
+        "peer-odirect-dax-dest",
+        ("odirect-dax-to-dax", "odirect-dax-to-dax:subpage"),
+        "ok",
+        "O_DIRECT into a DAX file is not direct I/O: the DAX write path copies from the source "
+        "mapping through page tables, so a DAX source and any length (1 KiB too) work; without DAX "
+        "it is ordinary O_DIRECT with a page-cache buffer (fstests generic/413 'dio both dax').",
+        DAX_RW,
+        "fstests generic/413 (dio both dax; 1 KiB lengths)",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-zero-page",
+        "zero-page-after-pwrite",
+        "ok",
+        "A read fault on a hole maps the (huge) zero page; a write(2) that allocates blocks there "
+        "tears that mapping down (IOMAP_F_NEW -> invalidate_inode_pages2_range()), so the mapping "
+        "then shows the new data (fstests generic/428, the regression test for 'dax: fix data "
+        "corruption due to stale mmap reads').",
+        "linux-source-6.1 fs/dax.c dax_iomap_iter(): 'Write can allocate block for an area which "
+        "has a hole page mapped into page tables. We have to tear down these mappings'",
+        "fstests generic/428",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-punch-mapped",
+        "punch-while-mapped",
+        "ok",
+        "Punching a hole unmaps the range from every mapping (DAX: after dax_layout_busy_page() "
+        "finds no pinned page) and frees the blocks; the next fault maps a hole, which reads "
+        "zeros (observed on 6.1; the paths are named, not read line by line).",
+        "fs/ext4/inode.c ext4_punch_hole(), fs/xfs/xfs_file.c xfs_file_fallocate() -> "
+        "truncate_pagecache_range(); fs/dax.c dax_layout_busy_page()",
+        "fstests generic/438 (fallocate under a mapping)",
+        f"{VM_POISON_RUN}, --suite peers: punch-while-mapped ok",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-exec",
+        "exec-from-dax",
+        "ok",
+        "exec maps the binary's text MAP_PRIVATE from the DAX file and faults it like any private "
+        "file mapping (fstests generic/452; observed on 6.1).",
+        "fs/binfmt_elf.c elf_map(), fs/dax.c dax_iomap_fault()",
+        "fstests generic/452",
+        f"{VM_POISON_RUN}, --suite peers: exec-from-dax ok",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-cow-race-before-4.14",
+        "private-pmd-cow-race",
+        "fallback",
+        "Before 'dax: Fix race between colliding PMD & PTE entries' a PMD read fault and a PTE COW "
+        "fault on one private DAX range could collide ('bad pmd' messages, stale entries); the "
+        "4.14 version is inferred, to be confirmed.",
+        "fstests generic/437 (t_mmap_cow_race): regression test for 'mm: avoid spurious 'bad pmd' "
+        "warning messages' and 'dax: Fix race between colliding PMD & PTE entries'",
+        status="I",
+        before="4.14",
+        fs_dax=("pages",),
+    ),
+    R(
+        "peer-cow-race",
+        "private-pmd-cow-race",
+        "ok",
+        "With the fix, fs/dax.c retries a PMD fault that finds PTEs (and a PTE fault that finds a "
+        "PMD) instead of colliding, so private data stays coherent and nothing is logged.",
+        "fstests generic/437 (t_mmap_cow_race): regression test for 'mm: avoid spurious 'bad pmd' "
+        "warning messages' and 'dax: Fix race between colliding PMD & PTE entries'",
+        "linux-source-6.1 fs/dax.c dax_iomap_pmd_fault() (pmd_devmap / pmd_trans_huge checks, "
+        "VM_FAULT_FALLBACK)",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-pin-blockmap",
+        tuple(f"odirect-pin-blockmap:{c}" for c in ("punch", "zero", "collapse", "truncate")),
+        "ok",
+        "A block-map change of a DAX file first breaks layouts: it waits until no page of the range "
+        "is pinned (dax_layout_busy_page_range(), ext4_break_layouts() / xfs_break_layouts()), "
+        "then changes the map; an O_DIRECT pin delays it but never makes it fail (fstests "
+        "generic/503). Observed ok on 6.1 (ext4, xfs); that each change overlapped a live pin is "
+        "not proven (metrics dio_rounds: truncate won before the first pin).",
+        "fs/dax.c dax_layout_busy_page_range(); fs/ext4/inode.c ext4_break_layouts() (4.19, "
+        "'ext4: handle layout changes to pinned DAX pages'); fs/xfs/xfs_file.c xfs_break_layouts()",
+        "fstests generic/503 (DMA and direct I/O vs punch, zero, truncate, collapse on DAX)",
+        f"{VM_POISON_RUN}, --suite peers: odirect-pin-blockmap punch, zero, collapse, truncate ok",
+        fs_dax=FILE_MAPPED,
+    ),
+    R(
+        "peer-not-run",
+        PEER_OPERATIONS,
+        "n/a",
+        "The peers experiment runs on DAX filesystems (all cases) and device-dax (the mapping "
+        "cases); elsewhere the case is not attempted.",
+        "pmemkit guest/experiments/peers.py",
+    ),
+)
+RULES = RULES + PEER_RULES
+# ---- end peers ------------------------------------------------------------------------------------
+# ---- CXL pmem as a source (issue 16; the cxl helper's block, kept apart from the table above) --
+# What CXL shares with NFIT: from the nd region on it is libnvdimm's namespace layer, so the pfn
+# (fsdax, map=mem|dev), dax (devdax) and btt rules above answer for it unchanged. What differs
+# is before the namespace: the region is made by `cxl create-region` on a CXL root decoder (no
+# NFIT), which needs the region code, and a raw namespace has no struct page like NFIT's. Each
+# CXL rule is inserted ahead of the first rule answering the same question, so it decides first.
+CXL_RULES: tuple[Rule, ...] = (
+    R(
+        "cxl-pmem-region-6.0",
+        "available",
+        "no",
+        "CXL pmem reaches libnvdimm only as a region: user-created regions on a root decoder "
+        "(drivers/cxl/core/region.c, CONFIG_CXL_REGION) and the region-to-nd_region bridge "
+        "(drivers/cxl/pmem.c cxl_pmem_region_probe()) arrive in 6.0; before it a CXL memdev gives "
+        "no pmem namespace. The 6.0 bound is inferred from the merge history (Debian's 5.10 kernel "
+        "has no CXL options at all); region creation observed on Debian 6.1 in pmemkit's VM.",
+        "drivers/cxl/core/region.c (6.0, 'cxl/region: Add region creation support')",
+        "drivers/cxl/pmem.c cxl_pmem_region_probe() (6.0)",
+        status="I",
+        before="6.0",
+        source="cxl",
+    ),
+    R(
+        "raw-cxl-no-pages",
+        "struct-page",
+        "none",
+        "A CXL pmem region sets ND_REGION_CXL and ND_REGION_PERSIST_MEMCTRL but not "
+        "ND_REGION_PAGEMAP, so pmem_should_map_pages() is false and a raw namespace has no struct "
+        "page, as on NFIT. Read in drivers/cxl/pmem.c; to be confirmed in the VM.",
+        "drivers/cxl/pmem.c cxl_pmem_region_probe(): set_bit(ND_REGION_CXL), "
+        "set_bit(ND_REGION_PERSIST_MEMCTRL), no ND_REGION_PAGEMAP",
+        SHOULD_MAP + ": ND_REGION_PAGEMAP",
+        status="I",
+        mode="raw",
+        source="cxl",
+    ),
+)
+
+
+def _with_cxl(rules: tuple[Rule, ...], extra: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """`rules` with each of `extra` placed just before the first rule answering the same question."""
+    out = list(rules)
+    for rule in extra:
+        at = next((i for i, r in enumerate(out) if set(r.asks) & set(rule.asks)), len(out))
+        out.insert(at, rule)
+    return tuple(out)
+
+
+RULES = _with_cxl(RULES, CXL_RULES)
+FACTS["source"] = (*FACTS["source"], "cxl")
+
+
 QUESTION_NAMES = QUESTIONS + MODEL_OPERATIONS
 
 
@@ -1789,3 +2268,148 @@ def decide(ask: str, kernel: Kernel, facts: dict[str, object]) -> Rule:
         if rule.matches(kernel, facts):
             return rule
     raise LookupError(f"no rule answers {ask!r} for kernel {kernel} and {facts}")
+
+
+# ---- who decides: the kernel function each refusing rule cites, per kernel range (issue 14) ----
+
+
+@dataclass(frozen=True)
+class Decider:
+    """The kernel function a rule's refusal comes from on a kernel range: what a traced run must name.
+
+    `returns` is its C return type as a kretprobe reads it (`int`, `long`, `pointer`, `bool`);
+    `callers` (nearest first) stand in for it when the function is inlined or not in kallsyms.
+    """
+
+    function: str
+    returns: str
+    source: str
+    callers: tuple[str, ...] = ()
+    since: str | None = None
+    before: str | None = None
+    status: str = "V"
+
+    def covers(self, kernel: Kernel) -> bool:
+        since = parse_kernel(self.since) if self.since else None
+        before = parse_kernel(self.before) if self.before else None
+        return (since is None or not kernel < since) and (before is None or kernel < before)
+
+    def candidate(self) -> dict[str, object]:
+        """What the guest's tracer arms (plan.json: no model objects cross into the guest)."""
+        return {"function": self.function, "returns": self.returns, "callers": list(self.callers)}
+
+
+_GUP_CALLERS = ("__get_user_pages", "__get_user_pages_locked", "__gup_longterm_locked")
+_CHECK_VMA_FLAGS_61 = "linux-source-6.1 (6.1.192) mm/gup.c check_vma_flags(), called by __get_user_pages()"
+#: rule name -> the deciding function per kernel range. A refusing rule missing here cites no
+#: function yet (its report cell says so).
+DECIDERS: dict[str, tuple[Decider, ...]] = {
+    "gup-devmem": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: VM_IO | VM_PFNMAP -> -EFAULT; the same test in linux-source-6.12",
+            _GUP_CALLERS,
+        ),
+    ),
+    "longterm-fsdax-foll-longterm": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP",
+            _GUP_CALLERS,
+            since="5.2",
+            before="6.15",
+        ),
+    ),
+    "longterm-fsdax-gup-fast": (
+        Decider(
+            "check_vma_flags", "int", "mm/gup.c check_vma_flags() (6.15+, inferred)", _GUP_CALLERS, status="I"
+        ),
+    ),
+    "iouring-fsdax-longterm": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            f"{_CHECK_VMA_FLAGS_61}: io_pin_pages() -> pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) "
+            "refuses the fsdax vma before io_uring's own file check",
+            _GUP_CALLERS,
+            since="5.2",
+        ),
+    ),
+    "iouring-file-backed-refused": (
+        Decider(
+            "io_sqe_buffer_register",
+            "int",
+            "fs/io_uring.c io_sqe_buffer_register() (the file check before io_pin_pages() was split "
+            "out; inferred, not read)",
+            before="6.1",
+            status="I",
+        ),
+        Decider(
+            "io_pin_pages",
+            "pointer",
+            "linux-source-6.1 (6.1.192) io_uring/rsrc.c io_pin_pages(): !vma_is_shmem() && "
+            "!is_file_hugepages() -> ERR_PTR(-EOPNOTSUPP), called by io_sqe_buffer_register()",
+            ("io_sqe_buffer_register",),
+            since="6.1",
+            before="6.5",
+        ),
+    ),
+    "longterm-pagecache-writable-file": (
+        Decider(
+            "check_vma_flags",
+            "int",
+            "linux-source-6.12 mm/gup.c check_vma_flags(): FOLL_LONGTERM && FOLL_WRITE && "
+            "!writable_file_mapping_allowed() -> -EFAULT",
+            _GUP_CALLERS,
+            since="6.5",
+        ),
+    ),
+    "madvise-devmem": (
+        Decider(
+            "madvise_dontneed_free_valid_vma",
+            "bool",
+            "linux-source-6.1 (6.1.192) mm/madvise.c madvise_dontneed_free_valid_vma(): VM_PFNMAP -> "
+            "false, madvise_dontneed_free() -> -EINVAL",
+            ("madvise_dontneed_free", "madvise_vma_behavior"),
+        ),
+    ),
+    "private-devdax": (
+        Decider(
+            "check_vma",
+            "int",
+            "linux-source-6.1 drivers/dax/device.c check_vma(): !VM_MAYSHARE -> -EINVAL ('attempted "
+            "private mapping'), called by dax_mmap()",
+            ("dax_mmap",),
+        ),
+    ),
+}
+DECIDERS["fork-devdax"] = DECIDERS["private-devdax"]
+DECIDERS["private-devmem"] = (
+    Decider(
+        "get_pat_info",
+        "int",
+        "linux-source-6.1 (6.1.192) and 6.12 arch/x86/mm/pat/memtype.c get_pat_info(): a COW pfnmap "
+        "needing its cache mode -> -EINVAL, via track_pfn_copy() <- copy_page_range() <- dup_mmap(); "
+        "copy_mm() reports -ENOMEM",
+        ("track_pfn_copy", "copy_page_range", "dup_mmap"),
+    ),
+)
+
+
+def cited_decider(rule: str, kernel: Kernel) -> Decider | None:
+    """The function `rule` says refuses on `kernel`, or None when the rule cites none for it."""
+    return next((d for d in DECIDERS.get(rule, ()) if d.covers(kernel)), None)
+
+
+def decision_candidates() -> dict[str, list[dict[str, object]]]:
+    """Operation -> every function the model cites for it on any kernel (the guest arms them all;
+    those absent from the booted kernel are reported not probeable)."""
+    out: dict[str, list[dict[str, object]]] = {}
+    for name, deciders in DECIDERS.items():
+        for op in rule_by_name(name).asks:
+            for d in deciders:
+                if d.candidate() not in out.setdefault(op, []):
+                    out[op].append(d.candidate())
+    return out

@@ -11,13 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmemkit.report.causes import cause_differs, cause_section
+from pmemkit.report.cxl import cxl_rows
 from pmemkit.report.tables import table as _table
+from pmemkit.report.whatif import whatif_section
 from pmemkit.scenario import Observation, Prediction
 
 EMULATION_WARNING = (
     "> **Emulated pmem.** Every device in this run is host DRAM presented by QEMU "
-    "(`memmap=` legacy ranges, QEMU NVDIMMs, virtio-pmem). Outcomes show what the real Linux "
-    "kernel decided; timings are those of DRAM under QEMU and say nothing about Optane or CXL media."
+    "(`memmap=` legacy ranges, QEMU NVDIMMs, virtio-pmem, CXL Type-3 devices). Outcomes show what "
+    "the real Linux kernel decided; timings are those of DRAM under QEMU and say nothing about Optane "
+    "or CXL media (QEMU emulates every access to CXL memory in software, far slower than DRAM)."
 )
 PHASE_ORDER = ("qemu", "kernel", "initrd", "init", "python", "done")
 
@@ -54,7 +58,7 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
         + (f" map={p['map']}" if p.get("map") else "")
         for p in run.plan.get("pmem", [])
     )
-    return [
+    rows = [
         [
             "guest kernel",
             f"{guest.get('kernel', image.get('kernel_release', '?'))} "
@@ -80,11 +84,15 @@ def provenance_rows(run: RunContents) -> list[list[Any]]:
             f"guest exit {boot.get('guest_rc')}",
         ],
     ]
+    return rows + cxl_rows(run.observations)
 
 
 def phase_rows(phases: dict[str, float]) -> list[list[Any]]:
     rows, previous = [], None
-    names = [p for p in PHASE_ORDER if p in phases] + [p for p in phases if p not in PHASE_ORDER]
+    known = [p for p in PHASE_ORDER if p in phases]
+    names = known + sorted((p for p in phases if p not in PHASE_ORDER), key=phases.__getitem__)
+    if "done" in known and names[-1] != "done":  # a guest's own phases (cxl-…) come before done
+        names = [p for p in names if p != "done"] + ["done"]
     for name in names:
         at = phases[name]
         rows.append([name, f"{at:.2f}", "" if previous is None else f"{at - previous:.2f}"])
@@ -108,7 +116,9 @@ class Joined:
 
     @property
     def agree(self) -> bool:
-        return self.prediction is not None and self.prediction.outcome == self.observation.outcome
+        """Same outcome, and (issue 14) no traced refusing function that differs from the model's."""
+        obs, pred = self.observation, self.prediction
+        return pred is not None and pred.outcome == obs.outcome and not cause_differs(obs, pred)
 
     @property
     def kind(self) -> str:
@@ -606,8 +616,10 @@ def detail_sections(run: RunContents, joined: list[Joined]) -> list[list[str]]:
         odirect_latency_section(run),
         fio_section(run),
         kapi_section(run, joined),
+        cause_section((j.observation, j.prediction) for j in joined),
         d2d_section(run),
         raid_section(run, joined),
+        whatif_section(run.plan, run.observations, run.guest_environment, run.name),
         generic_section(run, joined),
     ]
     return [lines for lines in found if lines]

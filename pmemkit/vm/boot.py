@@ -10,14 +10,34 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from pmemkit.vm.lifecycle import Interrupted, ProcessGroups, SignalGuard, end_group
 
 PHASE_PREFIX = "PMEMKIT-PHASE "
+READ_CHUNK = 65536
+
+
+class ConsoleRelay(Protocol):
+    """Who else reads the console (`pmemkit exec`, `pmemkit shell`: `pmemkit.vm.session`).
+
+    `raw` gets every chunk as it arrives (a shell prompt ends in no newline), `line` every whole
+    line and says whether it was the relay's (then it makes no progress line); an `interactive`
+    relay gets qemu's stdin, and `feed` runs in a thread of its own to write into it.
+    """
+
+    interactive: bool
+
+    def raw(self, chunk: bytes) -> None: ...
+
+    def line(self, text: str) -> bool: ...
+
+    def feed(self, stdin: IO[bytes]) -> None: ...
+
+
 KERNEL_BANNER = "Linux version "
 
 
@@ -73,12 +93,15 @@ def parse_console_line(line: str, now: float, result: BootResult) -> str | None:
 def boot(
     argv: list[str],
     console_log: Path,
-    timeout_s: float,
+    timeout_s: float | None,
     progress: Callable[[str], None] = print,
     guard: SignalGuard | None = None,
+    relay: ConsoleRelay | None = None,
 ) -> BootResult:
-    """Run qemu until it exits, `timeout_s` passes or `guard` catches a signal; then make sure its
-    whole process group is gone. A signal ends the boot like a timeout: the result says which."""
+    """Run qemu until it exits, `timeout_s` passes (None: no limit, for an interactive shell) or
+    `guard` catches a signal; then make sure its whole process group is gone. A signal ends the
+    boot like a timeout: the result says which. A `relay` also reads the console (and, when
+    interactive, writes qemu's stdin)."""
     start = time.monotonic()
     result = BootResult(returncode=None, timed_out=False, elapsed_s=0.0)
     if guard is not None:
@@ -89,7 +112,7 @@ def boot(
     children = guard.children if guard is not None else ProcessGroups()
     proc = subprocess.Popen(
         argv,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if relay is not None and relay.interactive else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group: killed as a whole, never orphaned
@@ -99,10 +122,14 @@ def boot(
     stderr_chunks: list[bytes] = []
     readers = [
         threading.Thread(
-            target=_read_console, args=(proc, console_log, start, result, progress), daemon=True
+            target=_read_console, args=(proc, console_log, start, result, progress, relay), daemon=True
         ),
         threading.Thread(target=lambda: stderr_chunks.append(_read_all(proc.stderr)), daemon=True),
     ]
+    feeder = None
+    if relay is not None and proc.stdin is not None:
+        feeder = threading.Thread(target=relay.feed, args=(proc.stdin,), daemon=True)  # never joined:
+        feeder.start()  # it may be blocked reading the user's terminal when qemu has gone
     for thread in readers:
         thread.start()
     try:
@@ -132,15 +159,29 @@ def _read_all(stream: IO[bytes] | None) -> bytes:
     return stream.read()
 
 
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    """What the console has so far, as soon as it has it (a line iterator would hold back a prompt)."""
+    fd = stream.fileno()
+    while True:
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except OSError:
+            return
+        if not chunk:
+            return
+        yield chunk
+
+
 def _read_console(
     proc: subprocess.Popen[bytes],
     console_log: Path,
     start: float,
     result: BootResult,
     progress: Callable[[str], None],
+    relay: ConsoleRelay | None = None,
 ) -> None:
-    """Save the console and parse it as it comes. A full or failing disk stops the saving, never the
-    parsing: the run must still see its phase markers, end, and report."""
+    """Save the console and parse it as it comes, line by line. A full or failing disk stops the
+    saving, never the parsing: the run must still see its phase markers, end, and report."""
     assert proc.stdout is not None
     log: IO[bytes] | None = None
     try:
@@ -149,7 +190,13 @@ def _read_console(
     except OSError as exc:
         result.console_error = f"{console_log.name} could not be opened: {exc.strerror or exc}"
     saved = 0
-    for raw in proc.stdout:
+    partial = b""
+    for raw in _chunks(proc.stdout):
+        if relay is not None:
+            try:
+                relay.raw(raw)
+            except OSError:
+                pass  # the user's terminal went away: the console is still drained and parsed
         if log is not None:
             try:
                 log.write(raw)
@@ -160,18 +207,35 @@ def _read_console(
                     f"{console_log.name} stopped after {saved} bytes: {exc.strerror or exc}"
                 )
                 log = _close_quietly(log)
-        line = raw.decode(errors="replace").replace("\r", "")
-        message = parse_console_line(line, time.monotonic() - start, result)
-        if message:
-            try:
-                progress(message)
-            except OSError:
-                pass  # a closed or full stderr must not stop the console from being drained
+        *lines, partial = (partial + raw).split(b"\n")
+        for whole in lines:
+            _parse_line(whole + b"\n", time.monotonic() - start, result, progress, relay)
+    if partial:
+        _parse_line(partial, time.monotonic() - start, result, progress, relay)
     if log is not None:
         try:
             log.close()
         except OSError as exc:
             result.console_error = f"{console_log.name} could not be completed: {exc.strerror or exc}"
+
+
+def _parse_line(
+    raw: bytes,
+    now: float,
+    result: BootResult,
+    progress: Callable[[str], None],
+    relay: ConsoleRelay | None,
+) -> None:
+    """One console line: the relay's if it claims it, else phases, panics and a progress line."""
+    line = raw.decode(errors="replace").replace("\r", "")
+    if relay is not None and relay.line(line.rstrip("\n")):
+        return  # the user's bytes: a shell line saying "Kernel panic" is no panic of the guest's
+    message = parse_console_line(line, now, result)
+    if message:
+        try:
+            progress(message)
+        except OSError:
+            pass  # a closed or full stderr must not stop the console from being drained
 
 
 def _close_quietly(log: IO[bytes]) -> None:

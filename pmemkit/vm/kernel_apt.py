@@ -130,13 +130,14 @@ def mirror_for(suite: str) -> str:
     return url
 
 
-def write_apt_config(series: str) -> tuple[Path, tuple[str, ...]]:
-    """apt/<series>/{sources.list, apt.conf}: this series' suites only, the host's keyring, lists
-    and package cache of their own, no host status or pins. Returns (apt.conf, mirrors)."""
+def write_apt_config(series: str, suites: Sequence[str] | None = None) -> tuple[Path, tuple[str, ...]]:
+    """apt/<series>/{sources.list, apt.conf}: this series' suites only (or `suites`, for a folder
+    that is not a kernel series, e.g. the CXL QEMU's), the host's keyring, lists and package cache
+    of their own, no host status or pins. Returns (apt.conf, mirrors)."""
     base = apt_dir(series)
     mirrors = []
     lines = []
-    for suite in SERIES[series]:
+    for suite in suites or SERIES[series]:
         url = mirror_for(suite)
         mirrors.append(url)
         lines.append(f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {url} {suite} main\n")

@@ -40,6 +40,15 @@ SOURCE_OPTIONS: dict[str, dict[str, str]] = {
     "memmap": {"X86_PMEM_LEGACY": "memmap= ranges (nd_e820)"},
     "nvdimm": {"ACPI_NFIT": "QEMU NVDIMMs (the NFIT table)"},
     "virtio-pmem": {"VIRTIO_PMEM": "virtio-pmem devices"},
+    "cxl": {
+        "CXL_BUS": "CXL devices",
+        "CXL_PCI": "CXL Type-3 memory devices (cxl_pci)",
+        "CXL_ACPI": "the CXL fixed memory window (CEDT, cxl_acpi)",
+        "CXL_MEM": "CXL memdevs (cxl_mem)",
+        "CXL_PORT": "CXL ports and decoders (cxl_port)",
+        "CXL_REGION": "CXL regions (cxl create-region)",
+        "CXL_PMEM": "CXL pmem regions as an nvdimm bus (cxl_pmem)",
+    },
 }
 #: Options per filesystem planned for the run.
 FS_OPTIONS: dict[str, dict[str, str]] = {"ext4": {}, "xfs": {"XFS_FS": "xfs DAX filesystems"}}

@@ -42,6 +42,16 @@ MIN_DIMM_SIZE = 64 * MiB
 #: the devices QEMU places itself (9p shares, the root disk) take the free slots below.
 VIRTIO_PMEM_FIRST_SLOT = 0x10
 VIRTIO_PMEM_MAX = 0x20 - VIRTIO_PMEM_FIRST_SLOT
+#: A CXL Type-3 device's capacity is counted in 256 MiB units (CXL 2.0 8.2.9.5.1.1, "capacity
+#: multiplier"); QEMU refuses other sizes and the kernel's HPA allocations use the same granule.
+CXL_ALIGN = 256 * MiB
+#: Root ports pmemkit puts on its one CXL host bridge (one Type-3 device each).
+CXL_MAX = 4
+#: Serial numbers (`-device cxl-type3,sn=`) from here up, in plan order: the guest finds each
+#: memdev by it in `cxl list -M`.
+CXL_FIRST_SERIAL = 0x504D0001
+#: The smallest CXL fixed memory window pmemkit declares (the size the issue's by-hand run used).
+CXL_MIN_WINDOW = 4 * GiB
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,28 @@ class VmLayout:
     dimms: tuple[PmemConfig, ...]
     placements: tuple[Placement, ...] = ()  # one per planned device, in plan order
     pmem: tuple[PmemConfig, ...] = ()  # the planned devices, every memmap start made explicit
+    cxl: tuple[PmemConfig, ...] = ()  # CXL Type-3 devices (PCIe, on the q35 machine's CXL host bridge)
 
     @property
     def dimm_placements(self) -> tuple[Placement, ...]:
         """The placements of the memory devices, in the order of `dimms` (qemu's -device order)."""
         return tuple(p for p in self.placements if p.source in ("nvdimm", "virtio-pmem"))
+
+    @property
+    def cxl_placements(self) -> tuple[Placement, ...]:
+        """The placements of the CXL devices, in the order of `cxl` (root port N holds device N)."""
+        return tuple(p for p in self.placements if p.source == "cxl")
+
+    @property
+    def has_cxl(self) -> bool:
+        return bool(self.cxl)
+
+    @property
+    def cxl_window(self) -> int:
+        """Bytes of the CXL fixed memory window: every device's region fits in it (0 without CXL)."""
+        if not self.cxl:
+            return 0
+        return max(CXL_MIN_WINDOW, -(-sum(c.size for c in self.cxl) // GiB) * GiB)
 
     @property
     def slots(self) -> int:
@@ -92,10 +119,11 @@ def place_devices(pmem: list[PmemConfig]) -> tuple[Placement, ...]:
 
     NVDIMMs get consecutive DIMM slots in plan order (virtio-pmem takes none) and QEMU's NFIT handle
     for a slot, slot + 1 (hw/acpi/nvdimm.c, nvdimm_slot_to_handle); virtio-pmem devices get
-    consecutive PCI slots from VIRTIO_PMEM_FIRST_SLOT.
+    consecutive PCI slots from VIRTIO_PMEM_FIRST_SLOT; CXL devices consecutive serial numbers from
+    CXL_FIRST_SERIAL.
     """
     placements: list[Placement] = []
-    nvdimms = virtio = 0
+    nvdimms = virtio = cxl = 0
     for index, cfg in enumerate(pmem):
         if cfg.source == "memmap":
             if cfg.start is None:
@@ -104,6 +132,9 @@ def place_devices(pmem: list[PmemConfig]) -> tuple[Placement, ...]:
         elif cfg.source == "nvdimm":
             placements.append(Placement(index, cfg.source, nvdimm_slot=nvdimms, nfit_handle=nvdimms + 1))
             nvdimms += 1
+        elif cfg.source == "cxl":
+            placements.append(Placement(index, cfg.source, cxl_serial=CXL_FIRST_SERIAL + cxl))
+            cxl += 1
         else:
             if virtio >= VIRTIO_PMEM_MAX:
                 raise VmConfigError(f"{cfg.spec()}: at most {VIRTIO_PMEM_MAX} virtio-pmem devices per VM")
@@ -173,11 +204,42 @@ def plan_layout(pmem: list[PmemConfig], ram: int | None = None) -> VmLayout:
                 f"{cfg.spec()}: size must be at least {format_size(MIN_DIMM_SIZE)} and a multiple "
                 "of 16M (namespace alignment); e.g. 512M"
             )
+    cxl = tuple(c for c in pmem if c.source == "cxl")
+    check_cxl(pmem, cxl)
     starts = iter(memmaps)
     resolved = [dataclasses.replace(c, start=next(starts).start) if c.source == "memmap" else c for c in pmem]
     return VmLayout(
-        ram=ram, memmaps=tuple(memmaps), dimms=dimms, placements=place_devices(resolved), pmem=tuple(resolved)
+        ram=ram,
+        memmaps=tuple(memmaps),
+        dimms=dimms,
+        placements=place_devices(resolved),
+        pmem=tuple(resolved),
+        cxl=cxl,
     )
+
+
+def check_cxl(pmem: Sequence[PmemConfig], cxl: Sequence[PmemConfig]) -> None:
+    """CXL devices: 256 MiB units, at most CXL_MAX, and alone in their VM.
+
+    Why alone: they need the q35 machine, where RAM below 4 GiB, the PCI slots and the NVDIMM
+    slots are laid out differently from the `pc` machine the other sources' placements assume;
+    mixing was not tried.
+    """
+    if not cxl:
+        return
+    others = sorted({c.source for c in pmem if c.source != "cxl"})
+    if others:
+        raise VmConfigError(
+            f"cxl devices run on their own q35 machine: mixing them with {', '.join(others)} in one "
+            "VM is not supported; run them separately"
+        )
+    if len(cxl) > CXL_MAX:
+        raise VmConfigError(f"at most {CXL_MAX} cxl devices per VM (one root port each), not {len(cxl)}")
+    for cfg in cxl:
+        if cfg.size < CXL_ALIGN or not _aligned(cfg.size, CXL_ALIGN):
+            raise VmConfigError(
+                f"{cfg.spec()}: a CXL device's size must be a multiple of 256M (its capacity unit); e.g. 512M"
+            )
 
 
 # --- Plausibility against the host, before anything starts ----------------------------------------

@@ -26,17 +26,23 @@ from pmemkit import __version__, rundir
 from pmemkit.plan import Plan
 from pmemkit.scenario import PmemConfig
 from pmemkit.vm.accel import choose_accel
-from pmemkit.vm.boot import BootResult, boot
+from pmemkit.vm.boot import BootResult, ConsoleRelay, boot
 from pmemkit.vm.errors import HostToolMissing
 from pmemkit.vm.image import cache_dir, ensure_image, repo_root
 from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
 from pmemkit.vm.layout import VmLayout
 from pmemkit.vm.lifecycle import SignalGuard
-from pmemkit.vm.qemu import QemuCommand, backing_size
+from pmemkit.vm.qemu import QemuCommand, backing_size, make_cxl_files
+from pmemkit.vm.qemu_install import cxl_qemu, cxl_speed_warning
+from pmemkit.vm.session import SessionSpec
 
 QEMU = "qemu-system-x86_64"
 BOOT_BUDGET_S = 60.0  # boot + python start-up under TCG, with room for a loaded machine
 PER_TARGET_S = 45.0  # one device × filesystem: mkfs, mount, smoke suite
+#: --trace-decisions: arming kprobes and rerunning the refusals, per target and per baseline (anon,
+#: page cache, /dev/mem); measured 7-30 s per target under TCG on a loaded 2-core host (issue 14).
+TRACE_DECISIONS_S = 25.0
+BASELINES = 3
 
 
 @dataclass
@@ -53,11 +59,13 @@ class RunOptions:
     inject_fault: str | None = None
     profile: str = "quick"
     kernel: KernelSpec = field(default_factory=KernelSpec)
+    decisions: dict[str, Any] | None = None  # --trace-decisions: plan.Plan.decisions
 
     def default_timeout(self) -> float:
         """Scaled to the work: a fixed boot budget plus a budget per device and filesystem."""
         targets = sum(len(self.filesystems) if p.mode != "devdax" else 1 for p in self.pmem)
-        return BOOT_BUDGET_S + PER_TARGET_S * max(targets, 1) * max(len(self.suites), 1)
+        tracing = TRACE_DECISIONS_S * (targets + BASELINES) if self.decisions else 0.0
+        return BOOT_BUDGET_S + PER_TARGET_S * max(targets, 1) * max(len(self.suites), 1) + tracing
 
 
 @dataclass
@@ -87,9 +95,17 @@ def _qemu_version(qemu: str) -> str:
 
 
 def boot_and_collect(
-    options: RunOptions, layout: VmLayout, progress: Callable[[str], None], guard: SignalGuard
+    options: RunOptions,
+    layout: VmLayout,
+    progress: Callable[[str], None],
+    guard: SignalGuard,
+    session: SessionSpec | None = None,
+    relay: ConsoleRelay | None = None,
 ) -> Collected:
     """Build what is missing, boot once, collect the guest's files and write environment.json.
+
+    With a `session` (`pmemkit exec`/`shell`) the plan carries it, its --copy-in files are staged
+    in the share and `relay` reads the console too; a shell without --timeout has no time limit.
 
     `options` and `layout` are what `pmemkit.pipeline.check` accepted (it validated them: nothing
     is planned twice); `guard` is entered by the caller, which renders the report on every exit.
@@ -97,10 +113,16 @@ def boot_and_collect(
     the signal is left in `guard.received` for the caller.
     """
     qemu = shutil.which(QEMU)
-    if qemu is None:
+    if qemu is None and not layout.has_cxl:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
+    if layout.has_cxl:  # before anything slow: a QEMU whose CXL pmem reads back zeros is refused
+        qemu = cxl_qemu(qemu, progress)
+        progress(f"qemu for CXL: {_qemu_version(qemu)}")
+        progress(cxl_speed_warning(options.suites))
     pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
-    timeout = options.timeout_s or options.default_timeout()
+    timeout: float | None = options.timeout_s or options.default_timeout()
+    if session is not None and session.mode == "shell" and options.timeout_s is None:
+        timeout = None  # an interactive shell lasts as long as its user wants
     guard.stage = "checking (or building) the guest image"
     image = ensure_image(progress)
     guard.stage = f"checking (or building) the guest kernel ({options.kernel.label()})"
@@ -129,12 +151,16 @@ def boot_and_collect(
         inject_fault=options.inject_fault,
         profile=options.profile,
         placements=list(layout.placements),  # the placements qemu's command line is built from
+        decisions=options.decisions,
+        session=session.plan_field() if session is not None else None,
     )
     plan_text = json.dumps(plan.to_dict(), indent=2) + "\n"
     with rundir.RunDir.open(run_dir, require_run=False) as files:
         files.write(rundir.PLAN, plan_text)  # the copy the host trusts
         share = files.make_guest_share(plan_text)  # the only directory the guest can write
     rundir.check_user_xattrs(share)
+    if session is not None:
+        session.stage(share)
     # The guest's python3 is 3.11 too: bytecode compiled here saves it seconds of TCG per boot.
     compileall.compile_dir(repo_root() / "pmemkit", quiet=2)
     scratch_root = cache_dir() / "scratch"
@@ -148,6 +174,7 @@ def boot_and_collect(
             with open(path, "wb") as f:
                 f.truncate(backing_size(cfg))  # sparse, fresh each run: no stale labels
             backing.append(path)
+        cxl_files = make_cxl_files(scratch, layout)
         command = QemuCommand(
             qemu=qemu,
             accel=choice.accel,
@@ -160,6 +187,7 @@ def boot_and_collect(
             results_dir=share.resolve(),
             vm_token=image.image_id,
             backing_files=backing,
+            cxl_files=cxl_files,
         )
         environment = {
             "pmemkit_version": __version__,
@@ -180,8 +208,10 @@ def boot_and_collect(
             "timeout_s": timeout,
         }
         rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
-        progress(f"booting the guest ({choice.accel}; {choice.reason}); timeout {timeout:.0f} s")
-        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard)
+        limit = f"timeout {timeout:.0f} s" if timeout is not None else "no timeout"
+        progress(f"booting the guest ({choice.accel}; {choice.reason}); {limit}")
+        extra = {"relay": relay} if relay is not None else {}  # a suite run calls boot as it always did
+        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard, **extra)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     scratch_left = scratch.exists()
@@ -229,7 +259,7 @@ def _collect(run_dir: Path) -> list[str]:
         return files.collect()
 
 
-def failure_message(result: BootResult, timeout: float) -> str | None:
+def failure_message(result: BootResult, timeout: float | None) -> str | None:
     """None for a clean run; else one line naming the cause (and the fix where there is one)."""
     if result.interrupted:
         if "qemu" not in result.phases:
@@ -237,7 +267,7 @@ def failure_message(result: BootResult, timeout: float) -> str | None:
         return f"interrupted by {result.interrupted}: the guest was stopped before it finished its plan"
     if result.timed_out:
         return (
-            f"the guest did not finish within {timeout:.0f} s and was killed "
+            f"the guest did not finish within {timeout or 0:.0f} s and was killed "
             "(raise --timeout if the machine is loaded)"
         )
     if result.panic:

@@ -205,7 +205,8 @@ def test_diff_6_1_to_7_3_lists_what_the_four_kernel_runs_showed() -> None:
         "ok",
         "private-devmem-7.2",
     )
-    assert ("/dev/mem (page-less)", "map-private") in changes
+    # the private /dev/mem mapping itself is made on 6.1 too: the ENOMEM was the fork (traced, issue 14)
+    assert ("/dev/mem (page-less)", "map-private") not in changes
     for op in ("longterm-pin", "iouring-fixed-buffer"):
         assert changes[("page cache (root disk ext4)", op)].after.outcome == "EFAULT"
     assert not [c for c in diff("6.1", "6.12").changes if c.operation == "fork-cow"]

@@ -99,6 +99,7 @@ def test_devdax_and_pfn_devices_always_have_pages_when_they_exist(scenario: Scen
         "nfit-needs-libnvdimm",
         "no-pmem-driver",
         "memmap-needs-2m-alignment",
+        "cxl-pmem-region-6.0",
     }:
         assert p.struct_page
 

@@ -400,7 +400,7 @@ def _grid() -> list[Scenario]:
     out = []
     for k, src, mode, fs, force_raw, align in itertools.product(
         KERNELS,
-        ("memmap", "nvdimm", "virtio-pmem", "ramdax"),
+        ("memmap", "nvdimm", "virtio-pmem", "ramdax", "cxl"),
         ("raw", "fsdax", "devdax", "sector", "kmem"),
         ("ext4", "xfs"),
         (False, True),

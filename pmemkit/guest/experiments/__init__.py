@@ -94,13 +94,18 @@ Experiment = Callable[[Target, dict[str, Any]], Iterator[Observation]]
 EXPERIMENTS: dict[str, Experiment] = {}
 #: Target kinds each experiment runs on; the runner skips the others.
 KINDS: dict[str, tuple[str, ...]] = {}
+#: Experiments that may run only inside pmemkit's VM (e.g. poison: memory failure injected into the
+#: running kernel lasts until reboot); `run --target local` refuses them before touching a device.
+VM_ONLY: set[str] = set()
 
 
 class UnknownExperiment(KeyError):
     """A suite name no module registered."""
 
 
-def register(name: str, kinds: tuple[str, ...] = ("fs", "devdax")) -> Callable[[Experiment], Experiment]:
+def register(
+    name: str, kinds: tuple[str, ...] = ("fs", "devdax"), *, vm_only: bool = False
+) -> Callable[[Experiment], Experiment]:
     """Decorator: make `fn` the entry point of experiment `name`, run on targets of `kinds`."""
 
     def wrap(fn: Experiment) -> Experiment:
@@ -108,6 +113,8 @@ def register(name: str, kinds: tuple[str, ...] = ("fs", "devdax")) -> Callable[[
             raise ValueError(f"experiment {name!r} registered twice")
         EXPERIMENTS[name] = fn
         KINDS[name] = kinds
+        if vm_only:
+            VM_ONLY.add(name)
         return fn
 
     return wrap

@@ -22,11 +22,13 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from pmemkit.guest import decisions
 from pmemkit.guest.experiments import Target, mapping_of, register, with_mapping
 from pmemkit.guest.mapping import PAGE, Mapping
 from pmemkit.guest.syscalls import errno_name, files_are_dax
@@ -76,10 +78,19 @@ def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     # On a filesystem that fell back to the page cache the interfaces meet page-cache pages, not DAX.
     # The operation keeps its name, so the model's prediction for the scenario is compared with it.
     mapping = mapping_of(target, target.kind == "fs" and files_are_dax(target.path))
-    cases = (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
-    for case in cases:
-        yield with_mapping(target, case(target, wakes), mapping)
-    yield with_mapping(target, _fork_cow_case(target), mapping)
+    cases: list[Callable[[], Observation]] = [
+        partial(case, target, wakes)
+        for case in (_futex_case, _vmsplice_case, _iouring_case, _longterm_case, _mremap_case, _madvise_case)
+    ]
+    cases.append(partial(_fork_cow_case, target))
+    if not target.params.get("decisions"):
+        for case in cases:
+            yield with_mapping(target, case(), mapping)
+        return
+    # --trace-decisions: every refusal of this target is run once more under kprobes (armed once),
+    # and says which kernel function refused it.
+    for observation in decisions.attribute_all([(case(), case) for case in cases], target.params):
+        yield with_mapping(target, observation, mapping)
 
 
 def _futex_case(target: Target, wakes: int) -> Observation:
@@ -257,9 +268,11 @@ def _madvise_case(target: Target, wakes: int) -> Observation:
 def _fork_cow_case(target: Target) -> Observation:
     """MAP_PRIVATE mapping, fork, child writes: the kernel must copy the page for the child only."""
     op = "fork-cow"
+    step = "mmap(MAP_PRIVATE)"
     try:
         with _map(target, "cow", 6, private=True) as m:
             m.array[0] = 5
+            step = "fork() after the parent's copy-on-write"
             pid = os.fork()
             if pid == 0:
                 try:
@@ -270,10 +283,8 @@ def _fork_cow_case(target: Target) -> Observation:
                 os._exit(code)
             _, status = os.waitpid(pid, 0)
             parent_value = int(m.array[0])
-    except OSError as exc:
-        return target.observation(
-            NAME, op, errno_name(exc.errno), detail=f"mmap(MAP_PRIVATE): {exc.strerror}"
-        )
+    except OSError as exc:  # the detail names the step: a refused fork is not a refused mmap
+        return target.observation(NAME, op, errno_name(exc.errno), detail=f"{step}: {exc.strerror}")
     if os.WIFSIGNALED(status):
         return target.observation(NAME, op, "EFAULT", detail=f"child killed by signal {os.WTERMSIG(status)}")
     ok = os.WEXITSTATUS(status) == 0 and parent_value == 5
