@@ -451,7 +451,10 @@ def run(
     except RunDirError as exc:
         fail(str(exc), exc.exit_code)
     try:
-        result = pipeline.run(checked, Progress())
+        from pmemkit.progress import make_progress
+
+        with make_progress() as progress:  # a bar on a terminal, the line log otherwise
+            result = pipeline.run(checked, progress)
     except GuestFailure as exc:
         if as_json:
             click.echo(json.dumps({"ok": False, "error": str(exc)}))
@@ -577,9 +580,12 @@ def image(
                 click.echo(f"removed {path} ({size / 2**20:.1f} MiB)")
             click.echo(f"pruned {len(pruned.removed)} entries, freed {pruned.freed / 2**20:.1f} MiB")
     if rebuild or not (prune or verify):
-        img = ensure_image(Progress(), rebuild=rebuild)
+        from pmemkit.progress import make_progress
+
+        with make_progress() as progress:  # a bar on a terminal, the line log otherwise
+            img = ensure_image(progress, rebuild=rebuild)
+            kernel = ensure_kernel(spec, progress, rebuild=rebuild)
         out.update({**img.manifest(), "path": str(img.path)})
-        kernel = ensure_kernel(spec, Progress(), rebuild=rebuild)
         out["kernel"] = {**kernel.manifest(), "path": str(kernel.path)}
         if not as_json:
             click.echo(f"guest image {img.image_id}: {img.path}")
@@ -695,16 +701,33 @@ def guest_run(plan_path: Path, out_dir: Path) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the observations as JSON instead.")
-def report(run_dir: Path, as_json: bool) -> None:
-    """Re-render RUN_DIR/report.md from its files (e.g. after a model update).
+@click.option(
+    "--format",
+    "ci_format",
+    type=click.Choice(["ktap", "junit"]),
+    default=None,
+    help="Print the verdict for a CI system instead (KTAP or JUnit XML; one case per target and "
+    "operation: ok when the kernel did what the model predicts). Writes nothing; exit 0 either way.",
+)
+def report(run_dir: Path, as_json: bool, ci_format: str | None) -> None:
+    """Re-render RUN_DIR/report.html, report.md, observations.csv and plots/ from its files (e.g.
+    after a model update), or print its verdict as KTAP or JUnit (--format).
 
     RUN_DIR must be a pmemkit run (a plan.json, environment.json or observations.jsonl of
     pmemkit's); anything else is refused before a file is written (exit 2).
     """
-    from pmemkit.pipeline import render_report
+    from pmemkit.pipeline import ci_report, render_report
     from pmemkit.rundir import RunDir, RunDirError
 
+    if as_json and ci_format:
+        fail("--json and --format are alternatives: give one", 2)
     try:
+        if ci_format:
+            text, warnings = ci_report(run_dir, ci_format)
+            for warning in warnings:
+                click.echo(f"pmemkit: warning: {warning}", err=True)
+            click.echo(text, nl=False)
+            return
         if as_json:
             with RunDir.open(run_dir) as run:
                 files = run.load()

@@ -28,6 +28,9 @@ from pmemkit.vm.qemu import backing_size
 from pmemkit.vm.run import RunOptions
 from pmemkit.vm.session import SessionSpec
 
+REPORT_HTML = "report.html"
+OBSERVATIONS_CSV = "observations.csv"
+
 
 @dataclass
 class Checked(RunOptions):
@@ -139,7 +142,11 @@ def _report(collected: vm_run.Collected) -> tuple[Path | None, int, rundir.RunDi
         faults.append(exc)
     if not faults:
         return report, count, None
-    kept = f"report.md written ({count} observation(s))" if report else "no report.md could be written"
+    kept = (
+        f"report.md written ({count} observation(s)), with report.html and observations.csv"
+        if report
+        else "no report.md could be written"
+    )
     guest = f"; the guest run: {collected.failure}" if collected.failure else ""
     message = f"{faults[0]}; {kept}; what was kept is in {collected.run_dir}{guest}"
     return report, count, rundir.RunDirError(message, faults[0].exit_code)
@@ -169,10 +176,11 @@ def _interrupted_message(
 
 
 def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]:
-    """Write RUN/report.md and RUN/plots/ from the run's files; returns the report path and the
-    number of observations. Refuses a directory that is not a run, or a run of another schema, or
-    one whose files cannot be rendered even in part, before writing anything."""
-    from pmemkit.report.rundir import ShapeError, render_run  # lazily: rendering needs numpy
+    """Write RUN/report.html, report.md (its short text twin), observations.csv and plots/ from the
+    run's files; returns the path of report.html and the number of observations. Refuses a
+    directory that is not a run, or a run of another schema, or one whose files cannot be rendered
+    even in part, before writing anything."""
+    from pmemkit.report.rundir import ShapeError, render_run  # lazily: rendering needs numpy, matplotlib
 
     with rundir.RunDir.open(run_dir) as run:
         files = run.load()
@@ -185,9 +193,38 @@ def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]
                 2,
             ) from None
         warnings = rendered.contents.warnings
-        written = run.write_plots(rendered.plots, warnings)
-        run.write(rundir.REPORT, rendered.text(written))
-        return run.path / rundir.REPORT, len(rendered.contents.observations)
+        written = run.write_plots(rendered.plot_files(), warnings)
+        markdown, page = rendered.texts(written)  # again: a plots/ refused since adds a warning
+        run.write(rundir.REPORT, markdown)
+        run.write(REPORT_HTML, page)
+        run.write(OBSERVATIONS_CSV, rendered.csv)
+        return run.path / REPORT_HTML, len(rendered.contents.observations)
+
+
+def ci_report(run_dir: Path, fmt: str) -> tuple[str, list[str]]:
+    """The run's verdict as KTAP or JUnit text, and the warnings met reading it; writes nothing.
+
+    A run whose files are not in a shape the verdict can be read from is refused (exit 2).
+    """
+    from pmemkit.report.ci import junit, ktap
+    from pmemkit.report.rundir import SHAPE_ERRORS, contents_of, default_predictor
+    from pmemkit.report.verdict import verdicts
+
+    with rundir.RunDir.open(run_dir) as run:
+        files = run.load()
+    contents = contents_of(files)
+    predictor = default_predictor(contents.warnings)
+    try:
+        found = verdicts(contents, predictor)
+        kernel = str(contents.guest_environment.get("kernel") or "?")
+        text = (ktap if fmt == "ktap" else junit)(found, contents.name, kernel)
+    except SHAPE_ERRORS as exc:
+        raise rundir.RunDirError(
+            f"{run_dir}: the run's observations are not in a shape this pmemkit reads: "
+            f"{type(exc).__name__}: {str(exc)[:120]}",
+            2,
+        ) from None
+    return text, contents.warnings
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Why one module: the guest is untrusted, and its results share sits inside the run. Layout:
 
     RUN/plan.json, environment.json, guest-console.log, observations.jsonl,
-        guest-environment.json, dmesg.txt, report.md, plots/*.svg   written by the host only
+        guest-environment.json, dmesg.txt, report.html, report.md,
+        observations.csv, plots/*.png                                written by the host only
     RUN/guest/                                                       the guest's 9p share
 
 The host hands the guest a copy of its plan inside `guest/` and trusts only its own. After the
@@ -401,7 +402,7 @@ class RunDir:
     def write(self, name: str, data: str | bytes) -> None:
         write_at(self.fd, name, data, str(self.path / name))
 
-    def write_plots(self, plots: dict[str, str], warnings: list[str]) -> list[str]:
+    def write_plots(self, plots: dict[str, str | bytes], warnings: list[str]) -> list[str]:
         """Write plots/NAME for each plot; returns the names written. A `plots` that is not a
         directory of ours (a file, a planted link) is left alone and the plots are not written."""
         if not plots:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the host packages pmemkit needs, with apt, only when something is missing (fio: the host
-# tests run the real fio parser against the real tool, as the guest does).
+# tests run the real fio parser against the real tool, as the guest does; chromium and its driver:
+# a host test opens report.html in a real headless browser).
 # Why a script: `make run` and `make test` must work on a fresh Debian machine with nothing
 # installed by hand (README). Run as root (or through sudo).
 set -euo pipefail
@@ -9,6 +10,7 @@ declare -A need=(
   [qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils [debootstrap]=debootstrap
   [mkfs.ext4]=e2fsprogs [busybox]=busybox-static [cpio]=cpio [depmod]=kmod [xz]=xz-utils
   [zstd]=zstd [gzip]=gzip [fio]=fio [truncate]=coreutils [apt-get]=apt [dpkg-deb]=dpkg [modprobe]=kmod
+  [chromium]=chromium [chromedriver]=chromium-driver
 )
 missing=()
 for cmd in "${!need[@]}"; do

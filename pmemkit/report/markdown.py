@@ -41,7 +41,7 @@ class RunContents:
     warnings: list[str] = field(default_factory=list)
 
 
-def _kernel_title(run: RunContents) -> str:
+def kernel_title(run: RunContents) -> str:
     """` — kernel <release>` for the title: the guest's own word first, else the kernel layer's."""
     release = run.guest_environment.get("kernel") or run.environment.get("kernel", {}).get("kernel_release")
     return f" — kernel {release}" if release else ""
@@ -170,17 +170,25 @@ def _kind_counts(compared: list[Joined]) -> str:
     return ", ".join(parts)
 
 
+def compared_sentence(joined: list[Joined]) -> str:
+    """`N (scenario × operation) cells compared: A agree, D disagree (by kind …).` — the verdict in words."""
+    compared = [j for j in joined if j.prediction is not None]
+    disagree = sum(not j.agree for j in compared)
+    return (
+        f"{len(compared)} (scenario × operation) cells compared: {len(compared) - disagree} agree, "
+        f"{disagree} disagree (agreeing/compared by kind: {_kind_counts(compared) or 'none'})."
+    )
+
+
 def model_section(run: RunContents, joined: list[Joined]) -> list[str]:
     compared = [j for j in joined if j.prediction is not None]
     unpredicted = [j for j in joined if j.prediction is None]
     if not joined:
         return []
-    disagree = sum(not j.agree for j in compared)
     lines = [
         "## Model vs kernel",
         "",
-        f"{len(compared)} (scenario × operation) cells compared: {len(compared) - disagree} agree, "
-        f"{disagree} disagree (agreeing/compared by kind: {_kind_counts(compared) or 'none'}). "
+        f"{compared_sentence(joined)} "
         "`predicted` is `pmemkit model predict` for the same scenario; [I] marks a rule inferred "
         "rather than read in source, which this run tests.",
         "",
@@ -230,7 +238,7 @@ def _metric_obs(run: RunContents, operation: str) -> list[Observation]:
     return [o for o in run.observations if o.operation == operation and o.outcome == "ok" and o.metrics]
 
 
-def _target_label(obs: Observation) -> str:
+def target_label(obs: Observation) -> str:
     return f"{obs.scenario.label()} ({obs.device})"
 
 
@@ -245,15 +253,13 @@ def latency_section(run: RunContents) -> list[str]:
         found = _metric_obs(run, op)
         if not found:
             continue
-        summaries = [(_target_label(o), o.metrics["latency"]) for o in found]
+        summaries = [(target_label(o), o.metrics["latency"]) for o in found]
         caption = (
-            f"one sample per 4 KiB page, {_provenance_caption(run)}; the timing loop's own cost on "
+            f"one sample per 4 KiB page, {provenance_caption(run)}; the timing loop's own cost on "
             "already-faulted pages is the overhead column"
         )
         lines += [f"## {title}", "", render_latency(summaries, caption=caption, width=30)]
-        pmd = [
-            [_target_label(o), o.metrics.get("pmd_fault_events"), o.metrics.get("smaps_kb")] for o in found
-        ]
+        pmd = [[target_label(o), o.metrics.get("pmd_fault_events"), o.metrics.get("smaps_kb")] for o in found]
         lines += ["PMD (2 MiB) faults per `fs_dax:dax_pmd_fault_done` and the mapping's smaps:", ""]
         lines += _table(["target", "PMD fault results", "smaps (kB)"], pmd) + [""]
     return lines
@@ -278,7 +284,7 @@ def bandwidth_section(run: RunContents) -> list[str]:
             ratio = r["bytes_per_s"] / base if base else None
             rows.append(
                 [
-                    _target_label(o),
+                    target_label(o),
                     r["pattern"],
                     f"{r['block_bytes'] >> 10} KiB",
                     format_bytes_per_s(r["bytes_per_s"]),
@@ -288,7 +294,7 @@ def bandwidth_section(run: RunContents) -> list[str]:
     return [
         "## Bandwidth through the mapping",
         "",
-        f"memcpy between the mapping and an anonymous buffer ({_provenance_caption(run)}). Emulated pmem "
+        f"memcpy between the mapping and an anonymous buffer ({provenance_caption(run)}). Emulated pmem "
         "is DRAM, so the ratio to anonymous memory in the same VM should be near 1.",
         "",
         *_table(["target", "pattern", "block", "bandwidth", "vs anonymous"], rows),
@@ -301,10 +307,10 @@ def durability_section(run: RunContents) -> list[str]:
 
     pairs = []
     for op in ("durability-msync", "durability-map-sync"):
-        pairs += [(f"{_target_label(o)}: {op}", o.metrics["latency"]) for o in _metric_obs(run, op)]
+        pairs += [(f"{target_label(o)}: {op}", o.metrics["latency"]) for o in _metric_obs(run, op)]
     if not pairs:
         return []
-    caption = f"one 4 KiB write per sample, {_provenance_caption(run)}"
+    caption = f"one 4 KiB write per sample, {provenance_caption(run)}"
     return ["## Durability: msync vs MAP_SYNC", "", render_percentile_table(pairs, caption=caption)]
 
 
@@ -364,12 +370,12 @@ def odirect_latency_section(run: RunContents) -> list[str]:
         if o.operation.startswith("odirect-latency-") and o.outcome == "ok":
             for r in o.metrics.get("rows", []):
                 size = r["io_bytes"]
-                label = f"{_target_label(o)} {r['direction']} {size >> 10 if size >= 1024 else size}"
+                label = f"{target_label(o)} {r['direction']} {size >> 10 if size >= 1024 else size}"
                 pairs.append((label + (" KiB" if size >= 1024 else " B"), r["latency"]))
     if not pairs:
         return []
     caption = (
-        f"O_DIRECT pread/pwrite between the buffer and a file on the root disk, {_provenance_caption(run)}"
+        f"O_DIRECT pread/pwrite between the buffer and a file on the root disk, {provenance_caption(run)}"
     )
     return ["## O_DIRECT latency by I/O size", "", render_percentile_table(pairs, caption=caption)]
 
@@ -389,7 +395,7 @@ def fio_section(run: RunContents) -> list[str]:
                 side = c[key]
                 rows.append(
                     [
-                        _target_label(o),
+                        target_label(o),
                         f"O_DIRECT 4 KiB randread {key}",
                         fmt(side["pmemkit"]),
                         fmt(side["fio"]),
@@ -400,7 +406,7 @@ def fio_section(run: RunContents) -> list[str]:
                 mine, theirs = o.metrics.get("python_loop_overhead_ns"), o.metrics.get("fio_null_p50_ns")
                 rows.append(
                     [
-                        _target_label(o),
+                        target_label(o),
                         "the tool's own cost per I/O (Python loop / fio null engine p50)",
                         format_duration_ns(mine),
                         format_duration_ns(theirs),
@@ -411,7 +417,7 @@ def fio_section(run: RunContents) -> list[str]:
             m = o.metrics
             rows.append(
                 [
-                    _target_label(o),
+                    target_label(o),
                     "mmap seq read bandwidth",
                     format_bytes_per_s(m["pmemkit_bw_bytes"]),
                     format_bytes_per_s(m["fio"]["bw_bytes"]),
@@ -460,7 +466,7 @@ def kapi_section(run: RunContents, joined: list[Joined]) -> list[str]:
     for o in found:
         j = lookup.get(id(o))
         cell = j.cell() if j is not None else f"`{o.outcome}`"
-        targets.setdefault(_target_label(o), {})[o.operation] = cell
+        targets.setdefault(target_label(o), {})[o.operation] = cell
     rows = [[label, *(cells.get(op, "—") for op in KAPI_OPS)] for label, cells in targets.items()]
     return [
         "## Kernel interfaces on the mapping (kapi)",
@@ -503,7 +509,7 @@ def d2d_section(run: RunContents) -> list[str]:
         "## Device-to-device copies",
         "",
         f"pmem → pmem without user-space mappings of the pmem (except the DAX-buffer path); "
-        f"{_provenance_caption(run)}.",
+        f"{provenance_caption(run)}.",
         "",
         *_table(["pair", "path", "chunk", "bandwidth", "chunk p50", "page cache during copy", "data"], rows),
         "",
@@ -573,54 +579,10 @@ def generic_section(run: RunContents, joined: list[Joined]) -> list[str]:
     from pmemkit.report.generic import generic_sections
 
     predictions = {id(j.observation): j.prediction for j in joined}
-    return generic_sections(run.observations, DEDICATED_EXPERIMENTS, predictions, _provenance_caption(run))
+    return generic_sections(run.observations, DEDICATED_EXPERIMENTS, predictions, provenance_caption(run))
 
 
-PLOT_TITLES = {
-    "first-touch-write.svg": "First-touch write faults per target (one touch per 4 KiB; PMD-mapped pages "
-    "barely fault)",
-    "first-touch-read.svg": "First-touch read faults per target",
-    "bandwidth-seq-read-1MiB.svg": "Sequential read through the mapping, 1 MiB blocks, against anonymous "
-    "memory",
-}
-
-
-def render_plots(run: RunContents) -> dict[str, str]:
-    """SVG files for the report: {file name: svg text}; only plots that have data."""
-    from pmemkit.report.svg import bars_svg, histograms_svg
-
-    subtitle = _provenance_caption(run)
-    plots: dict[str, str] = {}
-    for op in ("first-touch-write", "first-touch-read"):
-        series = [(_target_label(o), o.metrics["latency"]) for o in _metric_obs(run, op)]
-        svg = histograms_svg(series, PLOT_TITLES[f"{op}.svg"], subtitle) if series else ""
-        if svg:
-            plots[f"{op}.svg"] = svg
-    rows, reference = [], None
-    for o in _metric_obs(run, "mmap-bandwidth"):
-        for r in o.metrics["rows"]:
-            if r["pattern"] == "seq-read" and r["block_bytes"] == 1 << 20:
-                value = r["bytes_per_s"] / (1 << 30)
-                if o.scenario.mode == "anonymous":
-                    reference = value
-                rows.append((_target_label(o), value))
-    svg = bars_svg(rows, reference, PLOT_TITLES["bandwidth-seq-read-1MiB.svg"], subtitle, "GiB/s")
-    if svg:
-        plots["bandwidth-seq-read-1MiB.svg"] = svg
-    return plots
-
-
-def plots_section(names: list[str]) -> list[str]:
-    if not names:
-        return []
-    lines = ["## Plots", ""]
-    for name in names:
-        title = PLOT_TITLES.get(name, name)
-        lines += [f"![{title}](plots/{name})", ""]
-    return lines
-
-
-def _provenance_caption(run: RunContents) -> str:
+def provenance_caption(run: RunContents) -> str:
     env, guest = run.environment, run.guest_environment
     return (
         f"kernel {guest.get('kernel', '?')}, {env.get('accel', '?')}, profile "
@@ -648,9 +610,36 @@ def observation_rows(run: RunContents) -> list[list[Any]]:
     return rows
 
 
-def render(run: RunContents, predictor: Predictor | None = None, plots: list[str] | None = None) -> str:
-    """The whole report as Markdown; `plots` names the SVG files written beside it in plots/."""
-    lines = [f"# pmemkit run {run.name}{_kernel_title(run)}", "", EMULATION_WARNING, ""]
+def detail_sections(run: RunContents, joined: list[Joined]) -> list[list[str]]:
+    """Each detailed section's Markdown lines (`## title` first), empty ones left out.
+
+    report.html shows each folded; `render` strings them together.
+    """
+    found = [
+        model_section(run, joined),
+        latency_section(run),
+        bandwidth_section(run),
+        durability_section(run),
+        pageless_section(run),
+        odirect_latency_section(run),
+        fio_section(run),
+        kapi_section(run, joined),
+        cause_section((j.observation, j.prediction) for j in joined),
+        d2d_section(run),
+        raid_section(run, joined),
+        whatif_section(run.plan, run.observations, run.guest_environment, run.name),
+        generic_section(run, joined),
+    ]
+    return [lines for lines in found if lines]
+
+
+def render(run: RunContents, predictor: Predictor | None = None) -> str:
+    """The full detailed report as Markdown (every section and observation).
+
+    Not written as report.md (that is the short twin, `report.summary`); report.html shows these
+    sections folded, and tests read the sections from here.
+    """
+    lines = [f"# pmemkit run {run.name}{kernel_title(run)}", "", EMULATION_WARNING, ""]
     if run.failure:
         lines += [f"**Status: FAILED** — {run.failure}. What the guest observed before that is below.", ""]
     else:
@@ -663,20 +652,8 @@ def render(run: RunContents, predictor: Predictor | None = None, plots: list[str
         lines += ["## Boot phases (seconds since qemu started, host clock)", ""]
         lines += _table(["phase", "reached at (s)", "step (s)"], phase_rows(phases)) + [""]
     joined = join(run, predictor)
-    lines += model_section(run, joined)
-    lines += plots_section(plots or [])
-    lines += latency_section(run)
-    lines += bandwidth_section(run)
-    lines += durability_section(run)
-    lines += pageless_section(run)
-    lines += odirect_latency_section(run)
-    lines += fio_section(run)
-    lines += kapi_section(run, joined)
-    lines += cause_section((j.observation, j.prediction) for j in joined)
-    lines += d2d_section(run)
-    lines += raid_section(run, joined)
-    lines += whatif_section(run.plan, run.observations, run.guest_environment, run.name)
-    lines += generic_section(run, joined)
+    for section in detail_sections(run, joined):
+        lines += section
     lines += [f"## All observations ({len(run.observations)})", ""]
     if run.observations:
         lines += _table(

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pmemkit.report.markdown import Predictor, RunContents, render, render_plots
+from pmemkit.report.csvout import observations_csv
+from pmemkit.report.html import render_html
+from pmemkit.report.markdown import Predictor, RunContents
+from pmemkit.report.plots import Plot, render_plots
+from pmemkit.report.summary import render_summary
 from pmemkit.scenario import Observation, ScenarioError
 
 if TYPE_CHECKING:
@@ -45,14 +49,33 @@ class ShapeError(ValueError):
 
 @dataclass
 class Rendered:
-    """The plots to write and the report text, both rendered before anything is written."""
+    """Everything a report writes, rendered before anything is written: the plots, report.md's and
+    report.html's text, observations.csv."""
 
     contents: RunContents
-    plots: dict[str, str]
+    plots: list[Plot]
     predictor: Predictor | None
+    csv: str = ""
 
-    def text(self, plot_names: list[str]) -> str:
-        return render(self.contents, self.predictor, plot_names)
+    def plot_files(self) -> dict[str, bytes]:
+        """Each plot as PNG; one whose drawing fails on the run's values is left out, said in a warning."""
+        files = {}
+        for plot in self.plots:
+            try:
+                files[plot.name] = plot.png
+            except SHAPE_ERRORS as exc:
+                self.contents.warnings.append(
+                    f"plot {plot.name} left out: it could not be drawn ({_why(exc)})"
+                )
+        self.plots = [p for p in self.plots if p.name in files]
+        return files
+
+    def texts(self, written: list[str]) -> tuple[str, str]:
+        """report.md (linking the plots written to plots/) and report.html (every drawn plot inline)."""
+        linked = [p for p in self.plots if p.name in written]
+        return render_summary(self.contents, self.predictor, linked), render_html(
+            self.contents, self.predictor, self.plots
+        )
 
 
 def contents_of(files: RunFiles, failure: str | None = None) -> RunContents:
@@ -80,7 +103,9 @@ def _attempt(contents: RunContents, predictor: Predictor | None) -> Rendered:
     """Render plots and text once (on a copy of the warnings), so a shape error shows up here."""
     trial = replace(contents, warnings=list(contents.warnings))
     rendered = Rendered(trial, render_plots(trial), predictor)
-    rendered.text(sorted(rendered.plots))
+    render_summary(trial, predictor, rendered.plots)
+    render_html(trial, predictor, [])  # the page's every section but the PNGs, drawn only when written
+    rendered.csv = observations_csv(trial.observations)
     return rendered
 
 

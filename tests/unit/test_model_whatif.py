@@ -19,7 +19,10 @@ from pmemkit import rundir
 from pmemkit.model.whatif import SUBSECTION, TITLES, whatif
 from pmemkit.model_cli import model
 from pmemkit.pipeline import render_report
+from pmemkit.report.markdown import render
+from pmemkit.report.rundir import contents_of, default_predictor
 from pmemkit.report.whatif import whatif_section
+from pmemkit.rundir import RunDir
 from pmemkit.scenario import Observation, Scenario
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-6.1-default"
@@ -171,8 +174,11 @@ def test_report_of_a_default_run_has_the_section_matching_model_size(tmp_path: P
     copy = tmp_path / "run"
     shutil.copytree(FIXTURE, copy)
     report, count = render_report(copy)
-    assert count == 351
-    text = report.read_text()
+    assert count == 351 and report.name == "report.html"
+    assert "What if: the 2015 designs priced on this run" in report.read_text()  # a folded section
+    with RunDir.open(copy) as opened:  # its Markdown, as report.html's sections are made from it
+        contents = contents_of(opened.load())
+    text = render(contents, default_predictor(contents.warnings))
     section = text[text.index("## What if: the 2015 designs priced on this run") :]
     rows = {
         cells[0]: cells[1:]

@@ -71,7 +71,7 @@ def test_render_run_dir_tolerates_damage(tmp_path):
     (tmp_path / "observations.jsonl").write_text(good + "\n{broken\n" + good + "\n")
     path, count = render_run_dir(tmp_path, failure="killed")
     assert count == 2
-    text = path.read_text()
+    text = (tmp_path / "report.md").read_text()
     assert "line 2 skipped" in text and "FAILED" in text
     with RunDir.open(tmp_path) as run:
         assert run.load().warnings  # guest-environment.json missing is tolerated silently
@@ -130,5 +130,7 @@ def test_run_dir_gets_plots_linked_from_the_report(tmp_path):
     )
     (tmp_path / "observations.jsonl").write_text(fault.to_json() + "\n")
     path, _ = render_run_dir(tmp_path)
-    assert (tmp_path / "plots" / "first-touch-write.svg").read_text().startswith("<svg")
-    assert "](plots/first-touch-write.svg)" in path.read_text()
+    assert path == tmp_path / "report.html"
+    assert (tmp_path / "plots" / "first-touch-write-cdf.png").read_bytes().startswith(b"\x89PNG\r\n")
+    assert "](plots/first-touch-write-cdf.png)" in (tmp_path / "report.md").read_text()
+    assert 'id="plot-first-touch-write-cdf.png"' in path.read_text()

@@ -109,6 +109,8 @@ def test_run_succeeds_and_writes_the_run_directory(full_run):
         "guest-console.log",
         "dmesg.txt",
         "report.md",
+        "report.html",
+        "observations.csv",
     ):
         assert (run_dir / name).stat().st_size > 0, name
     env = json.loads((run_dir / "environment.json").read_text())
@@ -346,7 +348,7 @@ def pair_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
 def test_pair_run_succeeds(pair_run):
     result, run_dir = pair_run
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "## RAID and device-mapper stacks" in (run_dir / "report.md").read_text()
+    assert "RAID and device-mapper stacks" in (run_dir / "report.html").read_text()  # a folded section
 
 
 def test_device_to_device_copies_are_verified(pair_run):
