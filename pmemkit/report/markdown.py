@@ -429,7 +429,7 @@ def fio_section(run: RunContents) -> list[str]:
     from pmemkit.report.latency import render_fio_parity
 
     parity = render_fio_parity(
-        (_target_label(o), o.metrics)
+        (target_label(o), o.metrics)
         for o in run.observations
         if o.operation == "fio-odirect-randread" and o.outcome == "ok"
     )
