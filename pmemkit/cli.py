@@ -525,15 +525,22 @@ def _run_local(
     summary = {
         "ok": not result.failed,
         "run_dir": str(result.run_dir),
-        "report": str(result.report),
+        "report": str(result.report) if result.report else None,
         "observations": result.observations,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"{result.observations} observations; report: {result.report}")
+        click.echo(f"{result.observations} observations; report: {result.report or 'not rendered'}")
     if result.failed:
-        fail(f"some steps failed on this machine; see {result.report}", 6)
+        fail(f"some steps failed on this machine; see {result.report or result.run_dir}", 6)
+    if result.report is None:
+        missing = " ".join(result.report_missing)
+        fail(
+            f"report not rendered: {missing} not installed here (pip install {missing}); the observations "
+            f"are kept in {result.run_dir}: render them with `pmemkit report {result.run_dir}`",
+            4,
+        )
 
 
 @main.command()

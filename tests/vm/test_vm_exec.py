@@ -102,14 +102,21 @@ def test_run_target_local_inside_the_guest(tmp_path):
         'pmemkit run --target local --device "$PMEMKIT_PMEM0_DEV" --suite smoke --fs ext4 '
         '--runs-dir "$PMEMKIT_OUT/runs"'
     )
-    script = f"{local}; echo refused=$?; {local} --destroy-data --json"
+    script = f"{local}; echo refused=$?; {local} --destroy-data --json; echo ran=$?"
     result = pmemkit("exec", "--pmem", "memmap:256M", "--no-mount", "--", "sh", "-c", script, runs=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     first, _, rest = result.stdout.partition("\n")
     assert first == "refused=7"
     assert "rule 'user-named'" in result.stderr and "add --destroy-data" in result.stderr
+    rest, _, ran = rest.rstrip("\n").rpartition("\n")
     summary = json.loads(rest)
     assert summary["ok"] is True and summary["observations"] >= 1
+    # pmemkit's guest runs pmemkit from source with Debian's python3 and no matplotlib/markdown: the
+    # local run keeps its observations and says, in one line with exit 4, how to render the report.
+    assert ran == "ran=4", result.stderr[-3000:]
+    assert summary["report"] is None
+    assert "report not rendered: matplotlib markdown not installed here" in result.stderr
+    assert "Traceback" not in result.stderr
     run_dir = only_run_dir(tmp_path)
     (local_run,) = (run_dir / "guest" / "out" / "runs").iterdir()
     observations = [json.loads(line) for line in (local_run / "observations.jsonl").read_text().splitlines()]
@@ -118,6 +125,14 @@ def test_run_target_local_inside_the_guest(tmp_path):
     assert [(o["device"], o["outcome"]) for o in mounts] == [("/dev/pmem0", "ok")]
     assert all(o["provenance"]["accel"] == "local" for o in observations)
     assert all(o["provenance"]["emulation"].startswith("--target local") for o in observations)
+    assert not (local_run / "report.md").exists()
+    rendered = subprocess.run(
+        [sys.executable, "-m", "pmemkit", "report", str(local_run)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rendered.returncode == 0, rendered.stderr[-3000:]  # rendered here, where the modules are
     assert "--target local" in (local_run / "report.md").read_text()
     assert json.loads((local_run / "environment.json").read_text())["target"] == "local"
     assert not qemu_of(run_dir)
