@@ -364,3 +364,30 @@ def test_the_terminal_goes_raw_only_when_asked_and_is_restored_even_after_a_hang
             os.close(master)
     with _Terminal(os.open(os.devnull, os.O_RDONLY)) as terminal:  # not a terminal: left alone
         terminal.raw()
+
+
+def test_a_local_run_without_the_report_modules_keeps_its_observations_and_exits_4(monkeypatch, tmp_path):
+    import pmemkit.local
+
+    def ran(*args, **kwargs):
+        return pmemkit.local.LocalResult(tmp_path / "run", 5, None, False, ("matplotlib", "markdown"))
+
+    monkeypatch.setattr(pmemkit.local, "run_local", ran)
+    result = CliRunner().invoke(
+        main, ["run", "--target", "local", "--device", "/dev/pmem0", "--destroy-data", "--suite", "smoke"]
+    )
+    assert result.exit_code == 4, result.output
+    out, error = result.output.strip().splitlines()
+    assert out == "5 observations; report: not rendered"
+    assert error.startswith("pmemkit: error: report not rendered: matplotlib markdown not installed here")
+    assert f"pmemkit report {tmp_path / 'run'}" in error
+
+
+def test_missing_report_modules_names_what_find_spec_cannot_find(monkeypatch):
+    import importlib.util
+
+    import pmemkit.local
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "markdown" else real(name))
+    assert pmemkit.local.missing_report_modules() == ["markdown"]
