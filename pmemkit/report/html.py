@@ -26,6 +26,7 @@ from pmemkit.report.markdown import (
     detail_sections,
     join,
     kernel_title,
+    observation_place,
     phase_rows,
     provenance_rows,
 )
@@ -274,23 +275,12 @@ def provenance_html(run: RunContents) -> Section:
 def observations_html(run: RunContents, found: list[Verdict]) -> str:
     rows = []
     for v in found:
-        obs, sc = v.observation, v.observation.scenario
+        obs = v.observation
         css = _CSS_CLASS.get("ok" if obs.outcome == "ok" else "refused", "")
         model = v.prediction.outcome if v.prediction else ""
         rows.append(
             "<tr>"
-            + "".join(
-                f"<td>{e(x)}</td>"
-                for x in (
-                    obs.device,
-                    sc.source,
-                    sc.mode,
-                    sc.map or "",
-                    sc.fs or "",
-                    obs.experiment,
-                    obs.shown(),
-                )
-            )
+            + "".join(f"<td>{e(x)}</td>" for x in observation_place(obs))
             + f'<td class="{css if obs.outcome != "ok" else ""}">{e(obs.outcome)}</td><td>{e(model)}</td>'
             + f"<td>{e(obs.detail)}</td></tr>"
         )

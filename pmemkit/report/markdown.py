@@ -590,24 +590,15 @@ def provenance_caption(run: RunContents) -> str:
     )
 
 
+def observation_place(obs: Observation) -> list[Any]:
+    """Where and what an observation is (device, source, mode, map, fs, experiment, operation): the
+    leading cells of every observation table, Markdown and HTML alike."""
+    sc = obs.scenario
+    return [obs.device, sc.source, sc.mode, sc.map or "", sc.fs or "", obs.experiment, obs.shown()]
+
+
 def observation_rows(run: RunContents) -> list[list[Any]]:
-    rows = []
-    for obs in run.observations:
-        sc = obs.scenario
-        rows.append(
-            [
-                obs.device,
-                sc.source,
-                sc.mode,
-                sc.map or "",
-                sc.fs or "",
-                obs.experiment,
-                obs.shown(),
-                f"`{obs.outcome}`",
-                obs.detail,
-            ]
-        )
-    return rows
+    return [[*observation_place(obs), f"`{obs.outcome}`", obs.detail] for obs in run.observations]
 
 
 def detail_sections(run: RunContents, joined: list[Joined]) -> list[list[str]]:
@@ -633,18 +624,24 @@ def detail_sections(run: RunContents, joined: list[Joined]) -> list[list[str]]:
     return [lines for lines in found if lines]
 
 
+def header_lines(run: RunContents) -> list[str]:
+    """The title, the emulation warning, the status and the run's warnings: how both report.md and
+    the detailed Markdown begin."""
+    lines = [f"# pmemkit run {run.name}{kernel_title(run)}", "", EMULATION_WARNING, ""]
+    if run.failure:
+        lines += [f"**Status: FAILED** — {run.failure}. What the guest observed before that is below.", ""]
+    else:
+        lines += ["**Status: completed.**", ""]
+    return lines + [f"- warning: {w}" for w in run.warnings]
+
+
 def render(run: RunContents, predictor: Predictor | None = None) -> str:
     """The full detailed report as Markdown (every section and observation).
 
     Not written as report.md (that is the short twin, `report.summary`); report.html shows these
     sections folded, and tests read the sections from here.
     """
-    lines = [f"# pmemkit run {run.name}{kernel_title(run)}", "", EMULATION_WARNING, ""]
-    if run.failure:
-        lines += [f"**Status: FAILED** — {run.failure}. What the guest observed before that is below.", ""]
-    else:
-        lines += ["**Status: completed.**", ""]
-    lines += [f"- warning: {w}" for w in run.warnings]
+    lines = header_lines(run)
     lines += ["## Where these results come from", ""]
     lines += _table(["", ""], provenance_rows(run)) + [""]
     phases = run.environment.get("boot", {}).get("phases_s", {})

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pmemkit.report.headline import headlines
 from pmemkit.report.markdown import (
-    EMULATION_WARNING,
     Predictor,
     RunContents,
     compared_sentence,
+    header_lines,
     join,
-    kernel_title,
     phase_rows,
     provenance_rows,
 )
@@ -69,12 +68,7 @@ def _disagreements(found: list[Verdict]) -> list[str]:
 
 def render_summary(run: RunContents, predictor: Predictor | None, plots: list[Plot]) -> str:
     """The short report.md; `plots` are those written to plots/ beside it."""
-    lines = [f"# pmemkit run {run.name}{kernel_title(run)}", "", EMULATION_WARNING, ""]
-    if run.failure:
-        lines += [f"**Status: FAILED** — {run.failure}. What the guest observed before that is below.", ""]
-    else:
-        lines += ["**Status: completed.**", ""]
-    lines += [f"- warning: {w}" for w in run.warnings]
+    lines = header_lines(run)
     lines += [
         "",
         "Full report with coloured verdict matrix, plots and every observation: [report.html](report.html); "
