@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from pmemkit.scenario import Observation
 from pmemkit.vm.layout import CXL_FIRST_SERIAL
 from pmemkit.vm.qemu_install import new_enough, parse_version
+from tests.vm.helpers import observations, pmemkit_argv, run_once
 
 pytestmark = pytest.mark.vm
 
@@ -26,17 +25,8 @@ pytestmark = pytest.mark.vm
 @pytest.fixture(scope="module")
 def cxl_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     runs = tmp_path_factory.mktemp("runs")
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--pmem", "cxl:512M", "--suite", "smoke", "--fs", "ext4", "--timeout", "900"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=1500)
-    dirs = [p for p in runs.iterdir() if p.is_dir()]
-    assert len(dirs) == 1, (dirs, result.stderr[-3000:])
-    return result, dirs[0]
-
-
-def _observations(run_dir: Path) -> list[Observation]:
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    return [Observation.from_dict(json.loads(line)) for line in lines if line.strip()]
+    args = ("--pmem", "cxl:512M", "--suite", "smoke", "--fs", "ext4", "--timeout", "900")
+    return run_once(pmemkit_argv("run", runs, *args), runs, timeout=1500)
 
 
 def test_cxl_run_succeeds_on_a_new_enough_qemu(cxl_run):
@@ -54,7 +44,7 @@ def test_cxl_run_succeeds_on_a_new_enough_qemu(cxl_run):
 
 
 def test_region_namespace_and_o_direct_readback(cxl_run):
-    obs = _observations(cxl_run[1])
+    obs = observations(cxl_run[1])
     assert not [o.to_dict() for o in obs if o.outcome.startswith("skipped")]
     [mount] = [o for o in obs if o.operation == "dax-mount"]
     assert mount.outcome == "ok" and mount.scenario.source == "cxl" and mount.scenario.mode == "fsdax"
@@ -74,6 +64,6 @@ def test_region_namespace_and_o_direct_readback(cxl_run):
 
 
 def test_device_dma_into_the_cxl_dax_mapping_completes(cxl_run):
-    ops = {o.operation: o for o in _observations(cxl_run[1]) if o.experiment == "smoke"}
+    ops = {o.operation: o for o in observations(cxl_run[1]) if o.experiment == "smoke"}
     for op in ("odirect-read-into-dax", "odirect-write-from-dax"):
         assert ops[op].outcome == "ok" and ops[op].metrics["mapping"] == "dax", ops[op].to_dict()

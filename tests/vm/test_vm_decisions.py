@@ -5,15 +5,13 @@ device-dax and the page-less /dev/mem control (the anonymous and page-cache base
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pmemkit.scenario import Observation
+from tests.vm.helpers import observations, pmemkit_argv, run_once
 
 pytestmark = pytest.mark.vm
 
@@ -21,24 +19,14 @@ pytestmark = pytest.mark.vm
 @pytest.fixture(scope="module")
 def traced_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
-    argv = [
-        sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs),
+    argv = pmemkit_argv(
+        "run", runs,
         "--suite", "kapi", "--fs", "ext4", "--pmem", "memmap:512M", "--pmem", "nvdimm:512M,mode=devdax",
         "--trace-decisions",
-    ]  # fmt: skip
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    )  # fmt: skip
+    result, run_dir = run_once(argv, runs, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
     return run_dir
-
-
-def _kapi(run_dir: Path) -> list[Observation]:
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    return [
-        o
-        for o in (Observation.from_dict(json.loads(x)) for x in lines if x.strip())
-        if o.experiment == "kapi"
-    ]
 
 
 def _decided(obs: list[Observation], mode: str, op: str) -> dict:
@@ -47,7 +35,7 @@ def _decided(obs: list[Observation], mode: str, op: str) -> dict:
 
 
 def test_every_refused_kapi_cell_is_decided_by_a_function(traced_run: Path) -> None:
-    obs = _kapi(traced_run)
+    obs = observations(traced_run, "kapi")
     refused = [o for o in obs if o.outcome.startswith("E")]
     assert len(refused) >= 10
     for o in refused:
@@ -56,7 +44,7 @@ def test_every_refused_kapi_cell_is_decided_by_a_function(traced_run: Path) -> N
 
 
 def test_the_deciding_functions_are_the_cited_ones(traced_run: Path) -> None:
-    obs = _kapi(traced_run)
+    obs = observations(traced_run, "kapi")
     pin = _decided(obs, "raw", "longterm-pin")  # memmap ext4 DAX: FOLL_LONGTERM refuses fsdax in GUP
     assert (pin["function"], pin["returned"]) == ("check_vma_flags", "-EOPNOTSUPP")
     for mode in ("devdax", "pagecache"):  # 6.1: io_uring's own file-backed check

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pexpect
-import psutil
 import pytest
 
 from pmemkit.vm.image import cache_dir
+from tests.vm.helpers import only_run_dir, pmemkit_argv, qemu_of, records, run, started
 
 pytestmark = pytest.mark.vm
 
@@ -32,23 +32,7 @@ HELLO_C = (
 
 
 def pmemkit(command: str, *args: str, runs: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "pmemkit", command, "--accel", "tcg", "--runs-dir", str(runs), *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-
-
-def only_run_dir(runs: Path) -> Path:
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
-    return run_dir.resolve()
-
-
-def qemu_of(run_dir: Path) -> list[psutil.Process]:
-    """Every qemu on the machine whose command line names this run's directory."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if cmdline and "qemu-system" in cmdline[0] and any(str(run_dir) in a for a in cmdline):
-            found.append(proc)
-    return found
+    return run(pmemkit_argv(command, runs, *args), runs, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +103,7 @@ def test_run_target_local_inside_the_guest(tmp_path):
     assert "Traceback" not in result.stderr
     run_dir = only_run_dir(tmp_path)
     (local_run,) = (run_dir / "guest" / "out" / "runs").iterdir()
-    observations = [json.loads(line) for line in (local_run / "observations.jsonl").read_text().splitlines()]
+    observations = records(local_run)
     assert len(observations) == summary["observations"]
     mounts = [o for o in observations if o["operation"] == "dax-mount"]
     assert [(o["device"], o["outcome"]) for o in mounts] == [("/dev/pmem0", "ok")]
@@ -166,13 +150,12 @@ def test_sigterm_to_exec_ends_qemu_and_empties_scratch(tmp_path):
     for shared in ("images", "kernels", "apt"):  # built layers are shared; scratch/ is this run's alone
         (cache / shared).symlink_to(cache_dir() / shared)
     runs = tmp_path / "runs"
-    argv = [sys.executable, "-m", "pmemkit", "exec", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--pmem", "memmap:256M", "--no-mount", "--", "sleep", "600"]
-    with open(tmp_path / "stderr", "wb") as err:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PMEMKIT_CACHE": str(cache)}
-        )
-    try:
+    argv = pmemkit_argv("exec", runs, "--pmem", "memmap:256M", "--no-mount", "--", "sleep", "600")
+    env = {**os.environ, "PMEMKIT_CACHE": str(cache)}
+    with (
+        open(tmp_path / "stderr", "wb") as err,
+        started(argv, runs, stdout=subprocess.DEVNULL, stderr=err, env=env) as proc,
+    ):
         deadline = time.monotonic() + 600
         console = Path("/nonexistent")
         while time.monotonic() < deadline and proc.poll() is None:
@@ -186,9 +169,6 @@ def test_sigterm_to_exec_ends_qemu_and_empties_scratch(tmp_path):
         time.sleep(2)  # sleep(1) has started in the guest
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     stderr = (tmp_path / "stderr").read_text()
     assert proc.returncode == 143, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("pmemkit: error:")]

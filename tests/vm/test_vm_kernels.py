@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.vm.helpers import pmemkit_argv, records, run_once
 
 pytestmark = pytest.mark.vm
 
@@ -20,13 +21,8 @@ pytestmark = pytest.mark.vm
 @pytest.fixture(scope="module")
 def run_612(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     runs = tmp_path_factory.mktemp("runs")
-    argv = [
-        *(sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)),
-        *("--kernel", "6.12", "--pmem", "memmap:256M", "--fs", "ext4", "--suite", "smoke", "--json"),
-    ]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
-    return result, run_dir
+    args = ("--kernel", "6.12", "--pmem", "memmap:256M", "--fs", "ext4", "--suite", "smoke", "--json")
+    return run_once(pmemkit_argv("run", runs, *args), runs, timeout=1200)
 
 
 def test_the_612_guest_finishes(run_612):
@@ -44,8 +40,7 @@ def test_the_release_is_recorded_from_package_to_guest(run_612):
     assert release.startswith("6.12.") and kernel["kernel_choice"] == "6.12"
     assert kernel["kernel_package"] == f"linux-image-{release}"
     assert any(p.startswith(f"linux-image-{release}=") for p in kernel["kernel_packages"])
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    seen = {json.loads(line)["provenance"].get("kernel") for line in lines if line.strip()}
+    seen = {record["provenance"].get("kernel") for record in records(run_dir)}
     assert seen == {release}  # uname -r in the guest, on every observation
     title = (run_dir / "report.md").read_text().splitlines()[0]
     assert title.startswith("# pmemkit run ") and title.endswith(f"— kernel {release}")

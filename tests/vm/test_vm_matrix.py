@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.vm import helpers
+
 pytestmark = pytest.mark.vm
 
 CELLS = ["--pmem", "memmap:256M", "--pmem", "nvdimm:256M,mode=fsdax", "--fs", "ext4", "--suite", "smoke"]
@@ -31,7 +33,7 @@ def test_two_real_cells_at_once_and_merge_gives_the_same_report(tmp_path: Path) 
         "--out",
         str(out),
     ]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
+    result = helpers.run(argv, out, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     doc = json.loads((out / "matrix.json").read_text())
     assert [e["status"] for e in doc["cells"]] == ["done", "done"]
@@ -40,8 +42,7 @@ def test_two_real_cells_at_once_and_merge_gives_the_same_report(tmp_path: Path) 
         run = out / entry["run_dir"]
         env = json.loads((run / "environment.json").read_text())
         assert env["failure"] is None and env["accel"] == "tcg"
-        lines = (run / "observations.jsonl").read_text().splitlines()
-        assert any(json.loads(line)["experiment"] == "smoke" for line in lines)
+        assert any(record["experiment"] == "smoke" for record in helpers.records(run))
         argvs.append(env["qemu_argv"])
     assert "2 at a time" in result.stderr  # both guests ran at once
     report = (out / "report.md").read_text()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from pmemkit.scenario import Observation
+from tests.vm.helpers import observations, pmemkit_argv, run_once
 
 pytestmark = pytest.mark.vm
 
@@ -23,18 +22,9 @@ SPECS = ["virtio-pmem:256M", "nvdimm:256M,mode=fsdax", "memmap:256M"]
 @pytest.fixture(scope="module")
 def placement_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     runs = tmp_path_factory.mktemp("runs")
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += [a for spec in SPECS for a in ("--pmem", spec)]
+    argv = pmemkit_argv("run", runs, *(a for spec in SPECS for a in ("--pmem", spec)))
     argv += ["--suite", "smoke", "--fs", "ext4"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    dirs = [p for p in runs.iterdir() if p.is_dir()]
-    assert len(dirs) == 1, (dirs, result.stderr[-3000:])
-    return result, dirs[0]
-
-
-def _observations(run_dir: Path) -> list[Observation]:
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    return [Observation.from_dict(json.loads(line)) for line in lines if line.strip()]
+    return run_once(argv, runs, timeout=900)
 
 
 def test_virtio_first_run_succeeds_and_plan_records_placements(placement_run):
@@ -49,7 +39,7 @@ def test_virtio_first_run_succeeds_and_plan_records_placements(placement_run):
 
 
 def test_every_device_is_matched_and_mounted_with_dax(placement_run):
-    obs = _observations(placement_run[1])
+    obs = observations(placement_run[1])
     assert not [o.to_dict() for o in obs if o.outcome.startswith("skipped")]
     mounts = {o.provenance["pmem_spec"]: o for o in obs if o.operation == "dax-mount"}
     planned = {"virtio-pmem:256M", "nvdimm:256M,mode=fsdax,map=mem", "memmap:256M@1G"}

@@ -9,9 +9,7 @@ of both experiments. No timing is asserted.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from pmemkit.model.rules import PEER_FS_OPERATIONS, PEER_MAP_OPERATIONS
 from pmemkit.report.rundir import default_predictor
 from pmemkit.scenario import Observation
+from tests.vm.helpers import observations, pmemkit_argv, run_once
 
 pytestmark = pytest.mark.vm
 
@@ -28,19 +27,10 @@ PMEM = ("memmap:512M", "nvdimm:512M,mode=devdax")
 @pytest.fixture(scope="module")
 def poison_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     runs = tmp_path_factory.mktemp("poison")
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--suite", "peers,poison", "--fs", "ext4,xfs"]
+    argv = pmemkit_argv("run", runs, "--suite", "peers,poison", "--fs", "ext4,xfs")
     for spec in PMEM:
         argv += ["--pmem", spec]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
-    return result, run_dir
-
-
-def _poison(run_dir: Path, experiment: str = "poison") -> list[Observation]:
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    found = [Observation.from_dict(json.loads(line)) for line in lines if line.strip()]
-    return [o for o in found if o.experiment == experiment]
+    return run_once(argv, runs, timeout=1800)
 
 
 def _cell(observations: list[Observation], mode: str, operation: str, fs: str | None = None) -> Observation:
@@ -56,7 +46,7 @@ CELLS = (("raw", "ext4"), ("raw", "xfs"), ("devdax", None))
 def test_signal_code_and_addr_lsb_are_recorded(poison_run) -> None:
     result, run_dir = poison_run
     assert result.returncode == 0, result.stderr[-3000:]
-    seen = _poison(run_dir)
+    seen = observations(run_dir, "poison")
     for mode, fs in CELLS:
         sigbus = _cell(seen, mode, "hwpoison-sigbus", fs)
         assert sigbus.metrics["mapping"] == "dax", sigbus
@@ -74,7 +64,7 @@ def test_signal_code_and_addr_lsb_are_recorded(poison_run) -> None:
 
 def test_model_agrees_on_every_cell(poison_run) -> None:
     _, run_dir = poison_run
-    seen = _poison(run_dir)
+    seen = observations(run_dir, "poison")
     predict = default_predictor()
     assert predict is not None
     cells = [(o, predict(o)) for o in seen if not o.outcome.startswith("skipped:")]
@@ -92,7 +82,7 @@ def test_model_agrees_on_every_cell(poison_run) -> None:
 
 def test_every_peer_case_is_observed_and_the_model_agrees(poison_run) -> None:
     _, run_dir = poison_run
-    seen = _poison(run_dir, "peers")
+    seen = observations(run_dir, "peers")
     predict = default_predictor()
     assert predict is not None
     for mode, fs in CELLS:

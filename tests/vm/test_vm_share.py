@@ -8,15 +8,14 @@ now (`report.md`, `plots`). The same run checks that a normal run still leaves e
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.vm.helpers import pmemkit_argv, records, run_once
 
 pytestmark = pytest.mark.vm
 
@@ -45,11 +44,9 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory):
     main = checkout / "pmemkit" / "__main__.py"
     main.write_text(PLANT.format(names=PLANTED, victim=str(victim)) + main.read_text())
     runs = work / "runs"
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--suite", "smoke", "--pmem", "memmap:256M", "--fs", "ext4", "--json"]
+    argv = pmemkit_argv("run", runs, "--suite", "smoke", "--pmem", "memmap:256M", "--fs", "ext4", "--json")
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=checkout, env=env)
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    result, run_dir = run_once(argv, runs, timeout=900, cwd=checkout, env=env)
     return result, run_dir, victim
 
 
@@ -68,8 +65,8 @@ def test_run_writes_every_file_outside_the_share(hostile_run):
         assert (run_dir / name).stat().st_size > 0, name
         assert stat.S_ISREG(os.lstat(run_dir / name).st_mode), name
     assert (run_dir / "guest" / "plan.json").is_file()  # the guest's copy, inside its share
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    assert lines and all(json.loads(line)["experiment"] for line in lines)
+    found = records(run_dir)
+    assert found and all(record["experiment"] for record in found)
     assert "Emulated pmem" in (run_dir / "report.md").read_text()
 
 

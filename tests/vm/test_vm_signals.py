@@ -11,28 +11,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from pmemkit.vm.image import cache_dir
+from tests.vm.helpers import pmemkit_argv, qemu_of, start
 
 pytestmark = pytest.mark.vm
 
 RUN_ARGS = ("--pmem", "memmap:256M", "--suite", "smoke", "--fs", "ext4", "--inject-fault", "hang")
-
-
-def qemu_of(run_dir: Path) -> list[psutil.Process]:
-    """Every qemu on the machine whose command line names this run's results directory."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if any("qemu-system" in part for part in cmdline[:1]) and any(str(run_dir) in a for a in cmdline):
-            found.append(proc)
-    return found
 
 
 class Run:
@@ -44,11 +33,10 @@ class Run:
         (self.cache / "images").symlink_to(cache_dir() / "images")  # the built image is shared
         self.runs = tmp_path / "runs"
         self.stderr_path = tmp_path / "stderr.txt"
-        argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(self.runs)]
-        argv += [*RUN_ARGS, "--timeout", "600"]
+        argv = pmemkit_argv("run", self.runs, *RUN_ARGS, "--timeout", "600")
         env = {**os.environ, "PMEMKIT_CACHE": str(self.cache)}
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        with open(self.stderr_path, "wb") as err:  # ended with the test at the latest (tests/vm/conftest.py)
+            self.proc = start(argv, self.runs, stdout=subprocess.DEVNULL, stderr=err, env=env)
 
     @property
     def run_dir(self) -> Path:

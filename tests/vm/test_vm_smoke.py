@@ -7,10 +7,8 @@ of seconds under TCG. No timing is asserted anywhere: this machine is shared and
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from pmemkit.report.rundir import default_predictor
 from pmemkit.scenario import Observation
+from tests.vm.helpers import observations, only_run_dir, pmemkit_argv, qemu_of, run, started
 
 pytestmark = pytest.mark.vm
 
@@ -42,24 +41,7 @@ PROVENANCE_KEYS = (
 
 
 def pmemkit(*args: str, runs_dir: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs_dir), *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-
-
-def only_run_dir(runs_dir: Path) -> Path:
-    dirs = [p for p in runs_dir.iterdir() if p.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def observations(run_dir: Path) -> list[Observation]:
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    return [Observation.from_dict(json.loads(line)) for line in lines if line.strip()]
-
-
-def qemu_processes_for(run_dir: Path) -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(run_dir.resolve()) in line]
+    return run(pmemkit_argv("run", runs_dir, *args), runs_dir, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +49,7 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     runs = tmp_path_factory.mktemp("runs")
     args = [a for spec in ALL_SOURCES for a in ("--pmem", spec)]
     result = pmemkit(*args, "--json", runs_dir=runs)
-    return result, only_run_dir(runs)
+    return result, only_run_dir(runs, result)
 
 
 def find(
@@ -197,7 +179,7 @@ def test_model_agrees_with_every_predicted_observation(full_run):
 def panic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     runs = tmp_path_factory.mktemp("runs")
     result = pmemkit("--pmem", "memmap:256M", "--fs", "ext4", "--inject-fault", "panic", runs_dir=runs)
-    return result, only_run_dir(runs)
+    return result, only_run_dir(runs, result)
 
 
 def test_guest_panic_ends_with_a_clear_error_and_keeps_results(panic_run):
@@ -207,48 +189,33 @@ def test_guest_panic_ends_with_a_clear_error_and_keeps_results(panic_run):
     assert last.startswith("pmemkit: error: the guest kernel panicked") and "Traceback" not in result.stderr
     assert len(observations(run_dir)) >= 1  # what the guest saw before the crash is kept
     assert "FAILED" in (run_dir / "report.md").read_text()
-    assert not qemu_processes_for(run_dir)
+    assert not qemu_of(run_dir)
 
 
 def test_killed_qemu_ends_with_a_clear_error_and_keeps_results(tmp_path):
-    argv = [
-        sys.executable,
-        "-m",
-        "pmemkit",
-        "run",
-        "--accel",
-        "tcg",
-        "--runs-dir",
-        str(tmp_path),
-        "--pmem",
-        "memmap:256M",
-        "--fs",
-        "ext4",
-        "--inject-fault",
-        "hang",
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600
-    run_dir = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
-        # While qemu runs, the guest writes into RUN/guest/ (its share); RUN/ gets the checked copy after.
-        # Kill once it holds an observation: the test is that what was written is kept.
-        written = dirs[0] / "guest" / "observations.jsonl" if dirs else None
-        if written and written.exists() and written.stat().st_size > 0:
-            run_dir = dirs[0]
-            if qemu_processes_for(run_dir):
-                break
-        time.sleep(0.5)
-    assert run_dir is not None, proc.communicate()
-    for line in qemu_processes_for(run_dir):
-        os.kill(int(line.split()[0]), signal.SIGKILL)
-    _, stderr = proc.communicate(timeout=120)
+    argv = pmemkit_argv("run", tmp_path, "--pmem", "memmap:256M", "--fs", "ext4", "--inject-fault", "hang")
+    with started(argv, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 600
+        run_dir = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
+            # While qemu runs, the guest writes into RUN/guest/ (its share); RUN/ gets the checked copy after.
+            # Kill once it holds an observation: the test is that what was written is kept.
+            written = dirs[0] / "guest" / "observations.jsonl" if dirs else None
+            if written and written.exists() and written.stat().st_size > 0:
+                run_dir = dirs[0].resolve()
+                if qemu_of(run_dir):
+                    break
+            time.sleep(0.5)
+        assert run_dir is not None, proc.communicate()
+        for qemu in qemu_of(run_dir):
+            qemu.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 6
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("pmemkit: error: the guest ended before finishing") and "Traceback" not in stderr
     assert len(observations(run_dir)) >= 1
-    assert not qemu_processes_for(run_dir)
+    assert not qemu_of(run_dir)
 
 
 def test_hung_guest_is_killed_after_the_timeout(tmp_path):
@@ -267,7 +234,7 @@ def test_hung_guest_is_killed_after_the_timeout(tmp_path):
     assert "did not finish within 90 s" in result.stderr.strip().splitlines()[-1]
     run_dir = only_run_dir(tmp_path)
     assert len(observations(run_dir)) >= 1
-    assert not qemu_processes_for(run_dir)
+    assert not qemu_of(run_dir)
 
 
 def test_pageless_control_refuses_odirect_but_not_buffered_io(full_run):
@@ -342,7 +309,7 @@ def pair_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     the two-device suites)."""
     runs = tmp_path_factory.mktemp("runs")
     result = pmemkit("--suite", "d2d,raid", "--fs", "ext4,xfs", runs_dir=runs)
-    return result, only_run_dir(runs)
+    return result, only_run_dir(runs, result)
 
 
 def test_pair_run_succeeds(pair_run):

@@ -7,11 +7,9 @@ added file, pmemkit/guest/experiments/toy.py. The copy's report/, runner and CLI
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from pmemkit.report.markdown import render
 from pmemkit.report.rundir import contents_of, default_predictor
 from pmemkit.rundir import RunDir
+from tests.vm.helpers import pmemkit_argv, records, run_once
 
 pytestmark = pytest.mark.vm
 
@@ -59,19 +58,15 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     assert not toy.exists()  # the experiment must really be new to the checkout
     toy.write_text(TOY)
     runs = work / "runs"
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--suite", "toy", "--pmem", "memmap:512M", "--fs", "ext4", "--json"]
+    argv = pmemkit_argv("run", runs, "--suite", "toy", "--pmem", "memmap:512M", "--fs", "ext4", "--json")
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=1500, cwd=checkout, env=env)
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
-    return result, run_dir
+    return run_once(argv, runs, timeout=1500, cwd=checkout, env=env)
 
 
 def test_toy_runs_in_the_vm(toy_run) -> None:
     result, run_dir = toy_run
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    toys = [json.loads(line) for line in lines if json.loads(line)["experiment"] == "toy"]
+    toys = [record for record in records(run_dir) if record["experiment"] == "toy"]
     assert len(toys) == 1, toys
     (toy,) = toys
     assert toy["operation"] == "toy-write" and toy["outcome"] == "ok"
