@@ -535,12 +535,10 @@ def _run_local(
     if result.failed:
         fail(f"some steps failed on this machine; see {result.report or result.run_dir}", 6)
     if result.report is None:
-        missing = " ".join(result.report_missing)
-        fail(
-            f"report not rendered: {missing} not installed here (pip install {missing}); the observations "
-            f"are kept in {result.run_dir}: render them with `pmemkit report {result.run_dir}`",
-            4,
-        )
+        from pmemkit.pipeline import ReportModulesMissing
+
+        unrendered = ReportModulesMissing(result.run_dir, result.report_missing, result.observations)
+        fail(str(unrendered), unrendered.exit_code)
 
 
 @main.command()

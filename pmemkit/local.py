@@ -36,25 +36,13 @@ class LocalRefused(Exception):
     """A local run that must not start; the message names the rule (turned into exit 7)."""
 
 
-#: What rendering a report needs beyond the guest side (a pip install of pmemkit has them; a bare
-#: machine running pmemkit from source, such as pmemkit's own guest, may not).
-REPORT_MODULES = ("matplotlib", "markdown")
-
-
-def missing_report_modules() -> list[str]:
-    """The report's Python modules this machine lacks (the run goes on; only rendering waits)."""
-    import importlib.util
-
-    return [name for name in REPORT_MODULES if importlib.util.find_spec(name) is None]
-
-
 @dataclass
 class LocalResult:
     run_dir: Path
     observations: int
     report: Path | None  # None: not rendered here, see `report_missing`
     failed: bool
-    report_missing: tuple[str, ...] = ()
+    report_missing: tuple[str, ...] = ()  # the report's modules this machine lacks (pipeline.render_report)
 
 
 def describe(namespace: Any, index: int) -> tuple[PmemConfig, Any]:
@@ -126,7 +114,7 @@ def run_local(
     from pmemkit.guest.probe import namespaces
     from pmemkit.guest.runner import local_run
     from pmemkit.guest.safety import clear_for_destruction
-    from pmemkit.pipeline import check_filesystems_fit, render_report
+    from pmemkit.pipeline import ReportModulesMissing, check_filesystems_fit, render_report
     from pmemkit.plan import Plan
 
     load_all()
@@ -166,18 +154,13 @@ def run_local(
     rundir.write_atomic(
         run_dir / rundir.ENVIRONMENT, json.dumps(environment(devices, force), indent=2) + "\n"
     )
-    missing = missing_report_modules()
-    if missing:
-        progress(
-            f"{', '.join(missing)} not installed here: the observations are written, the report is not "
-            f"(render it with `pmemkit report {run_dir}` where they are)"
-        )
     with contextlib.redirect_stdout(StepLines(progress)):  # the runner's console lines, as progress
         rc = local_run(plan, run_dir, prepared, destroy_data=destroy_data, force=force)
-    if missing:
-        count = len((run_dir / "observations.jsonl").read_text().splitlines())
-        return LocalResult(run_dir, count, None, rc != 0, tuple(missing))
-    report, count = render_report(run_dir, None if rc == 0 else "some steps failed (see the observations)")
+    failure = None if rc == 0 else "some steps failed (see the observations)"
+    try:
+        report, count = render_report(run_dir, failure)
+    except ReportModulesMissing as exc:  # e.g. pmemkit from source on a bare machine: the run is kept
+        return LocalResult(run_dir, exc.observations, None, rc != 0, exc.missing)
     return LocalResult(run_dir, count, report, rc != 0)
 
 

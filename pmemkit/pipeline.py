@@ -20,7 +20,7 @@ from pmemkit.scenario import PmemConfig
 from pmemkit.vm import layout as vm_layout
 from pmemkit.vm import run as vm_run
 from pmemkit.vm.boot import BootResult, ConsoleRelay
-from pmemkit.vm.errors import GuestFailure, RunInterrupted, VmConfigError
+from pmemkit.vm.errors import GuestFailure, HostToolMissing, RunInterrupted, VmConfigError
 from pmemkit.vm.image import cache_dir
 from pmemkit.vm.kernels import check_custom
 from pmemkit.vm.lifecycle import Interrupted, SignalGuard
@@ -175,15 +175,56 @@ def _interrupted_message(
     )
 
 
+#: What rendering a report needs beyond the guest side (a pip install of pmemkit has them; a bare
+#: machine running pmemkit from source, such as pmemkit's own guest, may not).
+REPORT_MODULES = ("matplotlib", "markdown")
+
+
+def missing_report_modules() -> list[str]:
+    """The report's Python modules this machine lacks."""
+    import importlib.util
+
+    missing = []
+    for name in REPORT_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules (blocked)
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+class ReportModulesMissing(rundir.RunDirError):
+    """The report cannot be rendered on this machine; the run's files are kept as they are (exit 4,
+    a host tool missing). `observations` is the count the renderer would have used."""
+
+    def __init__(self, run_dir: Path, missing: list[str] | tuple[str, ...], observations: int) -> None:
+        self.missing = tuple(missing)
+        self.observations = observations
+        names = " ".join(self.missing)
+        super().__init__(
+            f"report not rendered: {names} not installed here (pip install {names}); the "
+            f"{observations} observation(s) are kept in {run_dir}: render them with "
+            f"`pmemkit report {run_dir}` on a machine that has them",
+            HostToolMissing.exit_code,
+        )
+
+
 def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]:
     """Write RUN/report.html, report.md (its short text twin), observations.csv and plots/ from the
     run's files; returns the path of report.html and the number of observations. Refuses a
     directory that is not a run, or a run of another schema, or one whose files cannot be rendered
-    even in part, before writing anything."""
-    from pmemkit.report.rundir import ShapeError, render_run  # lazily: rendering needs numpy, matplotlib
-
+    even in part, before writing anything; on a machine without the report's modules, raises
+    ReportModulesMissing (exit 4) and writes nothing."""
     with rundir.RunDir.open(run_dir) as run:
         files = run.load()
+        count = len(files.observations)  # the one count: what was parsed, whether rendered or not
+        missing = missing_report_modules()
+        if missing:
+            raise ReportModulesMissing(run.path, missing, count)
+        from pmemkit.report.rundir import ShapeError, render_run  # lazily: needs numpy, matplotlib
+
         try:
             rendered = render_run(files, failure)
         except ShapeError as exc:
@@ -198,7 +239,7 @@ def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]
         run.write(rundir.REPORT, markdown)
         run.write(REPORT_HTML, page)
         run.write(OBSERVATIONS_CSV, rendered.csv)
-        return run.path / REPORT_HTML, len(rendered.contents.observations)
+        return run.path / REPORT_HTML, count
 
 
 def ci_report(run_dir: Path, fmt: str) -> tuple[str, list[str]]:

@@ -367,7 +367,7 @@ def test_the_terminal_goes_raw_only_when_asked_and_is_restored_even_after_a_hang
 
 
 def test_a_local_run_without_the_report_modules_keeps_its_observations_and_exits_4(monkeypatch, tmp_path):
-    import pmemkit.local
+    import pmemkit.pipeline
 
     def ran(*args, **kwargs):
         return pmemkit.local.LocalResult(tmp_path / "run", 5, None, False, ("matplotlib", "markdown"))
@@ -386,8 +386,8 @@ def test_a_local_run_without_the_report_modules_keeps_its_observations_and_exits
 def test_missing_report_modules_names_what_find_spec_cannot_find(monkeypatch):
     import importlib.util
 
-    import pmemkit.local
+    import pmemkit.pipeline
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "markdown" else real(name))
-    assert pmemkit.local.missing_report_modules() == ["markdown"]
+    assert pmemkit.pipeline.missing_report_modules() == ["markdown"]
