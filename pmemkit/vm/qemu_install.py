@@ -71,11 +71,14 @@ def base_dir() -> Path:
 
 
 def installed() -> list[tuple[tuple[int, int, int], Path]]:
-    """(version, wrapper) of every complete QEMU in the cache, newest first."""
+    """(version, wrapper) of every complete QEMU in the cache, newest first; a `.partial-*` folder
+    (a fetch still going on, or one a kill cut short) is never one, even with its wrapper written."""
     found = []
     base = base_dir()
     if base.is_dir():
         for wrapper in base.glob(f"*/bin/{BINARY}"):
+            if wrapper.parent.parent.name.startswith("."):
+                continue
             version = qemu_version(str(wrapper))
             if new_enough(version):
                 assert version is not None
@@ -86,6 +89,7 @@ def installed() -> list[tuple[tuple[int, int, int], Path]]:
 def cxl_qemu(host_qemu: str | None, progress: Progress = print, fetch: bool = True) -> str:
     """The qemu binary for a CXL boot: the host's when new enough, else the cache's, else one
     fetched now (`fetch`); otherwise HostToolMissing (exit 4) in one line naming what to install."""
+    clean_stale_partials()  # what a fetch killed before its rename left behind
     host_version = qemu_version(host_qemu) if host_qemu else None
     if new_enough(host_version):
         assert host_qemu is not None
@@ -156,7 +160,8 @@ def install(progress: Progress = print) -> Path:
         if wrapper.is_file():
             return wrapper
         base_dir().mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=base_dir()))
+        clean_stale_partials()
+        stage = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{os.getpid()}-", dir=base_dir()))
         try:
             _build(stage, conf, version, kernel_apt.parse_depends(show), progress)
             os.replace(stage, dest)
@@ -164,6 +169,53 @@ def install(progress: Progress = print) -> Path:
             shutil.rmtree(stage, ignore_errors=True)
     progress(f"[qemu] QEMU {version} ready: {wrapper}")
     return wrapper
+
+
+#: A fetch stages into `.partial-<pid>-<random>/` and renames it into place when complete.
+PARTIAL = ".partial-"
+#: Slack for comparing a folder's mtime with a process's start time (psutil's is boot-time based).
+CLOCK_SLACK_S = 2.0
+
+
+def clean_stale_partials() -> list[Path]:
+    """Remove the `.partial-*` folders no running fetch owns: its pid is gone, or the pid now
+    belongs to a process that started after the folder was last changed (a reused pid), or the
+    name carries no pid and the folder is older than this process. A symlink or any other
+    non-folder is left alone, and nothing is followed through a link (`shutil.rmtree` neither
+    follows links inside nor removes a link given to it). Returns what was removed."""
+    import psutil
+
+    base = base_dir()
+    try:
+        entries = [e for e in os.scandir(base) if e.name.startswith(PARTIAL)]
+    except OSError:
+        return []
+    own_start = psutil.Process().create_time()
+    removed = []
+    for entry in entries:
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        owner = entry.name[len(PARTIAL) :].split("-", 1)[0]
+        if owner.isdigit():
+            try:
+                if psutil.Process(int(owner)).create_time() <= mtime + CLOCK_SLACK_S:
+                    continue  # its owner (this process, or a fetch still going on) made it
+            except psutil.NoSuchProcess:
+                pass
+            except psutil.Error:
+                continue  # cannot tell: leave it
+        elif mtime + CLOCK_SLACK_S >= own_start:
+            continue
+        try:
+            shutil.rmtree(entry.path)
+        except OSError:
+            continue  # removed by someone else meanwhile, or not ours to remove: the next run tries
+        removed.append(Path(entry.path))
+    return removed
 
 
 def _build(
