@@ -197,7 +197,7 @@ def missing_report_modules() -> list[str]:
 
 class ReportModulesMissing(rundir.RunDirError):
     """The report cannot be rendered on this machine; the run's files are kept as they are (exit 4,
-    a host tool missing). `observations` is the count the renderer would have used."""
+    a host tool missing). `observations` counts those that parsed, as the renderer starts from."""
 
     def __init__(self, run_dir: Path, missing: list[str] | tuple[str, ...], observations: int) -> None:
         self.missing = tuple(missing)
@@ -219,10 +219,9 @@ def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]
     ReportModulesMissing (exit 4) and writes nothing."""
     with rundir.RunDir.open(run_dir) as run:
         files = run.load()
-        count = len(files.observations)  # the one count: what was parsed, whether rendered or not
         missing = missing_report_modules()
-        if missing:
-            raise ReportModulesMissing(run.path, missing, count)
+        if missing:  # unrendered, the count is what parsed (rendering may leave out more, said)
+            raise ReportModulesMissing(run.path, missing, len(files.observations))
         from pmemkit.report.rundir import ShapeError, render_run  # lazily: needs numpy, matplotlib
 
         try:
@@ -239,7 +238,7 @@ def render_report(run_dir: Path, failure: str | None = None) -> tuple[Path, int]
         run.write(rundir.REPORT, markdown)
         run.write(REPORT_HTML, page)
         run.write(OBSERVATIONS_CSV, rendered.csv)
-        return run.path / REPORT_HTML, count
+        return run.path / REPORT_HTML, len(rendered.contents.observations)
 
 
 def ci_report(run_dir: Path, fmt: str) -> tuple[str, list[str]]:
