@@ -108,13 +108,22 @@ class PmemkitGroup(click.Group):
         except click.UsageError as exc:
             raise _one_line_usage(exc) from None
 
+    def main(self, args: Any = None, *rest: Any, **extra: Any) -> Any:
+        """Without `args` this is the pmemkit program (reading its own argv), which exits on a
+        handled signal; an in-process caller (click's CliRunner) passes args and keeps its handlers."""
+        if args is None:
+            from pmemkit.vm.lifecycle import program_exits_on_signal
+
+            program_exits_on_signal()
+        return super().main(args, *rest, **extra)
+
     def invoke(self, ctx: click.Context) -> Any:
         """Every subcommand, the lazily loaded `model` group included, runs inside these handlers."""
         from pmemkit.guest import GuestError
         from pmemkit.guest.experiments import UnknownExperiment
         from pmemkit.guest.safety import SafetyError
         from pmemkit.vm.errors import VmError
-        from pmemkit.vm.lifecycle import Interrupted
+        from pmemkit.vm.lifecycle import Interrupted, on_the_way_out
 
         try:
             return super().invoke(ctx)
@@ -135,6 +144,7 @@ class PmemkitGroup(click.Group):
         except (KeyboardInterrupt, Interrupted) as exc:
             # `run` turns its own signals into RunInterrupted (a VmError) naming what it stopped; this
             # is any other moment, so it claims nothing it does not know about children or files.
+            on_the_way_out()
             name, code = (exc.signum.name, exc.exit_code) if isinstance(exc, Interrupted) else ("SIGINT", 130)
             command = " ".join(["pmemkit", *([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])])
             fail(f"interrupted by {name} during `{command}`", code)

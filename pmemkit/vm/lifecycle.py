@@ -35,6 +35,28 @@ class Interrupted(BaseException):
         return 128 + int(self.signum)
 
 
+#: True in the pmemkit program itself (cli's `main` run with its own argv), false for any in-process
+#: caller (a test runner, a library user): see `on_the_way_out`.
+_program_exits = False
+
+
+def program_exits_on_signal() -> None:
+    """Say that this process is the pmemkit command, which exits once a handled signal has unwound."""
+    global _program_exits
+    _program_exits = True
+
+
+def on_the_way_out() -> None:
+    """After the first handled signal the pmemkit command only cleans up and exits 128+n: ignore any
+    later SIGINT/SIGTERM/SIGHUP from here to the exit. Why: a closing terminal sends SIGHUP more
+    than once (to the foreground job, then again when its session leader exits); restoring the
+    default handler after the clean-up would let the second one kill pmemkit before it prints its
+    line and exits 129. An in-process caller gets its old handlers back instead (SignalGuard)."""
+    if _program_exits and threading.current_thread() is threading.main_thread():
+        for sig in HANDLED:
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def _group_alive(pgid: int) -> bool:
     """Whether a process of group `pgid` still runs. Zombies do not count: a grandchild reparented
     to an init that reaps slowly (or never, in some containers) is dead all the same."""
@@ -144,6 +166,8 @@ class SignalGuard:
             for sig, old in self._old.items():
                 signal.signal(sig, old)
             self._old.clear()
+            if self.received is not None:
+                on_the_way_out()
         if exc_type is None and self.received is not None and not self._raised:
             self._raised = True
             raise Interrupted(self.received)  # held and never released: still not lost
