@@ -305,10 +305,14 @@ def anon_ratio(row: dict[str, Any], rates: dict[tuple[str, int], float]) -> tupl
 
 
 def _rounds(row: dict[str, Any]) -> str:
+    """The median ratio's 95 % CI and the number of rounds, or the rounds' range without a CI."""
     found = [x for x in row.get("ratio_vs_anon_rounds") or [] if isinstance(x, int | float)]
     if not found:
         return "—"
-    return f"{min(found):.2f}–{max(found):.2f} ({len(found)})"
+    ci = row.get("ratio_vs_anon_ci") or {}
+    if isinstance(ci.get("lo"), int | float) and isinstance(ci.get("hi"), int | float):
+        return f"{ci['lo']:.2f}–{ci['hi']:.2f} (n={len(found)})"
+    return f"— (n={len(found)}; rounds {min(found):.2f}–{max(found):.2f})"
 
 
 #: Issue 15's bar: DAX-mmap bandwidth at least this multiple of anonymous memory's.
@@ -316,26 +320,21 @@ ANON_BAR = 0.9
 
 
 def _why_below(o: Observation, row: dict[str, Any]) -> str:
-    """A measured reason for one row under the bar, from its rounds and both sides' smaps."""
+    """A measured reason for one row under the bar: its median ratio's CI and its rounds."""
     rounds = [x for x in row.get("ratio_vs_anon_rounds") or [] if isinstance(x, int | float)]
-    smaps = o.metrics.get("smaps_kb") or {}
-    mine, twin = smaps.get("target") or {}, smaps.get("anon_twin") or {}
-    reasons = []
-    if rounds and max(rounds) >= ANON_BAR:
-        reasons.append(
-            f"its rounds disagree ({min(rounds):.2f}–{max(rounds):.2f}): at least one round is at or above "
-            f"{ANON_BAR}, so this run cannot tell it from anonymous memory (a pass disturbed by the load)"
+    ci = row.get("ratio_vs_anon_ci") or {}
+    lo, hi = ci.get("lo"), ci.get("hi")
+    if not rounds:
+        return "no interleaved twin: the anonymous figure was measured at another time in the run"
+    spread = f"{len(rounds)} rounds {min(rounds):.2f}–{max(rounds):.2f}"
+    if isinstance(hi, int | float) and hi >= ANON_BAR:
+        return (
+            f"not distinguishable from anonymous memory in this run: the median's 95 % CI "
+            f"{lo:.2f}–{hi:.2f} reaches {ANON_BAR} ({spread}; passes disturbed by the host's load)"
         )
-    elif rounds:
-        reasons.append(f"every round is below {ANON_BAR} ({min(rounds):.2f}–{max(rounds):.2f})")
-    else:
-        reasons.append("no interleaved twin: the anonymous figure was measured at another time")
-    if twin.get("AnonHugePages") and not mine.get("FilePmdMapped") and o.metrics.get("mapping") == "dax":
-        reasons.append(
-            f"the twin had {twin['AnonHugePages']} kB in huge pages while the target had no PMD-mapped bytes"
-            " in smaps"
-        )
-    return "; ".join(reasons)
+    if isinstance(hi, int | float):
+        return f"below {ANON_BAR} with 95 % confidence (CI {lo:.2f}–{hi:.2f}, {spread}): a real difference"
+    return f"too few rounds for a CI ({spread})"
 
 
 def _printed(trace: Any) -> str:
@@ -393,12 +392,12 @@ def bandwidth_section(run: RunContents) -> list[str]:
         "twin of the same size in the same timing loop (target pass, twin pass, … after a warm-up round; "
         "same view, same prefault"
         + (f", the twin {thp}" if thp else "")
-        + "), so drift and the host's load hit both alike; the ratio is the median over rounds, the "
-        "rounds column its spread. Emulated pmem is DRAM, so the ratio should be near 1.",
+        + "), so drift and the host's load hit both alike; the ratio is the median over rounds with its "
+        "order-statistic 95 % CI. Emulated pmem is DRAM, so the ratio should be near 1.",
         "",
         *verdict,
         *_table(
-            ["target", "pattern", "block", "bandwidth", "vs anonymous", "rounds (min–max)", "baseline"], rows
+            ["target", "pattern", "block", "bandwidth", "vs anonymous", "95 % CI (rounds)", "baseline"], rows
         ),
         "",
     ]

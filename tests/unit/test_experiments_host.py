@@ -166,7 +166,7 @@ def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
     assert mmap_obs["first-touch-write"].provenance["repetitions"] == (4 << 20) // 4096
     from pmemkit.guest.experiments.mmap import PROFILES as MMAP_PROFILES
 
-    assert mmap_obs["mmap-bandwidth"].provenance["repetitions"] == MMAP_PROFILES["quick"]["bw_passes"] == 3
+    assert mmap_obs["mmap-bandwidth"].provenance["repetitions"] == MMAP_PROFILES["quick"]["bw_passes"] == 15
 
 
 def test_a_private_mapping_after_fork_is_verified_by_the_child(tmp_path):

@@ -92,6 +92,8 @@ def test_bandwidth_rows_carry_an_interleaved_anonymous_twin(tmp_path):
         assert twin["timing"]["samples"] == row["timing"]["samples"] == passes
         assert twin["thp"].startswith("madvise(MADV_HUGEPAGE)")
         assert len(row["ratio_vs_anon_rounds"]) == passes
+        ci = row["ratio_vs_anon_ci"]
+        assert ci["lo"] <= row["ratio_vs_anon"] <= ci["hi"] and ci["level"] == 0.95
         assert row["ratio_vs_anon"] == pytest.approx(float(np.median(row["ratio_vs_anon_rounds"])))
     assert "interleaved" in bw.detail and "anon_twin" in bw.metrics["smaps_kb"]
     anon = {o.operation: o for o in get("mmap")(_target("anon", tmp_path), {"profile": "quick"})}
@@ -108,7 +110,9 @@ def _bw_obs(rows, mode="fsdax", metrics=None, device="/dev/pmem0"):
 def _row(block, rate, ratio=None, rounds=None, pattern="seq-read"):
     row = {"pattern": pattern, "block_bytes": block, "bytes_per_s": rate, "view": "ndarray"}
     if ratio is not None:
-        row.update(ratio_vs_anon=ratio, ratio_vs_anon_rounds=rounds or [ratio])
+        rounds = rounds or [ratio]
+        ci = {"lo": min(rounds), "hi": max(rounds), "level": 0.95, "method": "order statistic"}
+        row.update(ratio_vs_anon=ratio, ratio_vs_anon_rounds=rounds, ratio_vs_anon_ci=ci)
     return row
 
 
@@ -123,15 +127,14 @@ def test_bandwidth_section_counts_the_bar_and_explains_rows_under_it():
     anon = _bw_obs([_row(4096, 4e8), _row(1 << 20, 4e9)], mode="anonymous", device="anonymous memory")
     good = _bw_obs([_row(4096, 3.9e8, 0.98, [0.97, 0.98, 1.01]), _row(1 << 20, 4e9, 1.0, [0.99, 1.0, 1.02])])
     noisy = _bw_obs([_row(4096, 3e8, 0.7, [0.4, 0.7, 1.05])], device="/dev/pmem2")
-    smaps = {"smaps_kb": {"target": {"FilePmdMapped": 0}, "anon_twin": {"AnonHugePages": 4096}}}
-    slow = _bw_obs([_row(1 << 20, 2e9, 0.5, [0.5, 0.49, 0.52])], metrics=smaps, device="/dev/pmem4")
+    slow = _bw_obs([_row(1 << 20, 2e9, 0.5, [0.5, 0.48, 0.52])], device="/dev/pmem4")
     text = "\n".join(bandwidth_section(_contents(observations=[anon, good, noisy, slow])))
     assert "DAX rows at or above 0.9 × anonymous memory: 2 of 4:" in text
     noisy_line = next(line for line in text.splitlines() if line.startswith("- ") and "pmem2" in line)
-    assert "rounds disagree (0.40–1.05)" in noisy_line
+    assert "not distinguishable" in noisy_line and "CI 0.40–1.05" in noisy_line
     slow_line = next(line for line in text.splitlines() if line.startswith("- ") and "pmem4" in line)
-    assert "every round is below 0.9" in slow_line and "no PMD-mapped bytes" in slow_line
-    assert "| 0.40–1.05 (3) | interleaved twin |" in text
+    assert "below 0.9 with 95 % confidence (CI 0.48–0.52" in slow_line
+    assert "| 0.70× | 0.40–1.05 (n=3) | interleaved twin |" in text
     text = "\n".join(bandwidth_section(_contents(observations=[anon, good])))
     assert "2 of 2 (every one)." in text
 
