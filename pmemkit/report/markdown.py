@@ -365,7 +365,7 @@ def bandwidth_section(run: RunContents) -> list[str]:
                     format_bytes_per_s(r["bytes_per_s"]),
                     format_ratio(ratio),
                     _rounds(r),
-                    how if o.scenario.mode != "anonymous" else "itself",
+                    "itself" if o.scenario.mode == "anonymous" else how if ratio is not None else "—",
                 ]
             )
             plain = r.get("view") != "numpy.memmap slices: what a numpy user gets"
@@ -374,7 +374,7 @@ def bandwidth_section(run: RunContents) -> list[str]:
                 if ratio < ANON_BAR:
                     below.append(
                         f"- {target_label(o)} {r['pattern']} {r['block_bytes'] >> 10} KiB: "
-                        f"{format_ratio(ratio)} — {_why_below(o, r)}"
+                        f"{ratio:.3f}× — {_why_below(o, r)}"
                     )
     thp = next((o.metrics.get("anon_thp") for o in found if o.metrics.get("anon_thp")), None)
     verdict = [

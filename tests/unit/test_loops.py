@@ -131,7 +131,7 @@ def test_bandwidth_section_counts_the_bar_and_explains_rows_under_it():
     text = "\n".join(bandwidth_section(_contents(observations=[anon, good, noisy, slow])))
     assert "DAX rows at or above 0.9 × anonymous memory: 2 of 4:" in text
     noisy_line = next(line for line in text.splitlines() if line.startswith("- ") and "pmem2" in line)
-    assert "not distinguishable" in noisy_line and "CI 0.40–1.05" in noisy_line
+    assert "0.700×" in noisy_line and "not distinguishable" in noisy_line and "CI 0.40–1.05" in noisy_line
     slow_line = next(line for line in text.splitlines() if line.startswith("- ") and "pmem4" in line)
     assert "below 0.9 with 95 % confidence (CI 0.48–0.52" in slow_line
     assert "| 0.70× | 0.40–1.05 (n=3) | interleaved twin |" in text
