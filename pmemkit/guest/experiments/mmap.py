@@ -265,18 +265,24 @@ def _ratio_row(
 ) -> dict[str, Any]:
     """The target's row with its interleaved anonymous twin and their ratio.
 
-    Each A B round gives one ratio (the twin's pass time over the target's = target rate over twin
-    rate); `ratio_vs_anon` is their median, robust to one disturbed round on a loaded machine, and
-    the per-round ratios are kept. `ratio_vs_anon_total` is total bytes over total time, both sides."""
+    `ratio_vs_anon` is best of each side: the target's fastest pass over the twin's fastest pass.
+    On a shared host preemption of the vCPU thread only ever adds time to a pass, so the fastest
+    pass is the least disturbed one (timeit's reasoning for its minimum); in a run at load 6 the
+    per-round ratios spread over 0.1-50x while the best-of ratios stayed within 0.9-1.1 for 66 of
+    72 DAX rows. Each A B round also gives one ratio (twin pass time over target pass time):
+    `ratio_vs_anon_median` is their median with its order-statistic 95 % CI, kept beside it, and
+    the rounds themselves; `ratio_vs_anon_total` is total bytes over total time, both sides."""
     rounds = [float(o) / float(e) for e, o in zip(even.tolist(), odd.tolist(), strict=True) if e > 0]
     total = (row["bytes_per_s"] / anon["bytes_per_s"]) if anon["bytes_per_s"] else None
+    fastest, twin_fastest = row["pass_bytes_per_s_max"], anon["pass_bytes_per_s_max"]
     return {
         **row,
         "anon_interleaved": anon,
-        "ratio_vs_anon": float(np.median(rounds)) if rounds else None,
+        "ratio_vs_anon": fastest / twin_fastest if fastest and twin_fastest else None,
+        "ratio_vs_anon_method": "best of each side: fastest target pass / fastest twin pass",
+        "ratio_vs_anon_median": float(np.median(rounds)) if rounds else None,
         "ratio_vs_anon_ci": percentile_ci(np.sort(np.asarray(rounds)), "p50") if rounds else None,
-        "ratio_vs_anon_method": "median over A B rounds of (twin pass ns / target pass ns), "
-        "order-statistic 95 % CI of that median",
+        "ratio_vs_anon_ci_of": "median over A B rounds of (twin pass ns / target pass ns), order statistic",
         "ratio_vs_anon_rounds": rounds,
         "ratio_vs_anon_total": total,
     }
