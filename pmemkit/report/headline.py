@@ -113,8 +113,8 @@ def bandwidth(run: RunContents, pattern: str = "seq-read", block: int = 1 << 20)
     return Headline(
         f"{pattern} bandwidth through the mapping, {block >> 10} KiB blocks",
         values,
-        f"{provenance_caption(run)}; per target, passes interleaved with an anonymous twin (median ratio "
-        "over rounds) where recorded",
+        f"{provenance_caption(run)}; per target, passes interleaved with an anonymous twin (fastest pass "
+        "of each side) where recorded",
     )
 
 

@@ -226,7 +226,7 @@ def bandwidth_vs_anon(run: RunContents) -> Plot | None:
         return None
     provenance = (
         f"{provenance_caption(run)}; memcpy of {block >> 10} KiB blocks; 1.0 = anonymous memory in the "
-        "same VM (an anonymous twin interleaved in the same loop, median over rounds, where recorded)"
+        "same VM (an anonymous twin interleaved in the same loop, fastest pass of each side, where recorded)"
     )
     title = f"Bandwidth through the mapping vs anonymous memory ({block >> 10} KiB blocks)"
     fig, ax = _figure(title, provenance, 1.6 + 0.16 * len(others) * max(1, len(patterns)), left_in=2.6)
