@@ -3,8 +3,10 @@
 Travels in `environment.json` and, per device, in every Observation: kernel, accelerator, pmem
 source, namespace mode and map, filesystem and mount options, pmemkit version, repetitions,
 timer overhead, the transparent-huge-page mode (first-touch costs of anonymous memory swing by
-10x with it), the vCPU count and the CPUs this process may run on (pinning), the cpufreq governor
-where the guest has one — and the plain fact that emulated pmem is DRAM.
+10x with it; inside pmemkit's VM `collect` first sets it to `guest.thp.POLICY`, so the environment
+is fixed and recorded in one place and the two cannot drift apart), the vCPU count and the CPUs
+this process may run on (pinning), the cpufreq governor where the guest has one — and the plain
+fact that emulated pmem is DRAM.
 """
 
 from __future__ import annotations
@@ -97,8 +99,18 @@ def cpu_placement() -> dict[str, Any]:
     }
 
 
+def controlled_thp(root: Path = THP_DIR) -> dict[str, Any]:
+    """THP set to pmemkit's policy inside its VM (never elsewhere), then read back: the mode in force
+    (`enabled`, `defrag`) beside what was asked and why (`guest.thp`)."""
+    from pmemkit.guest import thp
+    from pmemkit.guest.safety import vm_token
+
+    record = thp.controlled(root, in_vm=vm_token() is not None)
+    return {**thp_mode(root), **record}
+
+
 def collect(accel: str, pmemkit_version: str) -> dict[str, Any]:
-    """Run-wide provenance of the guest."""
+    """Run-wide provenance of the guest (setting THP first inside pmemkit's VM)."""
     import numpy
 
     try:
@@ -119,7 +131,7 @@ def collect(accel: str, pmemkit_version: str) -> dict[str, Any]:
         "ndctl": _tool_version(["ndctl", "--version"]),
         "pmemkit_version": pmemkit_version,
         "timer_overhead_ns": timer_overhead_ns(),
-        "thp": thp_mode(),
+        "thp": controlled_thp(),
         "cpus": cpu_placement(),
         "emulation": EMULATION_NOTE,
     }

@@ -164,7 +164,9 @@ def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
     assert kapi["futex-shared"].provenance["repetitions"] == 16
     mmap_obs = {o.operation: o for o in get("mmap")(_target(kind, tmp_path), {"profile": "quick"})}
     assert mmap_obs["first-touch-write"].provenance["repetitions"] == (4 << 20) // 4096
-    assert mmap_obs["mmap-bandwidth"].provenance["repetitions"] == 2
+    from pmemkit.guest.experiments.mmap import PROFILES as MMAP_PROFILES
+
+    assert mmap_obs["mmap-bandwidth"].provenance["repetitions"] == MMAP_PROFILES["quick"]["bw_passes"] == 9
 
 
 def test_a_private_mapping_after_fork_is_verified_by_the_child(tmp_path):
@@ -274,7 +276,7 @@ def test_raid_roundtrip_compares_every_chunk_not_only_the_last(tmp_path, monkeyp
 
     device = tmp_path / "device.img"
     device.write_bytes(bytes(4 << 20))
-    clean = raid._odirect_roundtrip(str(device), 4 << 20, None)
+    clean = raid._odirect_roundtrip(str(device), 4 << 20, "raid-test")
     assert clean["verified"] is True
     assert clean["read"]["moved_bytes"] == clean["write"]["moved_bytes"] == 4 << 20
     real = os.preadv
@@ -286,7 +288,7 @@ def test_raid_roundtrip_compares_every_chunk_not_only_the_last(tmp_path, monkeyp
         return n
 
     monkeypatch.setattr(raid.os, "preadv", corrupt_second_chunk)
-    assert raid._odirect_roundtrip(str(device), 4 << 20, None)["verified"] is False
+    assert raid._odirect_roundtrip(str(device), 4 << 20, "raid-test")["verified"] is False
 
 
 def _same_branches(node):
@@ -316,6 +318,7 @@ def test_latencies_go_through_the_one_timing_loop(kind, tmp_path):
     """Issue 15: every latency summary says it came from measure.timing.time_each, with its overhead."""
     if not _direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
+    from pmemkit.guest.experiments.mmap import PROFILES as MMAP_PROFILES
     from pmemkit.guest.experiments.odirect import LARGE_IO, PROFILES
 
     quick = PROFILES["quick"]
@@ -333,7 +336,10 @@ def test_latencies_go_through_the_one_timing_loop(kind, tmp_path):
     mmap_obs = {o.operation: o for o in get("mmap")(_target(kind, tmp_path), {"profile": "quick"})}
     assert mmap_obs["first-touch-write"].metrics["latency"]["timing"]["samples"] == (4 << 20) // 4096
     bw = mmap_obs["mmap-bandwidth"].metrics["rows"]
-    assert all(r["timing"]["samples"] == 2 for r in bw)
+    quick_mmap = MMAP_PROFILES["quick"]
+    for r in bw:  # the ratio rows take bw_passes rounds; the labelled numpy.memmap rows memmap_passes
+        want = quick_mmap["memmap_passes"] if "numpy.memmap" in r["view"] else quick_mmap["bw_passes"]
+        assert r["timing"]["samples"] == want
     views = {r["view"] for r in bw}
     # the same plain ndarray view on every side; numpy.memmap only in its labelled rows, files only
     assert "ndarray over the mmap buffer (np.frombuffer)" in views
@@ -368,7 +374,9 @@ def test_provenance_records_thp_and_cpu_placement(tmp_path):
     assert cpus["vcpus"] >= 1 and set(cpus["affinity"]) <= set(range(cpus["vcpus"] * 64))
     assert "thp" in RUN_PROVENANCE and "cpus" in RUN_PROVENANCE
     env = provenance.collect("tcg", "0.0")
-    assert env["thp"].keys() == {"enabled", "defrag"} and env["cpus"]["vcpus"] == cpus["vcpus"]
+    assert env["thp"].keys() == {"enabled", "defrag", "policy", "set_by_pmemkit", "why"}
+    assert env["thp"]["set_by_pmemkit"] is False  # not pmemkit's VM: the host's THP is left alone
+    assert env["cpus"]["vcpus"] == cpus["vcpus"]
 
 
 def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path, monkeypatch):

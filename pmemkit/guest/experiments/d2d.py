@@ -7,6 +7,12 @@ anonymous buffer (chunk sizes 4 KiB … 4 MiB: bandwidth and per-chunk latency),
 sendfile, splice through a pipe, and a buffered copy; then, with a DAX filesystem on each, the
 same between files plus O_DIRECT through a DAX-mapped buffer. Every copy is verified by checksum,
 and the page cache's footprint (`Cached`, `Dirty`) during the copy is recorded.
+
+Timing: each chunk's copy is one `measure.timing.time_each` sample (the per-chunk latency, the
+loop's overhead calibrated once per pair and recorded under `latency.timing`). The bandwidth of a
+row is not built from those samples: it is one bracket around the whole copy *and its fsync*
+(`now_ns` before and after), a bulk figure that includes what the per-chunk samples leave out (the
+final flush, the loop between chunks), so it cannot be one `time_each` sample among others.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import hashlib
 import mmap
 import os
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from pmemkit.guest.experiments import Target, register
@@ -24,7 +31,7 @@ from pmemkit.guest.syscalls import errno_name, meminfo_bytes
 from pmemkit.guest.transfer import MiB, pattern, sha256_range, verdict
 from pmemkit.measure.bandwidth import bandwidth
 from pmemkit.measure.clock import now_ns
-from pmemkit.measure.stats import summarize
+from pmemkit.measure.timing import Timed, overhead_for, time_each
 from pmemkit.scenario import Observation
 
 NAME = "d2d"
@@ -32,8 +39,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"copy_bytes": 16 * MiB, "chunks": [4096, 65536, MiB, 4 * MiB]},
     "full": {"copy_bytes": 64 * MiB, "chunks": [4096, 16384, 65536, 262144, MiB, 4 * MiB]},
 }
-#: (src fd, dst fd, bytes, chunk) -> (per-chunk ns, bytes the kernel said it moved)
-CopyFn = Callable[[int, int, int, int], tuple[list[int], int]]
+#: (src fd, dst fd, chunk) -> a context giving `op(i)`: copy chunk i (bytes the kernel said it moved).
+CopyFn = Callable[[int, int, int], AbstractContextManager[Callable[[int], int]]]
 
 
 def _fill(path: str, size: int, seed: int) -> str:
@@ -52,68 +59,61 @@ def _fill(path: str, size: int, seed: int) -> str:
 
 
 def _odirect_via(buffer: memoryview) -> CopyFn:
-    def copy(src: int, dst: int, size: int, chunk: int) -> tuple[list[int], int]:
-        samples, moved = [], 0
-        for offset in range(0, size, chunk):
-            t0 = now_ns()
-            n = os.preadv(src, [buffer[:chunk]], offset)
-            moved += os.pwritev(dst, [buffer[:n]], offset)
-            samples.append(now_ns() - t0)
-        return samples, moved
+    @contextmanager
+    def copy(src: int, dst: int, chunk: int) -> Iterator[Callable[[int], int]]:
+        def one(i: int) -> int:
+            n = os.preadv(src, [buffer[:chunk]], i * chunk)
+            return os.pwritev(dst, [buffer[:n]], i * chunk)
+
+        yield one
 
     return copy
 
 
-def _copy_file_range(src: int, dst: int, size: int, chunk: int) -> tuple[list[int], int]:
-    samples, moved = [], 0
-    for offset in range(0, size, chunk):
-        t0 = now_ns()
-        moved += os.copy_file_range(src, dst, chunk, offset, offset)
-        samples.append(now_ns() - t0)
-    return samples, moved
+@contextmanager
+def _copy_file_range(src: int, dst: int, chunk: int) -> Iterator[Callable[[int], int]]:
+    yield lambda i: os.copy_file_range(src, dst, chunk, i * chunk, i * chunk)
 
 
-def _sendfile(src: int, dst: int, size: int, chunk: int) -> tuple[list[int], int]:
-    samples, moved = [], 0
-    os.lseek(dst, 0, os.SEEK_SET)
-    for offset in range(0, size, chunk):
-        t0 = now_ns()
-        moved += os.sendfile(dst, src, offset, chunk)
-        samples.append(now_ns() - t0)
-    return samples, moved
+@contextmanager
+def _sendfile(src: int, dst: int, chunk: int) -> Iterator[Callable[[int], int]]:
+    os.lseek(dst, 0, os.SEEK_SET)  # sendfile writes at dst's file position: chunks go in order
+    yield lambda i: os.sendfile(dst, src, i * chunk, chunk)
 
 
-def _splice(src: int, dst: int, size: int, chunk: int) -> tuple[list[int], int]:
+@contextmanager
+def _splice(src: int, dst: int, chunk: int) -> Iterator[Callable[[int], int]]:
     r, w = os.pipe()
-    samples, moved = [], 0
+
+    def one(i: int) -> int:
+        offset, done = i * chunk, 0
+        while done < chunk:  # a pipe holds 64 KiB by default: move the chunk in pieces
+            n = os.splice(src, w, chunk - done, offset_src=offset + done)
+            if n == 0:
+                break  # end of the source: the copy is short, and the checksum will say so
+            out = 0
+            while out < n:
+                out += os.splice(r, dst, n - out, offset_dst=offset + done + out)
+            done += n
+        return done
+
     try:
-        for offset in range(0, size, chunk):
-            t0 = now_ns()
-            done = 0
-            while done < chunk:  # a pipe holds 64 KiB by default: move the chunk in pieces
-                n = os.splice(src, w, chunk - done, offset_src=offset + done)
-                if n == 0:
-                    break  # end of the source: the copy is short, and the checksum will say so
-                out = 0
-                while out < n:
-                    out += os.splice(r, dst, n - out, offset_dst=offset + done + out)
-                done += n
-            moved += done
-            samples.append(now_ns() - t0)
+        yield one
     finally:
         os.close(r)
         os.close(w)
-    return samples, moved
 
 
-def _buffered(src: int, dst: int, size: int, chunk: int) -> tuple[list[int], int]:
-    samples, moved = [], 0
-    for offset in range(0, size, chunk):
-        t0 = now_ns()
-        moved += os.pwrite(dst, os.pread(src, chunk, offset), offset)
-        samples.append(now_ns() - t0)
-    os.fsync(dst)
-    return samples, moved
+@contextmanager
+def _buffered(src: int, dst: int, chunk: int) -> Iterator[Callable[[int], int]]:
+    yield lambda i: os.pwrite(dst, os.pread(src, chunk, i * chunk), i * chunk)
+
+
+def _copy(fn: CopyFn, src: int, dst: int, size: int, chunk: int, key: str) -> tuple[Timed, int]:
+    """Copy `size` bytes in `chunk`s: one `time_each` sample per chunk, in offset order."""
+    with fn(src, dst, chunk) as one:
+        timed = time_each(one, -(-size // chunk), 0, key=key, collect=True)
+    return timed, sum(int(n) for n in timed.results or ())
 
 
 def _measure(
@@ -131,6 +131,7 @@ def _measure(
     checksummed against what was written to the source."""
     rows = []
     flags = os.O_DIRECT if direct else 0
+    overhead_for(target.device)  # calibrated before the bandwidth bracket, not inside it
     before = meminfo_bytes("Cached", "Dirty")
     peak = dict(before)
     try:
@@ -139,7 +140,7 @@ def _measure(
             fd = os.open(dst, os.O_WRONLY | flags | (os.O_CREAT if not dst.startswith("/dev/") else 0), 0o600)
             try:
                 start = now_ns()
-                samples, moved = fn(fs, fd, size, chunk)
+                timed, moved = _copy(fn, fs, fd, size, chunk, target.device)
                 os.fsync(fd)
                 elapsed = now_ns() - start
             finally:
@@ -155,7 +156,7 @@ def _measure(
                     "moved_bytes": moved,
                     "source_verified": source == expected,
                     "verified": source == expected and destination == expected,
-                    "latency": summarize(samples, overhead_ns=target.provenance.get("timer_overhead_ns")),
+                    "latency": timed.summary(),
                 }
             )
     except OSError as exc:

@@ -18,6 +18,8 @@ target); this module only says what one timed iteration does.
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,8 +30,9 @@ from pmemkit.guest.mapping import PAGE, Mapping
 from pmemkit.guest.syscalls import errno_name, files_are_dax, meminfo_bytes, statx_dax
 from pmemkit.guest.tracefs import TraceEvent, pid_smaps
 from pmemkit.guest.transfer import region_offset
+from pmemkit.guest.vmfault import summarize_lines
 from pmemkit.measure.bandwidth import bandwidth
-from pmemkit.measure.stats import summarize
+from pmemkit.measure.stats import percentile_ci, summarize
 from pmemkit.measure.timing import Timed, time_each
 from pmemkit.scenario import Observation
 
@@ -38,16 +41,28 @@ KINDS = ("fs", "devdax", "pagecache", "anon")
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "fault_bytes": 4 << 20,
-        "bw_bytes": 8 << 20,
-        "bw_passes": 2,
+        # 4 MiB (two 2 MiB PMDs) mapped; one warm-up round then 9 timed rounds, each a target pass
+        # and an anonymous-twin pass. The warm-up keeps TCG's first translation of the copy loop out
+        # of the first (target) sample; many short rounds and their median (a 95 % CI from 9
+        # rounds) beat a few long ones on a loaded host, where one preemption of the vCPU thread
+        # ruins a whole pass (3 rounds of 4 MiB passes gave per-round ratios of 0.13-34x at load
+        # 6). A pass copies at most `bw_max_blocks` blocks (4 KiB: 512 KiB); the numpy.memmap rows
+        # (no ratio) take `memmap_passes` passes. Together they keep make run about as short as
+        # before the twin.
+        "bw_bytes": 4 << 20,
+        "bw_passes": 9,
+        "bw_max_blocks": 128,
+        "memmap_passes": 2,
         "block_sizes": [4096, 1 << 20],
-        "bw_warmup": 0,  # the buffer is prefaulted; quick keeps make run short
+        "bw_warmup": 1,
         "sync_writes": 256,
     },
     "full": {
         "fault_bytes": 64 << 20,
         "bw_bytes": 32 << 20,
-        "bw_passes": 8,
+        "bw_passes": 15,
+        "bw_max_blocks": 1024,
+        "memmap_passes": 4,
         "block_sizes": [4096, 65536, 1 << 20, 4 << 20],
         "bw_warmup": 1,
         "sync_writes": 2048,
@@ -110,7 +125,8 @@ def _faults(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
             smaps = pid_smaps(m.address)
             overhead = _touch_loop(m.array, npages, write, target.device)  # same loop, pages mapped
         overhead_p50 = int(np.median(overhead.samples_ns))
-        pmd = dict(trace.results())
+        decoded = summarize_lines(trace.lines, str(target.provenance.get("kernel") or os.uname().release))
+        pmd = decoded["counts"]
         latency = summarize(faults.samples_ns, overhead_ns=overhead_p50)
         latency["timing"] = faults.metadata()
         metrics = {
@@ -119,6 +135,7 @@ def _faults(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
             "bytes": size,
             "page_bytes": PAGE,
             "pmd_fault_events": pmd if trace.available else None,
+            "pmd_fault_trace": decoded if trace.available else None,
             "smaps_kb": {k: smaps[k] for k in ("Rss", "FilePmdMapped", "AnonHugePages") if k in smaps},
         }
         detail = (
@@ -128,16 +145,20 @@ def _faults(target: Target, profile: dict[str, Any]) -> Iterator[Observation]:
         if target.kind == "anon":
             thp = target.provenance.get("thp") or {}
             metrics["thp_enabled"] = thp.get("enabled")
+            metrics["thp_applied"] = f"no MADV_HUGEPAGE on this mapping (THP enabled={thp.get('enabled')})"
             detail += (
-                f"; THP enabled={thp.get('enabled', 'unknown')}, defrag={thp.get('defrag', 'unknown')}, "
-                f"AnonHugePages {smaps.get('AnonHugePages', 0)} kB"
+                f"; THP enabled={thp.get('enabled', 'unknown')}, defrag={thp.get('defrag', 'unknown')} "
+                f"({'set by pmemkit' if thp.get('set_by_pmemkit') else 'as found'}), no MADV_HUGEPAGE "
+                f"on this mapping, AnonHugePages {smaps.get('AnonHugePages', 0)} kB"
             )
         yield target.observation(NAME, op, "ok", detail=detail, metrics=metrics, repetitions=npages)
         if write and target.kind == "fs":
-            yield _pmd_outcome(target, trace, pmd, npages)
+            yield _pmd_outcome(target, trace, pmd, npages, decoded)
 
 
-def _pmd_outcome(target: Target, trace: TraceEvent, pmd: dict[str, int], touches: int) -> Observation:
+def _pmd_outcome(
+    target: Target, trace: TraceEvent, pmd: dict[str, int], touches: int, decoded: dict[str, Any]
+) -> Observation:
     """PMD faults per the kernel's tracepoint: ok if any 2 MiB fault succeeded, fallback if all fell back.
 
     `touches`: the page touches of the traced loop, this observation's repetitions."""
@@ -150,17 +171,20 @@ def _pmd_outcome(target: Target, trace: TraceEvent, pmd: dict[str, int], touches
             NAME,
             "pmd-fault",
             "fallback",
-            metrics={"pmd_fault_events": pmd},
+            metrics={"pmd_fault_events": pmd, "pmd_fault_trace": decoded},
             detail="no PMD fault was attempted: the kernel used 4 KiB faults only",
             repetitions=touches,
         )
-    outcome = "ok" if pmd.get("NOPAGE", 0) > 0 else "fallback"
+    mapped = sum(n for key, n in pmd.items() if "NOPAGE" in key.split("|"))
+    outcome = "ok" if mapped > 0 else "fallback"
+    printed = decoded.get("printed", {})
     return target.observation(
         NAME,
         "pmd-fault",
         outcome,
-        metrics={"pmd_fault_events": pmd},
-        detail=f"dax_pmd_fault_done results: {pmd}",
+        metrics={"pmd_fault_events": pmd, "pmd_fault_trace": decoded},
+        detail=f"dax_pmd_fault_done results: {pmd} (as the tracepoint printed them: {printed}; "
+        "0 = no VM_FAULT bit, the fault was retried)",
         repetitions=touches,
     )
 
@@ -182,12 +206,14 @@ def _pass_over(
 
 
 def _bandwidth_row(timed: Timed, pattern: str, bs: int, size: int, view: str) -> dict[str, Any]:
-    """Bandwidth over all passes, plus the per-pass median with its spread (one sample per pass)."""
+    """Bandwidth over all passes of `size` bytes each, plus the per-pass median with its spread (one
+    sample per pass)."""
     per_pass = [size * 1_000_000_000 / t for t in timed.samples_ns.tolist() if t > 0]
     return {
         "pattern": pattern,
         "block_bytes": bs,
         "view": view,
+        "pass_bytes": size,
         **bandwidth(size * timed.count, timed.total_ns),
         "pass_bytes_per_s_p50": float(np.median(per_pass)) if per_pass else None,
         "pass_bytes_per_s_min": min(per_pass) if per_pass else None,
@@ -200,48 +226,163 @@ PLAIN_VIEW = "ndarray over the mmap buffer (np.frombuffer)"
 NUMPY_MEMMAP_VIEW = "numpy.memmap slices: what a numpy user gets"
 
 
+ANON_HUGE = "madvise(MADV_HUGEPAGE)"
+
+
+def _ask_huge(madvise: Callable[[int], object]) -> str:
+    """madvise(MADV_HUGEPAGE) on an anonymous mapping; what happened, for the metrics."""
+    try:
+        madvise(mmap.MADV_HUGEPAGE)
+    except (OSError, AttributeError) as exc:  # a kernel without THP: say so, measure anyway
+        return f"{ANON_HUGE} refused: {getattr(exc, 'strerror', exc)}"
+    return ANON_HUGE
+
+
+def _anon_twin(size: int) -> tuple[mmap.mmap, np.ndarray, str]:
+    """The anonymous baseline measured beside a target: same size, same view (np.frombuffer), same
+    prefault, and huge pages asked for with MADV_HUGEPAGE (DAX files and device-dax are PMD-mapped
+    when aligned; the THP policy is `madvise`, so without asking anon would get 4 KiB PTEs)."""
+    raw = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    thp = _ask_huge(raw.madvise)
+    view = np.frombuffer(raw, dtype=np.uint8)
+    view[:] = 1  # prefault, as the target's mapping
+    return raw, view, thp
+
+
+def _interleaved(
+    target_pass: Callable[[int], None], anon_pass: Callable[[int], None]
+) -> Callable[[int], None]:
+    """One `time_each` loop over A B A B …: even samples are the target's passes, odd the anon twin's."""
+
+    def one(i: int) -> None:
+        (anon_pass if i & 1 else target_pass)(i >> 1)
+
+    return one
+
+
+def _ratio_row(
+    row: dict[str, Any], anon: dict[str, Any], even: np.ndarray, odd: np.ndarray
+) -> dict[str, Any]:
+    """The target's row with its interleaved anonymous twin and their ratio.
+
+    `ratio_vs_anon` is best of each side: the target's fastest pass over the twin's fastest pass.
+    On a shared host preemption of the vCPU thread only ever adds time to a pass, so the fastest
+    pass is the least disturbed one (timeit's reasoning for its minimum); in a run at load 6 the
+    per-round ratios spread over 0.1-50x while the best-of ratios stayed within 0.9-1.1 for 66 of
+    72 DAX rows. Each A B round also gives one ratio (twin pass time over target pass time):
+    `ratio_vs_anon_median` is their median with its order-statistic 95 % CI, kept beside it, and
+    the rounds themselves; `ratio_vs_anon_total` is total bytes over total time, both sides."""
+    rounds = [float(o) / float(e) for e, o in zip(even.tolist(), odd.tolist(), strict=True) if e > 0]
+    total = (row["bytes_per_s"] / anon["bytes_per_s"]) if anon["bytes_per_s"] else None
+    fastest, twin_fastest = row["pass_bytes_per_s_max"], anon["pass_bytes_per_s_max"]
+    return {
+        **row,
+        "anon_interleaved": anon,
+        "ratio_vs_anon": fastest / twin_fastest if fastest and twin_fastest else None,
+        "ratio_vs_anon_method": "best of each side: fastest target pass / fastest twin pass",
+        "ratio_vs_anon_median": float(np.median(rounds)) if rounds else None,
+        "ratio_vs_anon_ci": percentile_ci(np.sort(np.asarray(rounds)), "p50") if rounds else None,
+        "ratio_vs_anon_ci_of": "median over A B rounds of (twin pass ns / target pass ns), order statistic",
+        "ratio_vs_anon_rounds": rounds,
+        "ratio_vs_anon_total": total,
+    }
+
+
 def _bandwidth(target: Target, profile: dict[str, Any]) -> Observation:
+    """Steady-state bandwidth; on every target but anonymous memory itself, measured interleaved with
+    an anonymous twin in the same loop (A B A B), so drift and the machine's load hit both alike."""
     size, passes = profile["bw_bytes"], profile["bw_passes"]
     rng = np.random.default_rng(7)
     rows = []
+    twin = target.kind != "anon"
+    smaps: dict[str, Any] = {}
+    anon_raw: mmap.mmap | None = None
+    anon_view: np.ndarray | None = None
+    thp = ANON_HUGE
     with Mapping(target, "bandwidth", size, offset=_offset(target, 2, size)) as m:
+        if target.kind == "anon":
+            thp = _ask_huge(m.madvise)  # the same THP request as every twin
         m.array[:] = 1  # prefault: steady state, not faults
-        for bs in profile["block_sizes"]:
-            buffer = np.ones(bs, dtype=np.uint8)
-            blocks = size // bs
-            for pattern in ("seq-read", "seq-write", "rand-read", "rand-write"):
-                order = np.arange(blocks) if pattern.startswith("seq") else rng.permutation(blocks)
-                one_pass = _pass_over(m.array, buffer, (order * bs).tolist(), bs, pattern.endswith("read"))
-                timed = time_each(one_pass, passes, profile["bw_warmup"], key=target.device)
-                rows.append(_bandwidth_row(timed, pattern, bs, size, PLAIN_VIEW))
-        del one_pass  # it holds the view: the mapping must be unmappable on exit
+        try:
+            if twin:
+                anon_raw, anon_view, thp = _anon_twin(size)
+            for bs in profile["block_sizes"]:
+                buffer = np.ones(bs, dtype=np.uint8)
+                blocks = min(size // bs, profile.get("bw_max_blocks") or size // bs)
+                moved = blocks * bs  # bytes one pass copies
+                for pattern in ("seq-read", "seq-write", "rand-read", "rand-write"):
+                    order = np.arange(blocks) if pattern.startswith("seq") else rng.permutation(blocks)
+                    starts, read = (order * bs).tolist(), pattern.endswith("read")
+                    one_pass = _pass_over(m.array, buffer, starts, bs, read)
+                    if anon_view is None:
+                        timed = time_each(one_pass, passes, profile["bw_warmup"], key=target.device)
+                        rows.append(_bandwidth_row(timed, pattern, bs, moved, PLAIN_VIEW))
+                        continue
+                    pair = _interleaved(one_pass, _pass_over(anon_view, buffer, starts, bs, read))
+                    timed = time_each(pair, 2 * passes, 2 * profile["bw_warmup"], key=target.device)
+                    even, odd = timed.samples_ns[0::2], timed.samples_ns[1::2]
+                    mine = _bandwidth_row(_half(timed, even), pattern, bs, moved, PLAIN_VIEW)
+                    anon = _bandwidth_row(_half(timed, odd), pattern, bs, moved, PLAIN_VIEW)
+                    anon["thp"] = thp
+                    rows.append(_ratio_row(mine, anon, even, odd))
+            smaps = _smaps_of(m.address, None if anon_view is None else int(anon_view.ctypes.data))
+        finally:
+            one_pass = pair = None  # they hold the views: the mappings must be unmappable on exit
+            del anon_view
+            if anon_raw is not None:
+                anon_raw.close()
     if target.kind in ("fs", "pagecache"):
         rows += _numpy_memmap_rows(target, profile)
+    how = (
+        f"interleaved with an anonymous twin in the same loop (A B A B, {passes} rounds; the twin: same "
+        f"view, same prefault, {thp})"
+        if twin
+        else f"{thp} on this mapping"
+    )
     return target.observation(
         NAME,
         "mmap-bandwidth",
         "ok",
-        metrics={"rows": rows},
+        metrics={"rows": rows, "smaps_kb": smaps, "anon_thp": thp},
         detail=(
             f"memcpy through a plain ndarray over the mapping ({PLAIN_VIEW}), the same view on every "
-            f"target; {passes} timed passes over {size >> 20} MiB after {profile['bw_warmup']} warm-up "
-            "pass(es), one sample per pass"
+            f"target; {passes} timed passes over a {size >> 20} MiB mapping (each pass at most "
+            f"{profile.get('bw_max_blocks') or 'all'} blocks, `pass_bytes`) after {profile['bw_warmup']} "
+            f"warm-up pass(es), one sample per pass; {how}"
         ),
         repetitions=passes,
     )
 
 
+def _half(timed: Timed, samples: np.ndarray) -> Timed:
+    """One side of an interleaved loop, as its own `Timed` (the same loop metadata and overhead)."""
+    return Timed(samples_ns=samples, warmup=timed.warmup // 2, overhead=timed.overhead, key=timed.key)
+
+
+def _smaps_of(address: int, anon_address: int | None) -> dict[str, Any]:
+    """How the kernel mapped both sides: PMD-mapped file bytes, anonymous huge pages (kB)."""
+    wanted = ("Rss", "FilePmdMapped", "AnonHugePages")
+    out: dict[str, Any] = {"target": {k: v for k, v in pid_smaps(address).items() if k in wanted}}
+    if anon_address is not None:
+        out["anon_twin"] = {k: v for k, v in pid_smaps(anon_address).items() if k in wanted}
+    return out
+
+
 def _numpy_memmap_rows(target: Target, profile: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sequential reads through `numpy.memmap` slices: the wrapper's own cost is the point here."""
-    size, passes = profile["bw_bytes"], profile["bw_passes"]
+    """Sequential reads through `numpy.memmap` slices: the wrapper's own cost is the point here (no
+    ratio is taken, so a few passes of at most `bw_max_blocks` blocks do)."""
+    size = profile["bw_bytes"]
+    passes = profile.get("memmap_passes") or profile["bw_passes"]
     rows = []
     with Mapping(target, "bandwidth-memmap", size, numpy_memmap=True) as m:
         m.array[:] = 1
         for bs in profile["block_sizes"]:
             buffer = np.ones(bs, dtype=np.uint8)
-            one_pass = _pass_over(m.array, buffer, list(range(0, size - bs + 1, bs)), bs, True)
+            blocks = min(size // bs, profile.get("bw_max_blocks") or size // bs)
+            one_pass = _pass_over(m.array, buffer, [i * bs for i in range(blocks)], bs, True)
             timed = time_each(one_pass, passes, profile["bw_warmup"], key=target.device)
-            rows.append(_bandwidth_row(timed, f"seq-read ({NUMPY_MEMMAP_VIEW})", bs, size, NUMPY_MEMMAP_VIEW))
+            pattern = f"seq-read ({NUMPY_MEMMAP_VIEW})"
+            rows.append(_bandwidth_row(timed, pattern, bs, blocks * bs, NUMPY_MEMMAP_VIEW))
         del one_pass
     return rows
 

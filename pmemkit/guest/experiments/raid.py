@@ -23,41 +23,45 @@ from pmemkit.guest.syscalls import errno_name
 from pmemkit.guest.transfer import MiB, pattern, verdict
 from pmemkit.measure.bandwidth import bandwidth, ratio
 from pmemkit.measure.clock import now_ns
-from pmemkit.measure.stats import summarize
+from pmemkit.measure.timing import overhead_for, time_each
 from pmemkit.scenario import Observation
 
 NAME = "raid"
 COPY = {"quick": 16 * MiB, "full": 64 * MiB}
 
 
-def _odirect_roundtrip(device: str, size: int, overhead: int | None) -> dict[str, Any]:
+def _odirect_roundtrip(device: str, size: int, key: str) -> dict[str, Any]:
     """O_DIRECT write of `size` distinct bytes in 1 MiB chunks, then read them all back; bandwidth each
-    way, and every byte compared (`verified`) — chunks differ, so a misplaced chunk shows too."""
+    way, and every byte compared (`verified`) — chunks differ, so a misplaced chunk shows too.
+
+    Each 1 MiB pwritev/preadv is one `measure.timing.time_each` sample (overhead calibrated once per
+    `key`, recorded under `latency.timing`); the bandwidth of a direction is one bracket around all
+    its chunks and, for writes, the fsync: a bulk figure, not a sample of the loop."""
     data = pattern(51, size)
     out = mmap.mmap(-1, size)
     back = mmap.mmap(-1, size)
     result: dict[str, Any] = {}
+    overhead_for(key)  # calibrated before the bandwidth brackets, not inside them
     fd = os.open(device, os.O_RDWR | os.O_DIRECT)
     try:
         with memoryview(out) as src, memoryview(back) as dst:
             src[:] = data.tobytes()
             for direction, view in (("write", src), ("read", dst)):
-                samples, moved = [], 0
+                call = os.pwritev if direction == "write" else os.preadv
+
+                def one(i: int, call: Any = call, view: memoryview = view) -> int:
+                    return call(fd, [view[i * MiB : (i + 1) * MiB]], i * MiB)
+
                 start = now_ns()
-                for offset in range(0, size, MiB):
-                    t0 = now_ns()
-                    if direction == "write":
-                        moved += os.pwritev(fd, [view[offset : offset + MiB]], offset)
-                    else:
-                        moved += os.preadv(fd, [view[offset : offset + MiB]], offset)
-                    samples.append(now_ns() - t0)
+                timed = time_each(one, size // MiB, 0, key=key, collect=True)
                 if direction == "write":
                     os.fsync(fd)
                 result[direction] = {
                     **bandwidth(size, now_ns() - start),
-                    "moved_bytes": moved,
-                    "latency": summarize(samples, overhead_ns=overhead),
+                    "moved_bytes": sum(int(n) for n in timed.results or ()),
+                    "latency": timed.summary(),
                 }
+                del one  # it holds the view: the memoryview must be releasable on exit
             result["verified"] = bool(np.array_equal(np.frombuffer(dst, dtype=np.uint8), data))
     finally:
         os.close(fd)
@@ -70,13 +74,12 @@ def _odirect_roundtrip(device: str, size: int, overhead: int | None) -> dict[str
 def run(target: Target, params: dict[str, Any]) -> Iterator[Observation]:
     size = COPY.get(params.get("profile", "quick"), 16 * MiB)
     a, b = target.path, params["peer"]
-    overhead = target.provenance.get("timer_overhead_ns")
-    bare = _odirect_roundtrip(a, size, overhead)
+    bare = _odirect_roundtrip(a, size, target.device)
     for kind in STACKS:
         scenario = dataclasses.replace(target.scenario, stack=kind, fs=None)
         try:
             with Stack(kind, a, b) as device:
-                yield from _probe_stack(target, scenario, kind, device, params, size, bare, overhead)
+                yield from _probe_stack(target, scenario, kind, device, params, size, bare)
         except Exception as exc:  # a stack that cannot be built or used is an observation, not a crash
             yield dataclasses.replace(
                 target.observation(
@@ -100,7 +103,6 @@ def _probe_stack(
     params: dict[str, Any],
     size: int,
     bare: dict[str, Any],
-    overhead: int | None,
 ) -> Iterator[Observation]:
     def obs(op: str, outcome: str, **extra: Any) -> Observation:
         return dataclasses.replace(
@@ -137,7 +139,7 @@ def _probe_stack(
         if result.mountpoint:
             unmount(result.mountpoint)
     try:
-        stacked = _odirect_roundtrip(device, size, overhead)
+        stacked = _odirect_roundtrip(device, size, target.device)
     except OSError as exc:
         yield obs("stack-copy", errno_name(exc.errno), detail=f"O_DIRECT through {kind}: {exc.strerror}")
         return
