@@ -222,11 +222,11 @@ def find_helper(*, build: bool = True) -> tuple[Helper | None, str]:
             return _from_env(os.environ[ENV]), ""
         if IMAGE_BINARY.exists():
             return _from_image(), ""
-        if build:
-            return build_host(), ""
-        return None, "no timing helper in the image, and building one was not asked for"
+        if not build:
+            return None, f"no timing helper at {IMAGE_BINARY}, and building one was not asked for"
+        return build_host(), ""
     except (PrtimeError, OSError, subprocess.SubprocessError) as exc:
-        return None, str(exc)
+        return None, f"no timing helper at {IMAGE_BINARY} (an older image?) and none built here: {exc}"
 
 
 def run(
