@@ -182,3 +182,40 @@ def test_fio_check_takes_the_own_latency_from_the_helper_pinned_beside_fio(helpe
     overhead = parity["caller_overhead_p50_ns"]
     assert overhead == rand.metrics["pmemkit_caller"]["p50"] - rand.metrics["pmemkit_own"]["p50"]
     assert "C helper" in rand.detail and "caller overhead" in rand.detail
+
+
+def test_fio_check_alternates_the_tools_in_abba_order(tmp_path, monkeypatch):
+    """fio first in even rounds, pmemkit first in odd ones; pmemkit always replays round 0's offsets."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from pmemkit.guest import fio as fiolib
+    from pmemkit.measure.timing import time_each
+
+    fixture = Path(__file__).parent / "fixtures" / "fio-3.33-odirect-randread.json"
+    result = fiolib.parse(fixture.read_text())
+    events: list[tuple[str, tuple[int, ...]]] = []
+    offsets = [0, 4096, 8192, 12288]
+
+    def fio_round(path, size, ios, prefix, cpu):
+        events.append(("fio", ()))
+        return result, [10_000 + i for i in range(len(offsets))], offsets
+
+    def pmemkit_round(target, path, offs, helper, cpu):
+        events.append(("pmemkit", tuple(offs)))
+        timed = time_each(lambda i: 4096, len(offsets), 0, key="abba", collect=True)
+        return {"caller": timed, "own": [10_000] * len(offsets), "helper_run": None, "trace": {}, "short": 0}
+
+    monkeypatch.setattr(fiocheck, "_fio_round", fio_round)
+    monkeypatch.setattr(fiocheck, "_pmemkit_round", pmemkit_round)
+    monkeypatch.setattr(prtime, "find_helper", lambda **_: (None, "no helper in this test"))
+    monkeypatch.setattr(fiocheck, "_floor", lambda: {"getppid_p50_ns": None, "count": 0})
+    profile = {"file_bytes": 1 << 20, "ios": 4, "rounds": 4, "loops": 1, "seq_rounds": 0, "null": 0}
+    cpu = {"cpu": 0, "vcpus": 1, "allowed_before": [0]}
+    obs = fiocheck._randread(_target(tmp_path), str(tmp_path / "f"), profile, str(tmp_path), cpu)
+    abba = ["fio", "pmemkit", "pmemkit", "fio"] * 2
+    assert [who for who, _ in events] == abba
+    assert all(offs == tuple(offsets) for who, offs in events if who == "pmemkit")
+    assert obs.outcome == "ok" and obs.metrics["parity"]["order"].startswith("ABBA")
+    assert np.isclose(obs.metrics["parity"]["p50"]["ratio"], 10_000 / 10_001.5)  # fio median 10 001.5

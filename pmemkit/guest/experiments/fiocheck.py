@@ -5,8 +5,9 @@ Two workloads (issue 4, made like for like in issue 15):
 - **O_DIRECT 4 KiB random reads**, one pread per I/O at queue depth 1 (fio `psync`). fio runs
   first in round 1 and logs every I/O's offset and latency (`write_lat_log`, `log_offset=1`);
   pmemkit then replays exactly that offset sequence, the same I/O count, in every round, and fio
-  repeats it (`randrepeat=1`: the same sequence every run, checked). Rounds alternate fio, pmemkit,
-  fio, pmemkit... so drift of the machine (TCG, a shared host) hits both tools alike.
+  repeats it (`randrepeat=1`: the same sequence every run, checked). The tools alternate in ABBA
+  order (fio, pmemkit | pmemkit, fio | fio, pmemkit ...) so drift of the machine (TCG, a shared host)
+  hits both tools alike and a linear drift cancels over each pair of rounds.
   pmemkit's figures: the **I/O's own latency**, from `guest.prtime`, a small C helper that does
   what fio's psync loop does (one pread per offset, `clock_gettime(CLOCK_MONOTONIC)` either side,
   no interpreter in the timed path), compared with fio's `clat`; and the **caller-side latency**
@@ -232,6 +233,12 @@ def _randread(
     trace_info: dict[str, Any] = {}
     try:
         for r in range(rounds):
+            # ABBA order (fio first in even rounds, pmemkit first in odd ones): a drift of the machine
+            # that is linear in time then cancels over each pair of rounds instead of favouring the
+            # tool that always runs second. Round 0 is fio first: its log gives the offsets.
+            pmemkit_first = r % 2 == 1
+            if pmemkit_first:
+                mine = _pmemkit_round(target, path, offsets or [], helper, cpu["cpu"])
             result, clat, fio_offsets = _fio_round(
                 path, size, ios, os.path.join(logs, f"round{r}"), cpu["cpu"]
             )
@@ -240,7 +247,8 @@ def _randread(
             same_offsets = same_offsets and fio_offsets == offsets
             results.append(result)
             fio_clat.append(clat)
-            mine = _pmemkit_round(target, path, offsets, helper, cpu["cpu"])
+            if not pmemkit_first:
+                mine = _pmemkit_round(target, path, offsets, helper, cpu["cpu"])
             caller.append(mine["caller"].samples_ns.tolist())
             own.append(mine["own"])
             if mine["helper_run"] is not None:
@@ -340,7 +348,7 @@ def _randread_observation(
     parity = {
         "rounds": rounds,
         "ios_per_round": ios,
-        "order": "fio, pmemkit, fio, pmemkit, ... (fio first in each round)",
+        "order": "ABBA: fio, pmemkit | pmemkit, fio | fio, pmemkit | ... (fio first in even rounds)",
         "same_offsets": same_offsets,
         "same_cpu": timing["cpu"],
         "pmemkit_latency": own_words if own_complete else "caller-side (own latency unavailable)",
@@ -376,7 +384,7 @@ def _randread_observation(
     verdict = {True: "agrees", False: "does not agree", None: "no verdict"}[p50.get("agrees")]
     which = ("own (C helper)" if by_helper else "own (tracepoints)") if own_complete else "caller-side"
     detail = (
-        f"{rounds} interleaved rounds of {ios} O_DIRECT 4 KiB preads at fio's own offsets "
+        f"{rounds} interleaved rounds (ABBA) of {ios} O_DIRECT 4 KiB preads at fio's own offsets "
         f"({'same sequence every round' if same_offsets else 'fio changed its sequence between rounds'}), "
         f"both on CPU {timing['cpu']['cpu']} of {timing['cpu']['vcpus']}; "
         f"pmemkit {which} p50 / fio clat p50 {_fmt(p50.get('ratio'))} "
