@@ -219,3 +219,37 @@ def test_fio_check_alternates_the_tools_in_abba_order(tmp_path, monkeypatch):
     assert all(offs == tuple(offsets) for who, offs in events if who == "pmemkit")
     assert obs.outcome == "ok" and obs.metrics["parity"]["order"].startswith("ABBA")
     assert np.isclose(obs.metrics["parity"]["p50"]["ratio"], 10_000 / 10_001.5)  # fio median 10 001.5
+
+
+def test_bench_line_names_the_method_the_ratio_and_the_verdict():
+    """scripts/bench-fio-parity.py prints one line per target; its verdict is what it counts."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench-fio-parity.py"
+    spec = importlib.util.spec_from_file_location("bench_fio_parity", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    metrics = {
+        "pmemkit_own": {"p50": 15_000},
+        "pmemkit_caller": {"p50": 20_000},
+        "fio_clat": {"p50": 16_000},
+        "parity": {
+            "rounds": 5,
+            "ios_per_round": 4096,
+            "own_method": "helper",
+            "p50": {"ratio": 0.9375, "lo": 0.91, "hi": 0.97, "agrees": True},
+            "caller_overhead_p50_ns": 5_000.0,
+        },
+    }
+    line, verdict = bench.parity_line("memmap raw ext4 (/dev/pmem0)", metrics)
+    assert verdict is True
+    expected = ("5×4096", "helper", "15.00µs", "16.00µs", "0.938 [0.910, 0.970]", "agrees")
+    expected += ("20.00µs", "5.00µs")  # caller-side p50, caller overhead
+    for text in expected:
+        assert text in line, (text, line)
+    parity = {**metrics["parity"], "own_method": "tracepoints", "p50": {"agrees": False}}
+    traced = {**metrics, "parity": parity}
+    line, verdict = bench.parity_line("t", traced)
+    assert verdict is False and "traced" in line and "differs" in line
