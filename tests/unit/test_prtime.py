@@ -253,3 +253,15 @@ def test_bench_line_names_the_method_the_ratio_and_the_verdict():
     traced = {**metrics, "parity": parity}
     line, verdict = bench.parity_line("t", traced)
     assert verdict is False and "traced" in line and "differs" in line
+
+
+@needs_gcc
+def test_the_helper_source_compiles_without_warnings(tmp_path):
+    import subprocess
+
+    done = subprocess.run(
+        ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(tmp_path / "p"), str(prtime.SOURCE)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
