@@ -5,16 +5,19 @@
     scripts/bench-fio-parity.py --run RUN_DIR    # print the ratios of a run already made
     scripts/bench-fio-parity.py --repeat         # also: two quick default runs and `pmemkit compare`
 
-Prints, per target, pmemkit's I/O own latency p50 (raw_syscalls tracepoints) and fio's clat p50
-for O_DIRECT 4 KiB random reads, interleaved rounds, with the ratio's 95 % CI and whether it lies
-within 0.9…1.1; then how many DAX targets agree. With --repeat, the compare summary of two runs
-of the same configuration. Exit status 0 whatever the numbers (it measures, it does not assert);
-non-zero only when a run itself failed.
+Prints, per target, pmemkit's I/O own latency p50 (its compiled helper, prtime: clock_gettime
+around each pread in C; the raw_syscalls tracepoints where the helper was missing, said in the
+"own by" column) and fio's clat p50 for O_DIRECT 4 KiB random reads, interleaved rounds on the same
+CPU, with the ratio's 95 % CI and whether it lies within 0.9…1.1; then how many DAX targets agree,
+the helper's sha256 and compiler, and the host's load average (a loaded host makes ratios noisy).
+With --repeat, the compare summary of two runs of the same configuration. Exit status 0 whatever
+the numbers (it measures, it does not assert); non-zero only when a run itself failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,14 +67,37 @@ def _us(ns: float | None) -> str:
     return "—" if ns is None else f"{ns / 1000:.2f}µs"
 
 
+OWN_BY = {"helper": "helper", "tracepoints": "traced"}
+
+
+def parity_line(label: str, metrics: dict) -> tuple[str, bool | None]:
+    """One target's line of the table and its verdict (True agrees, False differs, None no verdict)."""
+    p = metrics["parity"]
+    ratio = p.get("p50") or {}
+    own = (metrics.get("pmemkit_own") or {}).get("p50")
+    own_by = OWN_BY.get(p.get("own_method", "tracepoints")) if own is not None else "—"
+    verdict = ratio.get("agrees")
+    words = {True: "agrees", False: "differs", None: "no verdict"}[verdict]
+    line = (
+        f"{label:44} {p['rounds']:>3}×{p['ios_per_round']:<5} {own_by:>7} {_us(own):>10} "
+        f"{_us(metrics['fio_clat']['p50']):>10} "
+        f"{ratio.get('ratio', 0):>8.3f} [{ratio.get('lo', 0):.3f}, {ratio.get('hi', 0):.3f}]  {words:10}"
+        f"{_us(metrics['pmemkit_caller']['p50']):>10} {_us(p.get('caller_overhead_p50_ns')):>9}"
+    )
+    return line, verdict
+
+
 def print_parity(run: Path) -> None:
     from pmemkit.compare import load
 
     files = load(run)
-    print(f"\nfio parity, {run}")
-    head = f"{'target':44} {'rounds':>8} {'own p50':>10} {'fio clat':>10} {'ratio [95% CI]':>24}"
+    print(f"\nfio parity, {run} (host load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    head = (
+        f"{'target':44} {'rounds':>9} {'own by':>7} {'own p50':>10} {'fio clat':>10} {'ratio [95% CI]':>24}"
+    )
     print(head + "  verdict   caller p50  overhead")
     dax = agree = 0
+    helpers = set()
     for o in files.observations:
         if o.operation == "fio-mmap-seqread" and o.outcome == "ok":
             m = o.metrics
@@ -82,23 +108,16 @@ def print_parity(run: Path) -> None:
             continue
         if o.operation != "fio-odirect-randread" or o.outcome != "ok" or "parity" not in o.metrics:
             continue
-        m, p = o.metrics, o.metrics["parity"]
-        ratio = p.get("p50") or {}
-        own = (m.get("pmemkit_own") or {}).get("p50")
-        verdict = {True: "agrees", False: "differs", None: "no verdict"}[ratio.get("agrees")]
-        is_dax = o.metrics.get("mapping", "dax") == "dax" and o.scenario.mode != "pagecache"
-        if is_dax:
+        helper = (o.provenance.get("timing") or {}).get("helper")
+        if helper:
+            helpers.add(f"{helper['origin']} {helper['sha256'][:16]} ({helper['compiler']})")
+        line, verdict = parity_line(f"{o.scenario.label()} ({o.device})", o.metrics)
+        print(line)
+        if o.metrics.get("mapping", "dax") == "dax" and o.scenario.mode != "pagecache":
             dax += 1
-            agree += ratio.get("agrees") is True
-        overhead = p.get("caller_overhead_p50_ns")
-        print(
-            f"{o.scenario.label() + ' (' + o.device + ')':44} {p['rounds']:>3}×{p['ios_per_round']:<4} "
-            f"{_us(own):>10} {_us(m['fio_clat']['p50']):>10} "
-            f"{ratio.get('ratio', 0):>8.3f} [{ratio.get('lo', 0):.3f}, {ratio.get('hi', 0):.3f}]  "
-            f"{verdict:10}"
-            f"{_us(m['pmemkit_caller']['p50']):>10} {_us(overhead):>9}"
-        )
+            agree += verdict is True
     print(f"DAX targets within ±10 % (whole 95 % CI in 0.9…1.1): {agree} of {dax}")
+    print("timing helper: " + ("; ".join(sorted(helpers)) if helpers else "none (own latency traced)"))
 
 
 def main() -> int:

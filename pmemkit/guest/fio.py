@@ -189,6 +189,12 @@ def with_lat_log(job: FioJob, prefix: str) -> FioJob:
     return dataclasses.replace(job, extra=extra)
 
 
+def pinned(job: FioJob, cpu: int) -> FioJob:
+    """`job` run on CPU `cpu` only (`cpus_allowed`): the fio check pins fio and pmemkit's helper to the
+    same CPU, so neither gains from a scheduler migration the other did not get."""
+    return dataclasses.replace(job, extra={**job.extra, "cpus_allowed": str(cpu)})
+
+
 def lat_log_path(prefix: str, kind: str = "clat") -> str:
     """The file fio 3.x writes for `write_lat_log=prefix` and one job: `{prefix}_{kind}.1.log`."""
     return f"{prefix}_{kind}.1.log"

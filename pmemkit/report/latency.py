@@ -293,9 +293,11 @@ def _verdict_cell(ci: Mapping[str, Any] | None, rounds: int | None) -> str:
 def fio_parity_rows(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[list[str]]:
     """Rows of the fio parity table from (target label, metrics of a `fio-odirect-randread` observation).
 
-    Columns as `FIO_PARITY_HEADERS`: pmemkit's I/O own latency (raw_syscalls tracepoints) p50 with
-    its CI, fio's clat p50 with its CI, their ratio with its CI, the verdict (whole CI within
-    0.9…1.1), pmemkit's caller-side p50 and the caller overhead (median per-call difference).
+    Columns as `FIO_PARITY_HEADERS`: pmemkit's I/O own latency p50 with its CI and how it was
+    measured (`own_method`: the compiled helper, or the raw_syscalls tracepoints where there was
+    none; an older observation without the field was traced), fio's clat p50 with its CI, their
+    ratio with its CI, the verdict (whole CI within 0.9…1.1), pmemkit's caller-side p50 and the
+    caller overhead (caller-side p50 minus own p50).
     """
     rows = []
     for label, m in pairs:
@@ -308,7 +310,8 @@ def fio_parity_rows(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[list
             [
                 label,
                 f"{parity.get('rounds')} × {parity.get('ios_per_round')}",
-                f"{percentile_cell(own, 'p50', scale)} {ci_cell(own, 'p50', scale)}" if own else "not traced",
+                f"{percentile_cell(own, 'p50', scale)} {ci_cell(own, 'p50', scale)}" if own else "not taken",
+                OWN_METHODS.get(parity.get("own_method", "tracepoints") if own else None, MISSING),
                 f"{percentile_cell(fio, 'p50', scale)} {ci_cell(fio, 'p50', scale)}" if fio else MISSING,
                 _ratio_ci_cell(parity.get("p50")),
                 _verdict_cell(parity.get("p50"), parity.get("rounds")),
@@ -319,10 +322,13 @@ def fio_parity_rows(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[list
     return rows
 
 
+#: How pmemkit's own latency was measured, as the parity table says it.
+OWN_METHODS = {"helper": "C helper (prtime)", "tracepoints": "raw_syscalls tracepoints"}
 FIO_PARITY_HEADERS = [
     "target",
     "rounds × I/Os",
     "pmemkit own p50 (µs) [95% CI]",
+    "own measured by",
     "fio clat p50 (µs) [95% CI]",
     "pmemkit / fio [95% CI]",
     "±10 %",
@@ -331,10 +337,13 @@ FIO_PARITY_HEADERS = [
 ]
 FIO_PARITY_NOTE = (
     "O_DIRECT 4 KiB random reads, fio psync and pmemkit interleaved (fio, pmemkit, fio, pmemkit, ...) on "
-    "the same file, the same offsets (fio's own, from its per-I/O log) and the same I/O count. pmemkit's "
-    "own latency is the kernel's raw_syscalls sys_enter→sys_exit interval for its preadv calls (no "
-    "interpreter in it); the caller-side figure is the same calls timed from Python, and their per-call "
-    "difference is the caller overhead. Ratio CI: percentile bootstrap of the ratio of medians over all "
+    "the same file, the same offsets (fio's own, from its per-I/O log), the same I/O count and the same "
+    "CPU. pmemkit's own latency is timed by its compiled helper (prtime: clock_gettime(CLOCK_MONOTONIC) "
+    "around each pread in a C loop, as fio's psync loop does; the clock's cost is reported, not "
+    "subtracted), or, where there is no helper, by the kernel's raw_syscalls sys_enter→sys_exit "
+    "interval (which adds microseconds per call under TCG); the caller-side figure is the same preads "
+    "timed from Python, and the difference of the p50s is the caller overhead. Ratio CI: percentile "
+    "bootstrap of the ratio of medians over all "
     "rounds' I/Os, widened to the Student-t interval over per-round ratios; 'agrees' when the whole CI "
     "lies within 0.9…1.1 (needs >= 3 rounds)."
 )

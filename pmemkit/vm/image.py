@@ -9,6 +9,7 @@ kernel: every kernel (pmemkit.vm.kernels) is a layer of its own that boots this 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ KIND = "images"
 #: Files of `vm/` that define the image; any change to one of them changes the image id.
 RECIPE_FILES = ("packages.txt", "build-image.sh", "guest-init.sh", "apt-mirror.py")
 IMAGE_FILES = ("rootfs.raw", "manifest.json")
+#: Sources the image build compiles on the host and installs into the root (the timing helper,
+#: `vm/build-image.sh`), relative to the checkout: part of the key, so a change to one rebuilds.
+NATIVE_FILES = ("pmemkit/guest/native/prtime.c",)
 
 
 def repo_root() -> Path:
@@ -39,8 +43,11 @@ def cache_dir() -> Path:
 
 
 def recipe_hash(recipe: Path | None = None) -> str:
-    """The root layer's key: sha256 over the root recipe files' names and contents, 16 hex digits."""
-    return layers.recipe_digest(recipe or recipe_dir(), RECIPE_FILES)
+    """The root layer's key, 16 hex digits: sha256 over the digests of the root recipe files (`vm/`)
+    and of the native sources compiled into the root (`NATIVE_FILES`), names and contents."""
+    recipe_part = layers.recipe_digest(recipe or recipe_dir(), RECIPE_FILES)
+    native_part = layers.recipe_digest(repo_root(), NATIVE_FILES)
+    return hashlib.sha256(f"{recipe_part}\0{native_part}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

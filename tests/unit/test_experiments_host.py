@@ -385,8 +385,11 @@ def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path, monkeypatch):
 
     if shutil.which("fio") is None or not _direct_io_works(tmp_path):
         pytest.skip("fio or O_DIRECT missing on this host")
+    from pmemkit.guest import prtime
     from pmemkit.guest.experiments import fiocheck
 
+    # without the timing helper (its own test: tests/unit/test_prtime.py), the tracepoint fallback
+    monkeypatch.setattr(prtime, "find_helper", lambda **_: (None, "no helper in this test"))
     assert fiocheck.PROFILES["quick"]["rounds"] == 2 and fiocheck.PROFILES["quick"]["ios"] == 1024
     quick = {**fiocheck.PROFILES["quick"], "ios": 128, "file_bytes": 4 << 20}  # the quick shape, fewer I/Os
     monkeypatch.setitem(fiocheck.PROFILES, "quick", quick)

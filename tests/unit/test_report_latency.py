@@ -199,3 +199,22 @@ def test_fio_parity_table_shows_both_latencies_the_ratio_ci_and_the_verdict():
     assert cells[FIO_PARITY_HEADERS.index("pmemkit own p50 (µs) [95% CI]")].startswith("11.0 ")
     assert "no verdict (2 round(s); needs 3)" in lines[3]
     assert render_fio_parity([]) == ""
+
+
+def test_fio_parity_table_says_how_the_own_latency_was_measured():
+    from pmemkit.report.latency import FIO_PARITY_HEADERS, render_fio_parity
+
+    own = summarize([10_000 + i for i in range(512)])
+    ci = {"ratio": 1.0, "lo": 0.95, "hi": 1.05, "agrees": True}
+    parity = {"rounds": 3, "ios_per_round": 512, "p50": ci}
+    rows = [
+        ("helper", {"pmemkit_own": own, "parity": {**parity, "own_method": "helper"}}),
+        ("traced", {"pmemkit_own": own, "parity": {**parity, "own_method": "tracepoints"}}),
+        ("older run", {"pmemkit_own": own, "parity": parity}),  # before the helper: always traced
+        ("none", {"pmemkit_own": None, "parity": {**parity, "own_method": None}}),
+    ]
+    lines = render_fio_parity(rows).splitlines()
+    column = FIO_PARITY_HEADERS.index("own measured by")
+    said = [[c.strip() for c in line.strip("|").split("|")][column] for line in lines[2:6]]
+    assert said == ["C helper (prtime)", "raw_syscalls tracepoints", "raw_syscalls tracepoints", "—"]
+    assert "prtime" in lines[-1] and "not subtracted" in lines[-1]

@@ -183,7 +183,11 @@ def _readonly_case(target: Target, op: str) -> Observation:
 
 def _latency(target: Target, mapping: Mapping, kind: str, profile: dict[str, Any]) -> Observation:
     """Per size and direction, `time_each` around one O_DIRECT preadv/pwritev between the buffer and a
-    file on the root disk; byte counts are checked after the loop, outside the timed path."""
+    file on the root disk; byte counts are checked after the loop, outside the timed path.
+
+    Caller-side on purpose: the subject here is the buffer (the target's own mapping), and the
+    timing helper (`guest.prtime`) reads into a page of its own and does no writes, so it would
+    time a different buffer; the I/O's own latency beside fio is the fio check's."""
     src = write_partner(target, "odirect-lat", pattern(15, 1 << 20))
     dst = partner_path(target, "odirect-lat-dst")
     rows = []
@@ -213,7 +217,9 @@ def _latency(target: Target, mapping: Mapping, kind: str, profile: dict[str, Any
     detail = (
         f"O_DIRECT to/from a file on the root disk, {'/'.join(map(str, sorted(counts, reverse=True)))} I/Os "
         f"per size (fewer from {LARGE_IO >> 10} KiB), {profile['warmup']} untimed warm-up I/Os each; "
-        "timed by measure.timing.time_each, its calibrated loop overhead reported, not subtracted"
+        "timed by measure.timing.time_each, its calibrated loop overhead reported, not subtracted: "
+        "the latency a Python caller sees (the interpreter's cost per call is in it; the I/O's own "
+        "latency, timed in C by prtime, is the fio check's)"
     )
     if short:
         detail += f"; short transfer: {len(short)} I/Os, e.g. {short[0]}"
