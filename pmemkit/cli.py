@@ -506,6 +506,9 @@ def _run_local(
     suites = units.parse_list(suite, "--suite")
     for name in suites:
         get(name)
+    from pmemkit.plan import refuse_crash_local  # --suite crash reboots pmemkit's VM: exit 2 here
+
+    refuse_crash_local(suites)
     fs_list = units.parse_list(filesystems, "--fs", FILESYSTEMS)
     try:
         result = run_local(
