@@ -153,12 +153,18 @@ def crash_run(
         crash["warnings"] = warnings
         if failure is None and not records:
             failure = "boot 1 recorded no write that succeeded (see its observations): boot 2 not started"
+        if failure is None and guard.received is not None:  # it came while boot 1 was collected
+            failure = f"interrupted by {guard.received.name} after boot 1: boot 2 not started"
+        if failure is None:
+            verify = vm_run.make_plan(options, layout, layers, crash={"phase": "verify", "written": records})
+            try:
+                _stage_boot_2(run_dir, share, verify)
+            except rundir.RunDirError as exc:
+                failure = f"boot 2 could not be given its plan: {exc}; boot 2 not started"
         if failure is None:
             progress(
                 f"crash: qemu killed {result.killed_at:.1f} s into boot 1; boot 2 on the same backing files"
             )
-            verify = vm_run.make_plan(options, layout, layers, crash={"phase": "verify", "written": records})
-            _stage_boot_2(run_dir, share, verify)
             result = vm_run.boot(command.argv(), run_dir / CONSOLE_2, timeout_2, progress, guard)
             crash["boots"].append({"phase": "verify", **vm_run.boot_record(result)})
             failure = vm_run.failure_message(result, timeout_2)

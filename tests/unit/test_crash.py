@@ -475,3 +475,69 @@ def test_the_guest_module_imports_with_the_guests_python_only() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert plan_mod.CRASH_WAYS == guest_crash.CRASH_WAYS
+
+
+def _boot_1_writes(share: Path, console_log: Path) -> BootResult:
+    lines = [json.dumps(_write_obs(w)) for w in ("map-sync", "msync")]
+    (share / "observations.jsonl").write_text("\n".join(lines) + "\n")
+    console_log.write_text("PMEMKIT-CRASH-WRITTEN uptime=9\n")
+    return BootResult(returncode=-9, timed_out=False, elapsed_s=9.0, phases={"qemu": 0.0}, killed_at=9.0)
+
+
+def _run_with(monkeypatch, tmp_path, boot_2=None, after_boot_1=None):
+    import pmemkit.vm.run as vm_run
+    from pmemkit.vm.lifecycle import SignalGuard
+
+    _fake_layers(monkeypatch, tmp_path)
+    consoles: list[str] = []
+
+    def fake_boot(argv, console_log, timeout, progress, guard=None, kill_on=None):
+        consoles.append(console_log.name)
+        share, _ = _share_and_backing(argv)
+        if kill_on is not None:
+            result = _boot_1_writes(share, console_log)
+            if after_boot_1 is not None:
+                after_boot_1(share)
+            return result
+        return boot_2(console_log)
+
+    monkeypatch.setattr(vm_run, "boot", fake_boot)
+    options, layout = _options(tmp_path)
+    with SignalGuard() as guard:
+        collected = vm_run.boot_and_collect(options, layout, lambda _m: None, guard)
+    return collected, consoles
+
+
+def test_a_boot_2_that_times_out_keeps_boot_1s_observations(monkeypatch, tmp_path) -> None:
+    def hangs(console_log: Path) -> BootResult:
+        console_log.write_text("[    1.0] Linux version 6.1\n")
+        return BootResult(returncode=-9, timed_out=True, elapsed_s=180.0, phases={"qemu": 0.0})
+
+    collected, consoles = _run_with(monkeypatch, tmp_path, boot_2=hangs)
+    assert consoles == ["guest-console.log", "guest-console-2.log"]
+    assert collected.failure.startswith("boot 2 (verify): the guest did not finish within")
+    lines = (collected.run_dir / "observations.jsonl").read_text().splitlines()
+    assert [json.loads(line)["operation"] for line in lines] == ["crash-write", "crash-write"]
+    assert "boot 2 ended before saving dmesg" in (collected.run_dir / "dmesg.txt").read_text()
+    assert not list((tmp_path / "cache" / "scratch").iterdir())
+
+
+def test_a_share_the_guest_spoilt_starts_no_boot_2(monkeypatch, tmp_path) -> None:
+    def spoil(share: Path) -> None:
+        (share / "plan.json").unlink()
+        (share / "plan.json").mkdir()  # the host's rename of the verify plan cannot replace it
+        (share / "plan.json" / "x").write_text("x")
+
+    collected, consoles = _run_with(monkeypatch, tmp_path, after_boot_1=spoil)
+    assert consoles == ["guest-console.log"]
+    assert "boot 2 could not be given its plan" in collected.failure
+    assert (collected.run_dir / "observations.jsonl").read_text().count("crash-write") == 2
+    assert not list((tmp_path / "cache" / "scratch").iterdir())
+
+
+def test_an_interrupted_boot_1_starts_no_boot_2() -> None:
+    result = BootResult(
+        returncode=-9, timed_out=False, elapsed_s=5.0, phases={"qemu": 0.0}, interrupted="SIGTERM"
+    )
+    message = host_crash.write_failure(result, 99)
+    assert message.startswith("boot 1 (write): interrupted by SIGTERM") and "boot 2 not started" in message
