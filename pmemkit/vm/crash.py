@@ -144,8 +144,9 @@ def crash_run(
             f"crash boot 1 (write; {layers.choice.accel}): killed with SIGKILL at {MARKER}; "
             f"timeout {timeout_1:.0f} s"
         )
-        result = vm_run.boot(command.argv(), run_dir / CONSOLE_1, timeout_1, progress, guard, kill_on=MARKER)
-        crash["boots"].append({"phase": "write", **vm_run.boot_record(result)})
+        result = _boot(
+            crash, "write", command.argv(), run_dir / CONSOLE_1, timeout_1, progress, guard, MARKER
+        )
         failure = write_failure(result, timeout_1)
         boot1, faults = _keep_boot_1(run_dir)
         records, warnings = written_records(boot1)
@@ -165,8 +166,7 @@ def crash_run(
             progress(
                 f"crash: qemu killed {result.killed_at:.1f} s into boot 1; boot 2 on the same backing files"
             )
-            result = vm_run.boot(command.argv(), run_dir / CONSOLE_2, timeout_2, progress, guard)
-            crash["boots"].append({"phase": "verify", **vm_run.boot_record(result)})
+            result = _boot(crash, "verify", command.argv(), run_dir / CONSOLE_2, timeout_2, progress, guard)
             failure = vm_run.failure_message(result, timeout_2)
             if failure is not None:
                 failure = f"boot 2 (verify): {failure}"
@@ -183,6 +183,43 @@ def crash_run(
     except rundir.RunDirError as exc:
         faults.append(exc)
     return vm_run.Collected(run_dir, result, environment, failure, faults, scratch if scratch_left else None)
+
+
+def died_at_start(result: BootResult) -> bool:
+    """qemu ended by itself before the guest kernel printed its banner: no guest code ran, so the
+    backing files are as they were and the boot can be started again."""
+    return (
+        "kernel" not in result.phases
+        and "qemu" in result.phases
+        and result.returncode not in (0, None)
+        and not (result.timed_out or result.interrupted or result.killed_at is not None)
+    )
+
+
+def _boot(
+    crash: dict[str, Any],
+    phase: str,
+    argv: list[str],
+    console: Path,
+    timeout: float,
+    progress: Callable[[str], None],
+    guard: SignalGuard,
+    kill_on: str | None = None,
+) -> BootResult:
+    """One boot of the two, started once more if qemu died before the guest kernel began (QEMU
+    7.2 with pmem=on aborted once at start-up, "free(): invalid pointer", in 1 of 3 runs here);
+    every attempt is kept in environment.json's crash.boots."""
+    extra = {"kill_on": kill_on} if kill_on is not None else {}
+    result = vm_run.boot(argv, console, timeout, progress, guard, **extra)
+    if died_at_start(result) and guard.received is None:
+        said = result.stderr.strip().splitlines()[-1:] or [f"status {result.returncode}"]
+        crash["boots"].append(
+            {"phase": phase, "retried": f"qemu died at start: {said[0]}", **vm_run.boot_record(result)}
+        )
+        progress(f"crash: qemu died before the guest kernel started ({said[0]}); starting {phase} boot again")
+        result = vm_run.boot(argv, console, timeout, progress, guard, **extra)
+    crash["boots"].append({"phase": phase, **vm_run.boot_record(result)})
+    return result
 
 
 def write_failure(result: BootResult, timeout: float) -> str | None:

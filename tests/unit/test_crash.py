@@ -541,3 +541,32 @@ def test_an_interrupted_boot_1_starts_no_boot_2() -> None:
     )
     message = host_crash.write_failure(result, 99)
     assert message.startswith("boot 1 (write): interrupted by SIGTERM") and "boot 2 not started" in message
+
+
+def test_a_qemu_that_dies_before_the_kernel_is_started_once_more(monkeypatch, tmp_path) -> None:
+    attempts: list[int] = []
+
+    def aborts_once(console_log: Path) -> BootResult:
+        attempts.append(1)
+        if len(attempts) == 1:  # QEMU 7.2 with pmem=on, seen once: abort before the guest kernel
+            return BootResult(-6, False, 0.1, {"qemu": 0.0}, stderr="free(): invalid pointer")
+        console_log.write_text("PMEMKIT-PHASE done rc=0 9.0\n")
+        return BootResult(0, False, 9.0, {"qemu": 0.0, "kernel": 1.0, "done": 9.0}, guest_rc=0)
+
+    collected, consoles = _run_with(monkeypatch, tmp_path, boot_2=aborts_once)
+    assert consoles == ["guest-console.log", "guest-console-2.log", "guest-console-2.log"]
+    assert collected.failure is None
+    boots = collected.environment["crash"]["boots"]
+    assert [(b["phase"], "retried" in b) for b in boots] == [
+        ("write", False),
+        ("verify", True),
+        ("verify", False),
+    ]
+    assert "free(): invalid pointer" in boots[1]["retried"]
+
+
+def test_only_a_start_up_death_is_retried() -> None:
+    assert host_crash.died_at_start(BootResult(-6, False, 0.1, {"qemu": 0.0}))
+    assert not host_crash.died_at_start(BootResult(-6, False, 9.0, {"qemu": 0.0, "kernel": 1.0}))
+    assert not host_crash.died_at_start(BootResult(-9, True, 99.0, {"qemu": 0.0}))  # a timeout
+    assert not host_crash.died_at_start(BootResult(None, False, 0.0, {}, interrupted="SIGINT"))
