@@ -570,3 +570,23 @@ def test_only_a_start_up_death_is_retried() -> None:
     assert not host_crash.died_at_start(BootResult(-6, False, 9.0, {"qemu": 0.0, "kernel": 1.0}))
     assert not host_crash.died_at_start(BootResult(-9, True, 99.0, {"qemu": 0.0}))  # a timeout
     assert not host_crash.died_at_start(BootResult(None, False, 0.0, {}, interrupted="SIGINT"))
+
+
+def test_boot_1_records_every_way_then_prints_the_marker_last(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(guest_crash, "WAIT_FOR_KILL_S", 0)
+    good, gone = _target(tmp_path / "good"), _target(tmp_path / "missing", "xfs")
+    (tmp_path / "good").mkdir()
+    recorded: list[Observation] = []
+    writer = SimpleNamespace(add=recorded.append)
+    rc = guest_crash._write_all([(_device(), good), (_device(), gone)], writer, 0)
+    assert rc == 1  # a way that could not be written is a failed step
+    assert [(o.scenario.fs, o.variant) for o in recorded] == [
+        (fs, way) for way in guest_crash.CRASH_WAYS for fs in ("ext4", "xfs")
+    ]
+    assert {o.outcome for o in recorded if o.scenario.fs == "xfs"} == {"skipped:error"}
+    assert [o.outcome for o in recorded if o.scenario.fs == "ext4"][1:] == ["ok", "ok"]  # msync, no-sync
+    unsynced = [o for o in recorded if o.variant == "no-sync" and o.outcome == "ok"]
+    assert unsynced and "recorded_at_uptime_s" in unsynced[0].metrics
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith(guest_crash.MARKER)  # nothing after the marker
+    assert guest_crash.MARKER == host_crash.MARKER

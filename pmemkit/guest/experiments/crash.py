@@ -240,7 +240,13 @@ def _write_all(targets: list[tuple[PreparedDevice, Target]], writer: Any, failur
     unsynced = []
     for way in CRASH_WAYS:
         for device, target in targets:
-            observation = write_way(device, target, way)
+            try:
+                observation = write_way(device, target, way)
+            except OSError as exc:  # e.g. the file could not be made: the way is recorded, not lost
+                detail = f"{way}: {type(exc).__name__}: {exc}"
+                observation = target.observation(
+                    NAME, WRITE_OP, "skipped:error", variant=way, repetitions=0, detail=detail
+                )
             failures += observation.outcome != "ok"
             if way == "no-sync":
                 unsynced.append(observation)  # recorded after every unsynced write is done
