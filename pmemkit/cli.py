@@ -306,7 +306,8 @@ def main() -> None:
     show_default=True,
     help="Comma-separated experiment suites (smoke, mmap, odirect, fio, kapi, d2d, raid, poison, peers); "
     "each runs on the targets it "
-    "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines.",
+    "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines. "
+    "crash runs alone: two boots on NVDIMMs, one filesystem each (--pmem nvdimm:512M --pmem nvdimm:512M).",
 )
 @click.option(
     "--fs",
