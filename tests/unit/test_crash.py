@@ -590,3 +590,35 @@ def test_boot_1_records_every_way_then_prints_the_marker_last(tmp_path, monkeypa
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1].startswith(guest_crash.MARKER)  # nothing after the marker
     assert guest_crash.MARKER == host_crash.MARKER
+
+
+def test_a_signal_during_boot_1_ends_qemu_keeps_the_run_and_removes_scratch(monkeypatch, tmp_path) -> None:
+    import signal
+    import threading
+
+    import pmemkit.vm.run as vm_run
+    from pmemkit.vm.lifecycle import SignalGuard
+
+    _fake_layers(monkeypatch, tmp_path)
+    started: list[str] = []
+
+    def slow_guest(argv, console_log, timeout, progress, guard=None, kill_on=None):
+        started.append(console_log.name)
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return boot(
+            ["sh", "-c", "echo booting; sleep 30"], console_log, timeout, progress, guard, kill_on=kill_on
+        )
+
+    monkeypatch.setattr(vm_run, "boot", slow_guest)
+    options, layout = _options(tmp_path)
+    began = time.monotonic()
+    found: dict[str, object] = {}
+    with SignalGuard() as guard:
+        found["collected"] = vm_run.boot_and_collect(options, layout, lambda _m: None, guard)
+    assert guard.received == signal.SIGTERM  # left for the caller (pipeline), which reports and exits 143
+    collected = found["collected"]
+    assert time.monotonic() - began < 20 and started == ["guest-console.log"]
+    assert collected.failure.startswith("boot 1 (write): interrupted by SIGTERM")
+    assert collected.boot.qemu_left is None and collected.boot.interrupted == "SIGTERM"
+    assert (collected.run_dir / "guest-console.log").read_text().startswith("booting")
+    assert not list((tmp_path / "cache" / "scratch").iterdir())
