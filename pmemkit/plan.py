@@ -197,10 +197,20 @@ CRASH_FILE_PREFIX = "pmemkit-crash-"
 _RECORD_FIELDS = {"pmem_index": int, "fs": str, "way": str, "file": str, "size": int, "block": int}
 
 
+#: Sources whose backing file (and NVDIMM label area) outlive qemu; memmap= and CXL are not kept.
+CRASH_SOURCES = ("nvdimm", "virtio-pmem")
+
+
+def crash_filesystems(pmem: list[PmemConfig], filesystems: list[str]) -> list[str]:
+    """The filesystem of each device of a crash run: --fs in turn (device i gets fs i mod len)."""
+    return [filesystems[i % len(filesystems)] for i in range(len(pmem))]
+
+
 def check_crash_request(suites: list[str], pmem: list[PmemConfig], filesystems: list[str]) -> None:
     """Refuse (ScenarioError: one line, exit 2) a `--suite crash` run pmemkit cannot carry out,
-    before anything slow: it runs alone, on NVDIMMs in fsdax mode only (their backing files and
-    label areas are what survives the kill; memmap= ranges are guest RAM), one filesystem per NVDIMM.
+    before anything slow: it runs alone, on NVDIMMs (fsdax) and virtio-pmem devices only (their
+    backing files and label areas are what survives the kill; memmap= ranges are guest RAM), one
+    filesystem per device, --fs taken in turn, each filesystem on at least one device.
     """
     if CRASH_SUITE not in suites:
         return
@@ -211,21 +221,23 @@ def check_crash_request(suites: list[str], pmem: list[PmemConfig], filesystems: 
             f"with SIGKILL): run {others} in a run of its own"
         )
     example = "--pmem nvdimm:512M --pmem nvdimm:512M --fs ext4,xfs"
-    if not pmem or any(p.source != "nvdimm" for p in pmem):
-        wrong = ", ".join(p.spec() for p in pmem if p.source != "nvdimm") or "no --pmem device"
+    if not pmem or any(p.source not in CRASH_SOURCES for p in pmem):
+        wrong = ", ".join(p.spec() for p in pmem if p.source not in CRASH_SOURCES) or "no --pmem device"
         raise ScenarioError(
-            f"--suite crash needs NVDIMMs only (their backing files and label areas are kept between "
-            f"the two boots; memmap= is guest RAM, lost with the guest): {wrong} is not one; e.g. {example}"
+            f"--suite crash needs NVDIMMs or virtio-pmem devices only (their backing files and label "
+            f"areas are kept between the two boots; memmap= is guest RAM, lost with the guest): {wrong} "
+            f"is not one; e.g. {example}"
         )
     not_fsdax = [p.spec() for p in pmem if p.mode not in (None, "fsdax")]
     if not_fsdax:
         raise ScenarioError(
             f"--suite crash writes files on a DAX filesystem: {', '.join(not_fsdax)} is not mode=fsdax"
         )
-    if len(pmem) != len(filesystems):
+    if len(pmem) < len(filesystems):
         raise ScenarioError(
-            f"--suite crash puts one filesystem on each NVDIMM (the first on the first): --fs "
-            f"{','.join(filesystems)} needs {len(filesystems)} NVDIMM(s), not {len(pmem)}; e.g. {example}"
+            f"--suite crash puts one filesystem on each device (--fs in turn): --fs "
+            f"{','.join(filesystems)} needs at least {len(filesystems)} device(s), not {len(pmem)}; "
+            f"e.g. {example}"
         )
 
 

@@ -2266,6 +2266,33 @@ CRASH_RULES: tuple[Rule, ...] = (
         fs_dax=("none",),
     ),
     R(
+        "crash-map-sync-virtio-pmem",
+        ("crash-write:map-sync", "crash-verify:map-sync"),
+        "EOPNOTSUPP",
+        "virtio-pmem is an asynchronous region (its flush is a request to the host), so its DAX "
+        "device is not synchronous and MAP_SYNC is refused: daxdev_mapping_supported() returns "
+        "dax_synchronous() = false, and ext4_file_mmap()/xfs_file_mmap() return -EOPNOTSUPP. Nothing "
+        "is written this way on virtio-pmem.",
+        f"{SRC61} drivers/nvdimm/virtio_pmem.c virtio_pmem_probe(): set_bit(ND_REGION_ASYNC)",
+        f"{SRC61} drivers/nvdimm/region_devs.c is_nvdimm_sync(), drivers/nvdimm/pmem.c "
+        "pmem_attach_disk(): set_dax_synchronous() only for a synchronous region",
+        f"{SRC61} include/linux/dax.h daxdev_mapping_supported()",
+        since="6.1",
+        source="virtio-pmem",
+        fs_dax=("pages",),
+    ),
+    R(
+        "crash-map-sync-virtio-pmem-older",
+        ("crash-write:map-sync", "crash-verify:map-sync"),
+        "EOPNOTSUPP",
+        "5.3-6.0: virtio-pmem came with the DAX sync flag (5.3), so the same refusal is inferred.",
+        "commit 'virtio-pmem: Add virtio pmem driver' (5.3)",
+        status="I",
+        before="6.1",
+        source="virtio-pmem",
+        fs_dax=("pages",),
+    ),
+    R(
         "crash-write",
         CRASH_WRITE_OPERATIONS,
         "ok",

@@ -124,7 +124,7 @@ def crash_lines(run: RunContents, found: list[Verdict]) -> list[str]:
     remounts: dict[str, Observation] = {}
     for v in ours:
         obs = v.observation
-        fs = obs.scenario.fs or "?"
+        fs = f"{obs.scenario.label()} ({obs.device})"  # a filesystem on one device, e.g. nvdimm … ext4
         if obs.operation == "crash-remount":
             remounts[fs] = obs
         elif obs.operation in ("crash-write", "crash-verify") and obs.variant in WAYS:
@@ -132,7 +132,7 @@ def crash_lines(run: RunContents, found: list[Verdict]) -> list[str]:
     filesystems = sorted({fs for fs, _, _ in cells} | set(remounts))
     lines = ["## Crash: what survived a SIGKILL of qemu", "", *provenance_lines(run)]
     lines += [
-        "| fs | way | boot 1 wrote | after SIGKILL and recovery | model | size after / written | "
+        "| device and fs | way | boot 1 wrote | after SIGKILL and recovery | model | size after / written | "
         "blocks intact / zero / other / missing | extents after |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -158,7 +158,7 @@ def crash_lines(run: RunContents, found: list[Verdict]) -> list[str]:
         said = obs.metrics.get("journal_messages") or []
         words = "; ".join(str(m) for m in said[-6:]) if isinstance(said, list) else ""
         words = words or "nothing about its journal"
-        lines += [f"- {fs} remount in boot 2: `{obs.outcome}`; the kernel said: {words}"]
+        lines += [f"- {fs}, remount in boot 2: `{obs.outcome}`; the kernel said: {words}"]
     return lines + [""]
 
 

@@ -50,11 +50,11 @@ def _record(**changes: object) -> dict[str, object]:
     ("suites", "pmem", "fs", "words"),
     [
         (["crash", "smoke"], [NV, NV], ["ext4", "xfs"], "runs alone"),
-        (["crash"], [PmemConfig.parse("memmap:512M")], ["ext4"], "needs NVDIMMs only"),
+        (["crash"], [PmemConfig.parse("memmap:512M")], ["ext4"], "needs NVDIMMs or virtio-pmem devices only"),
         (["crash"], [], ["ext4"], "no --pmem device"),
         (["crash"], [PmemConfig.parse("nvdimm:512M,mode=devdax")], ["ext4"], "not mode=fsdax"),
-        (["crash"], [NV], ["ext4", "xfs"], "needs 2 NVDIMM(s), not 1"),
-        (["crash"], [NV, NV, NV], ["ext4", "xfs"], "needs 2 NVDIMM(s), not 3"),
+        (["crash"], [NV], ["ext4", "xfs"], "needs at least 2 device(s), not 1"),
+        (["crash"], [PmemConfig.parse("cxl:512M")], ["ext4"], "cxl:512M,mode=fsdax,map=mem is not one"),
     ],
 )
 def test_crash_requests_pmemkit_cannot_carry_out_are_refused(suites, pmem, fs, words) -> None:
@@ -64,6 +64,9 @@ def test_crash_requests_pmemkit_cannot_carry_out_are_refused(suites, pmem, fs, w
 
 def test_a_crash_request_it_can_carry_out_and_other_suites_pass() -> None:
     check_crash_request(["crash"], [NV, PmemConfig.parse("nvdimm:1G,mode=fsdax")], ["ext4", "xfs"])
+    three = [NV, NV, PmemConfig.parse("virtio-pmem:512M")]
+    check_crash_request(["crash"], three, ["ext4", "xfs"])
+    assert plan_mod.crash_filesystems(three, ["ext4", "xfs"]) == ["ext4", "xfs", "ext4"]  # --fs in turn
     check_crash_request(["smoke", "poison"], [PmemConfig.parse("memmap:512M")], ["ext4"])
 
 
@@ -457,7 +460,11 @@ def test_report_section_sets_each_way_beside_the_model() -> None:
     lines = crash_lines(run, found)
     text = "\n".join(lines)
     assert lines[0] == "## Crash: what survived a SIGKILL of qemu"
-    assert "| ext4 | msync" in text and "**partial** (`short`)" in text and "**≠**" in text
+    assert (
+        "| nvdimm fsdax map=mem ext4 (/dev/pmem0) | msync" in text
+        and "**partial** (`short`)" in text
+        and "**≠**" in text
+    )
     assert "**lost** (`ENOENT`)" in text and "[I]" in text
     assert "kernel 6.1.0-57-amd64" in text and "tcg" in text and "pmem=on`: yes" in text
     assert "emulated pmem is dram" in text.lower() and "9.5 s into boot 1" in text
@@ -622,3 +629,12 @@ def test_a_signal_during_boot_1_ends_qemu_keeps_the_run_and_removes_scratch(monk
     assert collected.boot.qemu_left is None and collected.boot.interrupted == "SIGTERM"
     assert (collected.run_dir / "guest-console.log").read_text().startswith("booting")
     assert not list((tmp_path / "cache" / "scratch").iterdir())
+
+
+def test_model_refuses_map_sync_on_virtio_pmem_and_keeps_the_other_ways() -> None:
+    virtio = Scenario(kernel=KERNEL, source="virtio-pmem", mode="raw", fs="ext4")
+    refused = predict(virtio, "crash-write:map-sync")
+    assert refused.outcome == "EOPNOTSUPP" and refused.rule == "crash-map-sync-virtio-pmem"
+    assert "ND_REGION_ASYNC" in " ".join(refused.sources)
+    assert predict(virtio, "crash-verify:msync").outcome == "ok"
+    assert predict(virtio, "crash-verify:no-sync").outcome == "ENOENT"

@@ -3,8 +3,8 @@ a SIGKILL of qemu, written three ways?
 
 Two boots on the same NVDIMM backing files (the host's side is `pmemkit.vm.crash`):
 
-- boot 1, phase `write`: labels, namespaces and one filesystem per NVDIMM as usual (mkfs, mount -o
-  dax), then on each filesystem a new file per way, extended with ftruncate (no blocks yet) and
+- boot 1, phase `write`: labels, namespaces and one filesystem per device as usual (--fs in turn;
+  mkfs, mount -o dax), then on each filesystem a new file per way, extended with ftruncate (no blocks yet) and
   filled through a shared mapping, so every fault allocates blocks:
   `map-sync` (MAP_SHARED_VALIDATE|MAP_SYNC), `msync` (MAP_SHARED, then msync(MS_SYNC)) and
   `no-sync` (MAP_SHARED, nothing else). The synced ways go first on every filesystem and the
@@ -48,7 +48,7 @@ from pmemkit.guest.prepare import (
     unmount,
 )
 from pmemkit.guest.syscalls import errno_name, statx_dax
-from pmemkit.plan import CRASH_FILE_PREFIX, CRASH_WAYS, Plan, crash_record, write_atomic
+from pmemkit.plan import CRASH_FILE_PREFIX, CRASH_WAYS, Plan, crash_filesystems, crash_record, write_atomic
 from pmemkit.scenario import Observation
 
 NAME = "crash"
@@ -175,7 +175,9 @@ def run_phase(plan: Plan, out_dir: Path) -> int:
         return 1
     failures = 0
     targets: list[tuple[PreparedDevice, Target]] = []
-    for device, fs in zip(devices, plan.filesystems, strict=False):
+    chosen = crash_filesystems(plan.pmem, plan.filesystems)
+    for device in devices:
+        fs = chosen[device.index]
         scenario = device_scenario(env, device, fs)
         path = device.namespace.path or "?"
         provenance = {
