@@ -316,7 +316,8 @@ def main() -> None:
     show_default=True,
     help="Comma-separated experiment suites (smoke, mmap, odirect, fio, kapi, d2d, raid, poison, peers); "
     "each runs on the targets it "
-    "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines.",
+    "supports: DAX filesystems, device-dax, and the anonymous/page-cache baselines. "
+    "crash runs alone: two boots on NVDIMMs, one filesystem each (--pmem nvdimm:512M --pmem nvdimm:512M).",
 )
 @click.option(
     "--fs",
@@ -516,6 +517,9 @@ def _run_local(
     suites = units.parse_list(suite, "--suite")
     for name in suites:
         get(name)
+    from pmemkit.plan import refuse_crash_local  # --suite crash reboots pmemkit's VM: exit 2 here
+
+    refuse_crash_local(suites)
     fs_list = units.parse_list(filesystems, "--fs", FILESYSTEMS)
     try:
         result = run_local(

@@ -15,7 +15,7 @@ from typing import Any
 from pmemkit.rundir import write_atomic
 from pmemkit.scenario import SCHEMA_VERSION, PmemConfig, ScenarioError, check_schema
 
-__all__ = ["Placement", "Plan", "check_placements", "write_atomic"]
+__all__ = ["Placement", "Plan", "check_crash_request", "check_placements", "write_atomic"]
 
 #: plan.json carries the run's schema (scenario.SCHEMA_VERSION), which the report checks; `placements`
 #: (where the host put each device) are required on top, so a guest never re-derives an NVDIMM slot, a
@@ -104,6 +104,9 @@ class Plan:
     #: `pmemkit exec` / `pmemkit shell`: what the guest runs instead of the suites (mode, argv,
     #: copied-in files, terminal); None for a suite run, whose plan.json then has no such key.
     session: dict[str, Any] | None = None
+    #: `--suite crash` (issue 12): which of its two boots this plan is for, and in the second
+    #: ("verify") what the first recorded per (device, fs, way); None for every other run.
+    crash: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # No default: the placements are the ones `vm.layout.plan_layout` gave qemu, handed in by the
@@ -126,6 +129,8 @@ class Plan:
         }
         if self.session is not None:
             data["session"] = dict(self.session)
+        if self.crash is not None:
+            data["crash"] = dict(self.crash)
         return data
 
     @classmethod
@@ -155,6 +160,7 @@ class Plan:
             placements=placements,
             decisions=_decisions(data.get("decisions")),
             session=_session(data.get("session")),
+            crash=check_crash_field(data.get("crash")),
         )
 
     def params(self) -> dict[str, Any]:
@@ -177,3 +183,113 @@ def _session(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
     raise ScenarioError(f"plan.json's session is a JSON {type(value).__name__}, not an object")
+
+
+# ---- crash (issue 12 items 4-5): two boots on the same NVDIMM backing files ----------------------
+CRASH_SUITE = "crash"
+#: The three ways the first boot writes a new DAX file (guest/experiments/crash.py).
+CRASH_WAYS = ("map-sync", "msync", "no-sync")
+#: Boot 1 sets the NVDIMMs up, writes and is SIGKILLed; boot 2 mounts what is there and checks it.
+CRASH_PHASES = ("write", "verify")
+#: A record of what boot 1 wrote: bounded, so a plan stays small (4 MiB files of 4 KiB blocks).
+CRASH_MAX_BLOCKS = 4096
+CRASH_FILE_PREFIX = "pmemkit-crash-"
+_RECORD_FIELDS = {"pmem_index": int, "fs": str, "way": str, "file": str, "size": int, "block": int}
+
+
+#: Sources whose backing file (and NVDIMM label area) outlive qemu; memmap= and CXL are not kept.
+CRASH_SOURCES = ("nvdimm", "virtio-pmem")
+
+
+def crash_filesystems(pmem: list[PmemConfig], filesystems: list[str]) -> list[str]:
+    """The filesystem of each device of a crash run: --fs in turn (device i gets fs i mod len)."""
+    return [filesystems[i % len(filesystems)] for i in range(len(pmem))]
+
+
+def check_crash_request(suites: list[str], pmem: list[PmemConfig], filesystems: list[str]) -> None:
+    """Refuse (ScenarioError: one line, exit 2) a `--suite crash` run pmemkit cannot carry out,
+    before anything slow: it runs alone, on NVDIMMs (fsdax) and virtio-pmem devices only (their
+    backing files and label areas are what survives the kill; memmap= ranges are guest RAM), one
+    filesystem per device, --fs taken in turn, each filesystem on at least one device.
+    """
+    if CRASH_SUITE not in suites:
+        return
+    if list(suites) != [CRASH_SUITE]:
+        others = ", ".join(s for s in suites if s != CRASH_SUITE)
+        raise ScenarioError(
+            f"--suite crash runs alone (two boots on the same NVDIMM backing files, the first killed "
+            f"with SIGKILL): run {others} in a run of its own"
+        )
+    example = "--pmem nvdimm:512M --pmem nvdimm:512M --fs ext4,xfs"
+    if not pmem or any(p.source not in CRASH_SOURCES for p in pmem):
+        wrong = ", ".join(p.spec() for p in pmem if p.source not in CRASH_SOURCES) or "no --pmem device"
+        raise ScenarioError(
+            f"--suite crash needs NVDIMMs or virtio-pmem devices only (their backing files and label "
+            f"areas are kept between the two boots; memmap= is guest RAM, lost with the guest): {wrong} "
+            f"is not one; e.g. {example}"
+        )
+    not_fsdax = [p.spec() for p in pmem if p.mode not in (None, "fsdax")]
+    if not_fsdax:
+        raise ScenarioError(
+            f"--suite crash writes files on a DAX filesystem: {', '.join(not_fsdax)} is not mode=fsdax"
+        )
+    if len(pmem) < len(filesystems):
+        raise ScenarioError(
+            f"--suite crash puts one filesystem on each device (--fs in turn): --fs "
+            f"{','.join(filesystems)} needs at least {len(filesystems)} device(s), not {len(pmem)}; "
+            f"e.g. {example}"
+        )
+
+
+def refuse_crash_local(suites: list[str]) -> None:
+    """`run --target local` cannot kill and reboot this machine: the crash suite is refused (exit 2)."""
+    if CRASH_SUITE in suites:
+        raise ScenarioError(
+            "--suite crash boots pmemkit's VM twice on the same NVDIMM backing files and kills the "
+            "first boot with SIGKILL: it does not run with --target local"
+        )
+
+
+def crash_record(value: Any) -> dict[str, Any]:
+    """One record of what boot 1 wrote, checked for shape and bounds (ScenarioError otherwise)."""
+    if not isinstance(value, dict):
+        raise ScenarioError("plan.json crash record is not an object")
+    record: dict[str, Any] = {}
+    for key, kind in _RECORD_FIELDS.items():
+        item = value.get(key)
+        if type(item) is not kind:
+            raise ScenarioError(f"plan.json crash record's {key} is not a {kind.__name__}")
+        record[key] = item
+    name = record["file"]
+    if (
+        record["way"] not in CRASH_WAYS
+        or not name.startswith(CRASH_FILE_PREFIX)
+        or "/" in name
+        or len(name) > 80
+    ):
+        raise ScenarioError(f"plan.json crash record names way {record['way']!r}, file {name[:80]!r}")
+    sums = value.get("checksums")
+    blocks = -(-record["size"] // record["block"]) if record["block"] > 0 else -1
+    if (
+        not isinstance(sums, list)
+        or not 0 < blocks <= CRASH_MAX_BLOCKS
+        or len(sums) != blocks
+        or not all(type(c) is int and 0 <= c < 1 << 32 for c in sums)
+    ):
+        raise ScenarioError("plan.json crash record's checksums are not one crc32 per block")
+    record["checksums"] = list(sums)
+    return record
+
+
+def check_crash_field(value: Any) -> dict[str, Any] | None:
+    """plan.json's `crash`: absent, {"phase": "write"} or {"phase": "verify", "written": [record…]}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("phase") not in CRASH_PHASES:
+        raise ScenarioError(f"plan.json's crash must name a phase ({' or '.join(CRASH_PHASES)})")
+    if value["phase"] == "write":
+        return {"phase": "write"}
+    written = value.get("written")
+    if not isinstance(written, list) or len(written) > 64:
+        raise ScenarioError("plan.json's crash verify phase needs `written`: a list of records")
+    return {"phase": "verify", "written": [crash_record(r) for r in written]}

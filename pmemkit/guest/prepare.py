@@ -160,6 +160,18 @@ def match_devices(configs: list[PmemConfig], placements: list[Placement]) -> lis
     return prepared
 
 
+def find_existing(configs: list[PmemConfig], placements: list[Placement]) -> list[PreparedDevice]:
+    """The NVDIMM namespaces an earlier boot made, found where the host put them, creating nothing.
+
+    Why: the second boot of `--suite crash` must see the labels, namespace and filesystem the first
+    boot left on the same backing files, so it runs no init-labels, create-namespace or mkfs.
+    """
+    regions = _nfit_regions_by_handle()
+    handles = {p.nfit_handle: regions[p.nfit_handle] for p in placements if p.nfit_handle in regions}
+    current = namespaces()
+    return match_namespaces(configs, placements, current, handles, region_sysfs_paths(current))
+
+
 def region_sysfs_paths(current: list[Namespace]) -> dict[str, str]:
     """Region → its real sysfs path, which runs through the PCI device of a virtio-pmem region."""
     return {ns.region: os.path.realpath(f"/sys/bus/nd/devices/{ns.region}") for ns in current}

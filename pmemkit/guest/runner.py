@@ -34,7 +34,8 @@ def guest_run(plan_path: Path, out_dir: Path) -> int:
     """Run the plan; returns 0 when every step ran (whatever the kernel answered), 1 otherwise.
 
     A plan with a `session` (`pmemkit exec`, `pmemkit shell`) runs the user's command or shell
-    on the prepared devices instead of the suites (`pmemkit.guest.session`).
+    on the prepared devices instead of the suites (`pmemkit.guest.session`); one with `crash` runs
+    that boot's phase of the crash suite.
     """
     plan = Plan.read(plan_path)
     token = vm_token()
@@ -47,6 +48,10 @@ def guest_run(plan_path: Path, out_dir: Path) -> int:
         from pmemkit.guest.session import run_session
 
         return run_session(plan, out_dir)
+    if plan.crash is not None:  # --suite crash: this boot's phase of its two (guest/experiments/crash.py)
+        from pmemkit.guest.experiments.crash import run_phase
+
+        return run_phase(plan, out_dir)
 
     def prepare() -> list[PreparedDevice]:
         load_legacy_pmem(len(legacy_pmem_ranges()))

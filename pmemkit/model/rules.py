@@ -133,6 +133,15 @@ PEER_MAP_OPERATIONS = ("mremap-partial-pmd", "odirect-write-from-dax:unfaulted",
 PEER_OPERATIONS = PEER_MAP_OPERATIONS + PEER_FS_OPERATIONS
 EXTRA_OPERATIONS += PEER_OPERATIONS
 # ---- end peers ------------------------------------------------------------------------------------
+# ---- crash (issue 12 items 4-5): what survives a SIGKILL of qemu; additive block -------------------
+#: The crash suite's operations (guest/experiments/crash.py): the write of each way in boot 1, the
+#: remount (journal/log recovery) and each way's verdict in boot 2. Ways are variants.
+CRASH_WAYS = ("map-sync", "msync", "no-sync")
+CRASH_WRITE_OPERATIONS = tuple(f"crash-write:{w}" for w in CRASH_WAYS)
+CRASH_VERIFY_OPERATIONS = tuple(f"crash-verify:{w}" for w in CRASH_WAYS)
+CRASH_OPERATIONS = (*CRASH_WRITE_OPERATIONS, "crash-remount", *CRASH_VERIFY_OPERATIONS)
+EXTRA_OPERATIONS += CRASH_OPERATIONS
+# ---- end crash ------------------------------------------------------------------------------------
 MODEL_OPERATIONS = OPERATIONS + tuple(op for op in EXTRA_OPERATIONS if op not in OPERATIONS)
 #: Operations that need the filesystem mounted (all but the mount itself and block-device I/O).
 NEEDS_MOUNT = tuple(
@@ -2193,6 +2202,192 @@ PEER_RULES: tuple[Rule, ...] = (
 )
 RULES = RULES + PEER_RULES
 # ---- end peers ------------------------------------------------------------------------------------
+
+# ---- crash (issue 12 items 4-5): what survives a SIGKILL of qemu; additive block -------------------
+# Outcomes of crash-verify: ok = survived (file, size and every block as written), ENOENT = lost
+# (no such file after journal/log recovery), short = partial (the file is there, its size or a block
+# is not). The kill of qemu keeps every store the guest made into the NVDIMM (a MAP_SHARED mapping
+# of the host file outlives qemu); what it loses is what the guest kernel had not written there yet:
+# metadata in its running journal transaction (ext4/jbd2) or its in-memory log (XFS CIL).
+SRC61 = "linux-source-6.1 (Debian 6.1.192-3)"
+MAP_SYNC_FAULT = (
+    f"{SRC61} fs/dax.c dax_iomap_pte_fault()/dax_iomap_pmd_fault() -> dax_fault_iter(): "
+    "dax_fault_is_synchronous() (IOMAP_WRITE, VM_SYNC and IOMAP_F_DIRTY) -> "
+    "dax_fault_synchronous_pfnp() returns VM_FAULT_NEEDDSYNC without mapping the page"
+)
+SYNC_FAULT_FINISH = (
+    f"{SRC61} fs/dax.c dax_finish_sync_fault(): vfs_fsync_range(file, start, end, 1) before "
+    "dax_insert_pfn_mkwrite(); called by fs/ext4/file.c ext4_dax_huge_fault() and "
+    "fs/xfs/xfs_file.c __xfs_filemap_fault() on VM_FAULT_NEEDDSYNC"
+)
+DIRTY_METADATA = (
+    f"{SRC61} fs/ext4/inode.c ext4_set_iomap(): IOMAP_F_DIRTY when ext4_inode_datasync_dirty() or the "
+    "write extends past i_size; fs/xfs/xfs_iomap.c xfs_bmbt_to_iomap(): IOMAP_F_DIRTY when the "
+    "inode is pinned with fsync-relevant fields logged"
+)
+MSYNC = f"{SRC61} mm/msync.c SYSCALL_DEFINE3(msync): MS_SYNC on a shared file vma -> vfs_fsync_range()"
+FSYNC = (
+    f"{SRC61} fs/ext4/fsync.c ext4_sync_file(): file_write_and_wait_range() (-> ext4_dax_writepages() "
+    "-> fs/dax.c dax_writeback_mapping_range(): CPU cache write-back of dirty DAX entries) then "
+    "ext4_fsync_journal() -> jbd2_complete_transaction(); fs/xfs/xfs_file.c xfs_file_fsync(): "
+    "file_write_and_wait_range() (-> xfs_dax_writepages() -> dax_writeback_mapping_range()) then "
+    "xfs_fsync_flush_log() -> xfs_log_force_seq(XFS_LOG_SYNC)"
+)
+COMMIT_TIMERS = (
+    f"{SRC61} include/linux/jbd2.h JBD2_DEFAULT_MAX_COMMIT_AGE 5 (s, ext4's default commit=); "
+    "fs/xfs/xfs_globals.c syncd_timer 30*100 (xfs_syncd_centisecs: the log worker forces the log "
+    "every 30 s, fs/xfs/xfs_log.c xfs_log_work_queue())"
+)
+MAP_SYNC_4_15 = (
+    "commit 'mm: Define MAP_SYNC and VM_SYNC flags' (4.15, with MAP_SHARED_VALIDATE; version inferred)"
+)
+CRASH_SUITE_SRC = "pmemkit guest/experiments/crash.py (the unsynced way written last, then SIGKILL)"
+CRASH_RULES: tuple[Rule, ...] = (
+    R(
+        "crash-map-sync-absent",
+        ("crash-write:map-sync", "crash-verify:map-sync"),
+        "EINVAL",
+        "MAP_SHARED_VALIDATE and MAP_SYNC arrive in 4.15; before, flags 0x03 (MAP_SHARED|MAP_PRIVATE) "
+        "are refused by do_mmap() with -EINVAL and nothing is written this way. Inferred.",
+        MAP_SYNC_4_15,
+        status="I",
+        before="4.15",
+    ),
+    R(
+        "crash-map-sync-no-dax",
+        ("crash-write:map-sync", "crash-verify:map-sync"),
+        "EOPNOTSUPP",
+        "MAP_SYNC is refused on a file that is not DAX: ext4_file_mmap()/xfs_file_mmap() call "
+        "daxdev_mapping_supported(), false without a DAX mapping, and return -EOPNOTSUPP.",
+        f"{SRC61} fs/ext4/file.c ext4_file_mmap(), fs/xfs/xfs_file.c xfs_file_mmap(): "
+        "!daxdev_mapping_supported() -> -EOPNOTSUPP",
+        f"{SRC61} mm/mmap.c do_mmap(): MAP_SHARED_VALIDATE flags outside mmap_supported_flags -> -EOPNOTSUPP",
+        since="4.15",
+        fs_dax=("none",),
+    ),
+    R(
+        "crash-map-sync-virtio-pmem",
+        ("crash-write:map-sync", "crash-verify:map-sync"),
+        "EOPNOTSUPP",
+        "virtio-pmem is an asynchronous region (its flush is a request to the host), so its DAX "
+        "device is not synchronous and MAP_SYNC is refused: daxdev_mapping_supported() returns "
+        "dax_synchronous() = false, and ext4_file_mmap()/xfs_file_mmap() return -EOPNOTSUPP. Nothing "
+        "is written this way on virtio-pmem.",
+        f"{SRC61} drivers/nvdimm/virtio_pmem.c virtio_pmem_probe(): set_bit(ND_REGION_ASYNC)",
+        f"{SRC61} drivers/nvdimm/region_devs.c is_nvdimm_sync(), drivers/nvdimm/pmem.c "
+        "pmem_attach_disk(): set_dax_synchronous() only for a synchronous region",
+        f"{SRC61} include/linux/dax.h daxdev_mapping_supported()",
+        since="6.1",
+        source="virtio-pmem",
+        fs_dax=("pages",),
+    ),
+    R(
+        "crash-map-sync-virtio-pmem-older",
+        ("crash-write:map-sync", "crash-verify:map-sync"),
+        "EOPNOTSUPP",
+        "5.3-6.0: virtio-pmem came with the DAX sync flag (5.3), so the same refusal is inferred.",
+        "commit 'virtio-pmem: Add virtio pmem driver' (5.3)",
+        status="I",
+        before="6.1",
+        source="virtio-pmem",
+        fs_dax=("pages",),
+    ),
+    R(
+        "crash-write",
+        CRASH_WRITE_OPERATIONS,
+        "ok",
+        "A new file extended with ftruncate and filled through a shared mapping: every write fault "
+        "allocates blocks (on DAX, zeroed pmem blocks mapped straight into the process).",
+        f"{SRC61} fs/dax.c dax_iomap_fault()",
+        f"{SRC61} mm/mmap.c do_mmap()",
+        fs_dax=("pages", "pageless", "none"),
+    ),
+    R(
+        "crash-remount",
+        "crash-remount",
+        "ok",
+        "The filesystem boot 1 made is mounted again on the same namespace after the kill; ext4 "
+        "replays its journal (jbd2_journal_recover()), XFS its log (xlog_recover()), then the DAX "
+        "mount is the same as boot 1's.",
+        f"{SRC61} fs/ext4/super.c ext4_load_journal(), fs/xfs/xfs_super.c xfs_fs_fill_super() -> "
+        "xfs_log_mount()",
+        fs_dax=("pages",),
+    ),
+    R(
+        "crash-map-sync-durable",
+        "crash-verify:map-sync",
+        "ok",
+        "MAP_SYNC: a write fault that needs metadata (a new block, i_size) is synchronous: the "
+        "fault handler fsyncs the faulting range (vfs_fsync_range(), datasync) before it maps the "
+        "page, so the allocation, the size and (with them, inferred: jbd2 commits the whole "
+        "transaction, XFS forces the log to the inode's sequence) the file's creation are on the "
+        "media before the first store. The data are the process's stores into pmem; a SIGKILL of "
+        "qemu keeps them in the host file. Survived.",
+        MAP_SYNC_FAULT,
+        SYNC_FAULT_FINISH,
+        DIRTY_METADATA,
+        since="6.1",
+        fs_dax=("pages",),
+    ),
+    R(
+        "crash-map-sync-durable-older",
+        "crash-verify:map-sync",
+        "ok",
+        "4.15-6.0: the same synchronous-fault path (dax_finish_sync_fault() since 4.15) is "
+        "inferred; read in 6.1 only.",
+        MAP_SYNC_4_15,
+        SYNC_FAULT_FINISH,
+        status="I",
+        since="4.15",
+        before="6.1",
+        fs_dax=("pages",),
+    ),
+    R(
+        "crash-msync-durable",
+        "crash-verify:msync",
+        "ok",
+        "msync(MS_SYNC) is fsync of the range: the CPU caches over the dirty DAX entries are written "
+        "back, then the journal commits (ext4) or the log is forced (XFS), with the block "
+        "allocation, i_size and the file's creation in it. Survived.",
+        MSYNC,
+        FSYNC,
+        since="6.1",
+        fs_dax=("pages", "none"),
+    ),
+    R(
+        "crash-msync-durable-older",
+        "crash-verify:msync",
+        "ok",
+        "Before 6.1 msync -> fsync is inferred to commit the same way (read in 6.1 only).",
+        MSYNC,
+        status="I",
+        before="6.1",
+        fs_dax=("pages", "pageless", "none"),
+    ),
+    R(
+        "crash-no-sync-lost",
+        "crash-verify:no-sync",
+        "ENOENT",
+        "No sync: the kernel promises nothing. Predicted: lost. The file's creation, size and "
+        "blocks sit in ext4's running journal transaction (committed after 5 s) or XFS's CIL "
+        "(forced by the 30 s log worker); pmemkit writes the unsynced file last and is killed "
+        "within about a second, so no commit holds it and recovery leaves no such file. A kill "
+        "later than those timers would find it (survived): that is timing, not a promise. Inferred.",
+        COMMIT_TIMERS,
+        CRASH_SUITE_SRC,
+        status="I",
+        fs_dax=("pages", "pageless", "none"),
+    ),
+    R(
+        "crash-no-dax-mapping",
+        CRASH_OPERATIONS,
+        "n/a",
+        "The crash suite writes files on a DAX filesystem of an NVDIMM; there is none here.",
+        CRASH_SUITE_SRC,
+    ),
+)
+RULES = RULES + CRASH_RULES
+# ---- end crash ------------------------------------------------------------------------------------
 # ---- CXL pmem as a source (issue 16; the cxl helper's block, kept apart from the table above) --
 # What CXL shares with NFIT: from the nd region on it is libnvdimm's namespace layer, so the pfn
 # (fsdax, map=mem|dev), dax (devdax) and btt rules above answer for it unchanged. What differs

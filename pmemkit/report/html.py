@@ -340,3 +340,8 @@ def render_html(run: RunContents, predictor: Predictor | None, plots: list[Plot]
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
+
+
+from pmemkit.report.crash import crash_section  # noqa: E402 (issue 12: the crash suite's section)
+
+section(crash_section)

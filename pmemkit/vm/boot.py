@@ -7,6 +7,7 @@ guest that crashes must still leave its console log and whatever results it wrot
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -56,6 +57,8 @@ class BootResult:
     interrupted: str | None = None  # the signal (SIGTERM, …) that stopped the boot
     console_error: str | None = None  # why guest-console.log is incomplete, if it is
     qemu_left: int | None = None  # the process group that survived SIGKILL (stuck in the kernel)
+    #: `kill_on`: seconds since qemu started when its line was seen and qemu was sent SIGKILL
+    killed_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -97,11 +100,14 @@ def boot(
     progress: Callable[[str], None] = print,
     guard: SignalGuard | None = None,
     relay: ConsoleRelay | None = None,
+    kill_on: str | None = None,
 ) -> BootResult:
     """Run qemu until it exits, `timeout_s` passes (None: no limit, for an interactive shell) or
     `guard` catches a signal; then make sure its whole process group is gone. A signal ends the
     boot like a timeout: the result says which. A `relay` also reads the console (and, when
-    interactive, writes qemu's stdin)."""
+    interactive, writes qemu's stdin). `kill_on`: a console line holding this text makes the
+    console reader send qemu's process group SIGKILL at once (`--suite crash`: a power cut after
+    the guest's writes); the guest's text can do nothing else."""
     start = time.monotonic()
     result = BootResult(returncode=None, timed_out=False, elapsed_s=0.0)
     if guard is not None:
@@ -122,7 +128,9 @@ def boot(
     stderr_chunks: list[bytes] = []
     readers = [
         threading.Thread(
-            target=_read_console, args=(proc, console_log, start, result, progress, relay), daemon=True
+            target=_read_console,
+            args=(proc, console_log, start, result, progress, relay, kill_on),
+            daemon=True,
         ),
         threading.Thread(target=lambda: stderr_chunks.append(_read_all(proc.stderr)), daemon=True),
     ]
@@ -179,9 +187,19 @@ def _read_console(
     result: BootResult,
     progress: Callable[[str], None],
     relay: ConsoleRelay | None = None,
+    kill_on: str | None = None,
 ) -> None:
     """Save the console and parse it as it comes, line by line. A full or failing disk stops the
     saving, never the parsing: the run must still see its phase markers, end, and report."""
+
+    def kill_at_marker(line: str) -> None:
+        if kill_on is not None and result.killed_at is None and kill_on in line:
+            result.killed_at = round(time.monotonic() - start, 3)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # qemu leads its own group (start_new_session)
+            except ProcessLookupError:
+                pass  # it had already gone
+
     assert proc.stdout is not None
     log: IO[bytes] | None = None
     try:
@@ -209,6 +227,7 @@ def _read_console(
                 log = _close_quietly(log)
         *lines, partial = (partial + raw).split(b"\n")
         for whole in lines:
+            kill_at_marker(whole.decode(errors="replace"))
             _parse_line(whole + b"\n", time.monotonic() - start, result, progress, relay)
     if partial:
         _parse_line(partial, time.monotonic() - start, result, progress, relay)

@@ -130,17 +130,22 @@ def backing_size(cfg: PmemConfig) -> int:
     return cfg.size + (LABEL_SIZE if cfg.source == "nvdimm" else 0)
 
 
-def pmem_device_args(index: int, cfg: PmemConfig, backing: Path, placement: Placement) -> list[str]:
+def pmem_device_args(
+    index: int, cfg: PmemConfig, backing: Path, placement: Placement, pmem_on: bool = False
+) -> list[str]:
     """One NVDIMM (with a label area, so ndctl can make namespaces) or one virtio-pmem device.
 
     The plan's placement fixes where the guest finds it: an NVDIMM's explicit `slot` (its NFIT
     handle follows from it), a virtio-pmem device's PCI address. There is no default: a device
-    qemu placed by itself would be one the guest has to guess.
+    qemu placed by itself would be one the guest has to guess. `pmem_on`: the backend's `pmem=on`
+    (QEMU built with libpmem; `--suite crash` asks for it and records what QEMU said).
     """
     if placement.source != cfg.source:
         raise ValueError(f"placement {placement.to_dict()} is not one of {cfg.spec()}")
     mem_id = f"pmem{index}"
     obj = f"memory-backend-file,id={mem_id},share=on,mem-path={backing},size={backing_size(cfg)}"
+    if pmem_on:
+        obj += ",pmem=on"
     if cfg.source == "nvdimm" and placement.nvdimm_slot is not None:
         dev = f"nvdimm,memdev={mem_id},id=nv{index},label-size={LABEL_SIZE},slot={placement.nvdimm_slot}"
     elif cfg.source == "virtio-pmem" and placement.pci_address:
@@ -242,6 +247,7 @@ class QemuCommand:
     extra_cmdline: list[str] = field(default_factory=list)
     modules_disk: Path | None = None
     cxl_files: list[tuple[Path, Path]] = field(default_factory=list)  # (backing, LSA) per CXL device
+    pmem_on: bool = False  # `pmem=on` on every NVDIMM/virtio-pmem backend (see pmem_device_args)
 
     def cmdline(self) -> str:
         return kernel_cmdline(self.layout, self.vm_token, self.extra_cmdline)
@@ -263,7 +269,7 @@ class QemuCommand:
             raise ValueError("one backing file per NVDIMM/virtio-pmem device is needed")
         devices = zip(self.layout.dimms, self.layout.dimm_placements, self.backing_files, strict=True)
         for index, (cfg, placement, backing) in enumerate(devices):
-            argv += pmem_device_args(index, cfg, backing, placement)
+            argv += pmem_device_args(index, cfg, backing, placement, self.pmem_on)
         if len(self.cxl_files) != len(self.layout.cxl):
             raise ValueError("one (backing, LSA) file pair per CXL device is needed")
         if self.layout.has_cxl:

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from pmemkit import __version__, rundir
-from pmemkit.plan import Plan
+from pmemkit.plan import CRASH_SUITE, Plan, check_crash_request
 from pmemkit.scenario import PmemConfig
-from pmemkit.vm.accel import choose_accel
+from pmemkit.vm.accel import AccelChoice, choose_accel
 from pmemkit.vm.boot import BootResult, ConsoleRelay, boot
 from pmemkit.vm.errors import HostToolMissing
-from pmemkit.vm.image import cache_dir, ensure_image, repo_root
-from pmemkit.vm.kernels import KernelSpec, check_config, ensure_kernel
+from pmemkit.vm.image import GuestImage, cache_dir, ensure_image, repo_root
+from pmemkit.vm.kernels import KernelLayer, KernelSpec, check_config, ensure_kernel
 from pmemkit.vm.layout import VmLayout
 from pmemkit.vm.lifecycle import SignalGuard
 from pmemkit.vm.qemu import QemuCommand, backing_size, make_cxl_files
@@ -94,24 +94,22 @@ def _qemu_version(qemu: str) -> str:
         return "unknown"
 
 
-def boot_and_collect(
-    options: RunOptions,
-    layout: VmLayout,
-    progress: Callable[[str], None],
-    guard: SignalGuard,
-    session: SessionSpec | None = None,
-    relay: ConsoleRelay | None = None,
-) -> Collected:
-    """Build what is missing, boot once, collect the guest's files and write environment.json.
+@dataclass
+class Layers:
+    """What a boot is built from: qemu, the image and kernel layers, and the accelerator chosen."""
 
-    With a `session` (`pmemkit exec`/`shell`) the plan carries it, its --copy-in files are staged
-    in the share and `relay` reads the console too; a shell without --timeout has no time limit.
+    qemu: str
+    image: GuestImage
+    kernel: KernelLayer
+    kernel_meta: dict[str, Any]
+    choice: AccelChoice
 
-    `options` and `layout` are what `pmemkit.pipeline.check` accepted (it validated them: nothing
-    is planned twice); `guard` is entered by the caller, which renders the report on every exit.
-    Before the run directory exists a signal raises Interrupted; after it, boot() ends qemu and
-    the signal is left in `guard.received` for the caller.
-    """
+
+def build_layers(
+    options: RunOptions, layout: VmLayout, progress: Callable[[str], None], guard: SignalGuard
+) -> Layers:
+    """Find qemu, build (or find) the image and kernel layers, check the kernel's config, choose
+    the accelerator: everything before the run directory exists."""
     qemu = shutil.which(QEMU)
     if qemu is None and not layout.has_cxl:
         raise HostToolMissing(f"{QEMU} is not installed: run `make deps` (apt-get install qemu-system-x86)")
@@ -119,10 +117,7 @@ def boot_and_collect(
         qemu = cxl_qemu(qemu, progress)
         progress(f"qemu for CXL: {_qemu_version(qemu)}")
         progress(cxl_speed_warning(options.suites))
-    pmem = list(layout.pmem)  # every memmap start made explicit, so the guest matches ranges exactly
-    timeout: float | None = options.timeout_s or options.default_timeout()
-    if session is not None and session.mode == "shell" and options.timeout_s is None:
-        timeout = None  # an interactive shell lasts as long as its user wants
+    assert qemu is not None
     guard.stage = "checking (or building) the guest image"
     image = ensure_image(progress)
     guard.stage = f"checking (or building) the guest kernel ({options.kernel.label()})"
@@ -132,92 +127,109 @@ def boot_and_collect(
         kernel.config.read_text(errors="replace"),
         kernel.release,
         str(kernel.config),
-        {p.source for p in pmem},
+        {p.source for p in layout.pmem},
         options.filesystems,
     )
     progress(f"guest kernel {kernel.release} ({kernel_meta.get('kernel_package', options.kernel.label())})")
     guard.stage = "choosing the accelerator"
     choice = choose_accel(options.accel, qemu, kernel.vmlinux)
-    guard.hold()  # from here a signal is raised inside boot(), which ends qemu; the caller reports
-    run_dir = make_run_dir(options.runs_dir)
-    progress(f"run directory: {run_dir}")
-    plan = Plan(
+    return Layers(qemu, image, kernel, kernel_meta, choice)
+
+
+def make_plan(options: RunOptions, layout: VmLayout, layers: Layers, **extra: Any) -> Plan:
+    """The plan the guest runs, with the placements qemu's command line is built from."""
+    return Plan(
         suites=options.suites,
-        pmem=pmem,
+        pmem=list(layout.pmem),  # every memmap start made explicit, so the guest matches ranges exactly
         filesystems=options.filesystems,
-        accel=choice.accel,
-        vm_token=image.image_id,
+        accel=layers.choice.accel,
+        vm_token=layers.image.image_id,
         pmemkit_version=__version__,
         inject_fault=options.inject_fault,
         profile=options.profile,
-        placements=list(layout.placements),  # the placements qemu's command line is built from
+        placements=list(layout.placements),
         decisions=options.decisions,
-        session=session.plan_field() if session is not None else None,
+        **extra,
     )
+
+
+def make_share(run_dir: Path, plan: Plan) -> Path:
+    """RUN/plan.json (the copy the host trusts) and RUN/guest/ with the guest's copy; the guest's
+    python gets bytecode compiled here (3.11 too: it saves seconds of TCG per boot)."""
     plan_text = json.dumps(plan.to_dict(), indent=2) + "\n"
     with rundir.RunDir.open(run_dir, require_run=False) as files:
         files.write(rundir.PLAN, plan_text)  # the copy the host trusts
         share = files.make_guest_share(plan_text)  # the only directory the guest can write
     rundir.check_user_xattrs(share)
-    if session is not None:
-        session.stage(share)
-    # The guest's python3 is 3.11 too: bytecode compiled here saves it seconds of TCG per boot.
     compileall.compile_dir(repo_root() / "pmemkit", quiet=2)
+    return share
+
+
+def new_scratch() -> Path:
+    """A fresh directory for one run's backing files in the cache's scratch/ (removed on every exit)."""
     scratch_root = cache_dir() / "scratch"
     scratch_root.mkdir(parents=True, exist_ok=True)
     # The pid in the name tells whose backing files these are (the unit of cleanup is one run).
-    scratch = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=scratch_root))
-    try:
-        backing = []
-        for index, cfg in enumerate(layout.dimms):
-            path = scratch / f"{cfg.source}{index}.img"
-            with open(path, "wb") as f:
-                f.truncate(backing_size(cfg))  # sparse, fresh each run: no stale labels
-            backing.append(path)
-        cxl_files = make_cxl_files(scratch, layout)
-        command = QemuCommand(
-            qemu=qemu,
-            accel=choice.accel,
-            layout=layout,
-            vmlinux=kernel.vmlinux,
-            initrd=kernel.initrd,
-            rootfs=image.rootfs,
-            modules_disk=kernel.modules_disk,
-            source_dir=repo_root(),
-            results_dir=share.resolve(),
-            vm_token=image.image_id,
-            backing_files=backing,
-            cxl_files=cxl_files,
-        )
-        environment = {
-            "pmemkit_version": __version__,
-            "host": {
-                "kernel": platform.release(),
-                "machine": platform.machine(),
-                "python": platform.python_version(),
-            },
-            "qemu": _qemu_version(qemu),
-            "accel": choice.accel,
-            "accel_reason": choice.reason,
-            "image": image.manifest(),
-            "kernel": kernel_meta,
-            "guest_ram_bytes": layout.ram,
-            "memmap": [r.kernel_arg() for r in layout.memmaps],
-            "kernel_cmdline": command.cmdline(),
-            "qemu_argv": command.argv(),
-            "timeout_s": timeout,
-        }
-        rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
-        limit = f"timeout {timeout:.0f} s" if timeout is not None else "no timeout"
-        progress(f"booting the guest ({choice.accel}; {choice.reason}); {limit}")
-        extra = {"relay": relay} if relay is not None else {}  # a suite run calls boot as it always did
-        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard, **extra)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    scratch_left = scratch.exists()
-    if result.console_error:
-        progress(f"warning: the console log is incomplete: {result.console_error}")
-    environment["boot"] = {
+    return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=scratch_root))
+
+
+def make_backing(scratch: Path, layout: VmLayout) -> list[Path]:
+    """A sparse backing file per NVDIMM / virtio-pmem device, fresh (so no stale labels)."""
+    backing = []
+    for index, cfg in enumerate(layout.dimms):
+        path = scratch / f"{cfg.source}{index}.img"
+        with open(path, "wb") as f:
+            f.truncate(backing_size(cfg))  # sparse, fresh each run: no stale labels
+        backing.append(path)
+    return backing
+
+
+def qemu_command(
+    layers: Layers, layout: VmLayout, share: Path, backing: list[Path], **extra: Any
+) -> QemuCommand:
+    return QemuCommand(
+        qemu=layers.qemu,
+        accel=layers.choice.accel,
+        layout=layout,
+        vmlinux=layers.kernel.vmlinux,
+        initrd=layers.kernel.initrd,
+        rootfs=layers.image.rootfs,
+        modules_disk=layers.kernel.modules_disk,
+        source_dir=repo_root(),
+        results_dir=share.resolve(),
+        vm_token=layers.image.image_id,
+        backing_files=backing,
+        **extra,
+    )
+
+
+def base_environment(
+    layers: Layers, layout: VmLayout, command: QemuCommand, timeout: float | None
+) -> dict[str, Any]:
+    """environment.json before the boot: host, qemu, accelerator, layers, command line, timeout."""
+    return {
+        "pmemkit_version": __version__,
+        "host": {
+            "kernel": platform.release(),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        },
+        "qemu": _qemu_version(layers.qemu),
+        "accel": layers.choice.accel,
+        "accel_reason": layers.choice.reason,
+        "image": layers.image.manifest(),
+        "kernel": layers.kernel_meta,
+        "guest_ram_bytes": layout.ram,
+        "memmap": [r.kernel_arg() for r in layout.memmaps],
+        "kernel_cmdline": command.cmdline(),
+        "qemu_argv": command.argv(),
+        "timeout_s": timeout,
+    }
+
+
+def boot_record(result: BootResult) -> dict[str, Any]:
+    """environment.json's `boot`: how one boot went."""
+    record = {
         "phases_s": result.phases,
         "elapsed_s": round(result.elapsed_s, 2),
         "timed_out": result.timed_out,
@@ -228,6 +240,64 @@ def boot_and_collect(
         "interrupted_by": result.interrupted,
         "console_error": result.console_error,
     }
+    if result.killed_at is not None:
+        record["killed_at_s"] = result.killed_at
+    return record
+
+
+def boot_and_collect(
+    options: RunOptions,
+    layout: VmLayout,
+    progress: Callable[[str], None],
+    guard: SignalGuard,
+    session: SessionSpec | None = None,
+    relay: ConsoleRelay | None = None,
+) -> Collected:
+    """Build what is missing, boot once, collect the guest's files and write environment.json.
+
+    With a session (`pmemkit exec`/`shell`) the plan carries it, its --copy-in files are staged
+    in the share and `relay` reads the console too; a shell without --timeout has no time limit.
+    `--suite crash` boots twice instead (`pmemkit.vm.crash`).
+
+    `options` and `layout` are what `pmemkit.pipeline.check` accepted (it validated them: nothing
+    is planned twice); `guard` is entered by the caller, which renders the report on every exit.
+    Before the run directory exists a signal raises Interrupted; after it, boot() ends qemu and
+    the signal is left in `guard.received` for the caller.
+    """
+    if session is None:  # a crash request pmemkit cannot carry out: one line, exit 2, nothing built
+        check_crash_request(options.suites, options.pmem, options.filesystems)
+        if CRASH_SUITE in options.suites:
+            from pmemkit.vm.crash import crash_run
+
+            return crash_run(options, layout, progress, guard)
+    timeout: float | None = options.timeout_s or options.default_timeout()
+    if session is not None and session.mode == "shell" and options.timeout_s is None:
+        timeout = None  # an interactive shell lasts as long as its user wants
+    layers = build_layers(options, layout, progress, guard)
+    guard.hold()  # from here a signal is raised inside boot(), which ends qemu; the caller reports
+    run_dir = make_run_dir(options.runs_dir)
+    progress(f"run directory: {run_dir}")
+    plan = make_plan(options, layout, layers, session=session.plan_field() if session is not None else None)
+    share = make_share(run_dir, plan)
+    if session is not None:
+        session.stage(share)
+    scratch = new_scratch()
+    try:
+        backing = make_backing(scratch, layout)
+        cxl_files = make_cxl_files(scratch, layout)
+        command = qemu_command(layers, layout, share, backing, cxl_files=cxl_files)
+        environment = base_environment(layers, layout, command, timeout)
+        rundir.write_atomic(run_dir / rundir.ENVIRONMENT, json.dumps(environment, indent=2) + "\n")
+        limit = f"timeout {timeout:.0f} s" if timeout is not None else "no timeout"
+        progress(f"booting the guest ({layers.choice.accel}; {layers.choice.reason}); {limit}")
+        extra = {"relay": relay} if relay is not None else {}  # a suite run calls boot as it always did
+        result = boot(command.argv(), run_dir / "guest-console.log", timeout, progress, guard, **extra)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    scratch_left = scratch.exists()
+    if result.console_error:
+        progress(f"warning: the console log is incomplete: {result.console_error}")
+    environment["boot"] = boot_record(result)
     failure = failure_message(result, timeout)
     environment["failure"] = failure
     faults = _keep(run_dir, environment)
