@@ -97,7 +97,8 @@ def provenance_lines(run: RunContents) -> list[str]:
                 pass
     lines = [
         f"Provenance: guest kernel {guest.get('kernel', '?')}, accelerator {env.get('accel', '?')} "
-        f"({env.get('accel_reason', '')}), {env.get('qemu', 'qemu ?')}; each NVDIMM backed by "
+        f"({env.get('accel_reason', '')}), {env.get('qemu', 'qemu ?')}; "
+        "each device (NVDIMM, virtio-pmem) backed by "
         f"{crash.get('backing', 'a sparse file on the host')}; QEMU `pmem=on`: "
         f"{'yes' if pmem_on.get('pmem_on') else 'no'} — {pmem_on.get('reason', 'not recorded')}. "
         "Emulated pmem is DRAM. One run: each way written once per filesystem (4 MiB, 4 KiB blocks).",
