@@ -143,6 +143,8 @@ def crash_lines(run: RunContents, found: list[Verdict]) -> list[str]:
             after = cells.get((fs, way, "crash-verify"))
             found_text, model = _cell(after, predicted.get(id(after)) if after is not None else None)
             wrote_text = f"`{wrote.outcome}`" if wrote is not None else "not observed"
+            if wrote is not None and wrote.outcome != "ok" and predicted.get(id(wrote)) is not None:
+                model = "write: " + _cell(wrote, predicted[id(wrote)])[1]  # nothing written: the write's cell
             size = "—"
             if after is not None and "written_size_bytes" in after.metrics:
                 m = after.metrics
