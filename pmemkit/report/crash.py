@@ -97,7 +97,8 @@ def provenance_lines(run: RunContents) -> list[str]:
                 pass
     lines = [
         f"Provenance: guest kernel {guest.get('kernel', '?')}, accelerator {env.get('accel', '?')} "
-        f"({env.get('accel_reason', '')}), {env.get('qemu', 'qemu ?')}; each NVDIMM backed by "
+        f"({env.get('accel_reason', '')}), {env.get('qemu', 'qemu ?')}; "
+        "each device (NVDIMM, virtio-pmem) backed by "
         f"{crash.get('backing', 'a sparse file on the host')}; QEMU `pmem=on`: "
         f"{'yes' if pmem_on.get('pmem_on') else 'no'} — {pmem_on.get('reason', 'not recorded')}. "
         "Emulated pmem is DRAM. One run: each way written once per filesystem (4 MiB, 4 KiB blocks).",
@@ -142,6 +143,8 @@ def crash_lines(run: RunContents, found: list[Verdict]) -> list[str]:
             after = cells.get((fs, way, "crash-verify"))
             found_text, model = _cell(after, predicted.get(id(after)) if after is not None else None)
             wrote_text = f"`{wrote.outcome}`" if wrote is not None else "not observed"
+            if wrote is not None and wrote.outcome != "ok" and predicted.get(id(wrote)) is not None:
+                model = "write: " + _cell(wrote, predicted[id(wrote)])[1]  # nothing written: the write's cell
             size = "—"
             if after is not None and "written_size_bytes" in after.metrics:
                 m = after.metrics

@@ -638,3 +638,21 @@ def test_model_refuses_map_sync_on_virtio_pmem_and_keeps_the_other_ways() -> Non
     assert "ND_REGION_ASYNC" in " ".join(refused.sources)
     assert predict(virtio, "crash-verify:msync").outcome == "ok"
     assert predict(virtio, "crash-verify:no-sync").outcome == "ENOENT"
+
+
+def test_report_shows_the_models_write_cell_where_nothing_was_written() -> None:
+    from pmemkit.report.crash import crash_lines
+    from pmemkit.report.markdown import RunContents
+    from pmemkit.report.rundir import default_predictor
+    from pmemkit.report.verdict import verdicts
+
+    scenario = Scenario(kernel=KERNEL, source="virtio-pmem", mode="raw", fs="ext4")
+    refused = Observation("crash", "crash-write", "EOPNOTSUPP", scenario, "/dev/pmem2", variant="map-sync")
+    skipped = Observation(
+        "crash", "crash-verify", "skipped:not-written", scenario, "/dev/pmem2", variant="map-sync"
+    )
+    run = RunContents("r", {}, {}, {"kernel": KERNEL}, [refused, skipped])
+    text = "\n".join(crash_lines(run, verdicts(run, default_predictor())))
+    assert (
+        "| `EOPNOTSUPP` | `skipped:not-written` | write: `EOPNOTSUPP` (crash-map-sync-virtio-pmem) |" in text
+    )
