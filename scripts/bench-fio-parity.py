@@ -70,6 +70,14 @@ def _us(ns: float | None) -> str:
 OWN_BY = {"helper": "helper", "tracepoints": "traced"}
 
 
+def _not_within(ci: dict) -> str:
+    """ "differs" when the whole CI lies outside 0.9…1.1, "unclear" when it only reaches past it."""
+    lo, hi = ci.get("lo"), ci.get("hi")
+    if lo is not None and hi is not None and (hi < 0.9 or lo > 1.1):
+        return "differs"
+    return "unclear"
+
+
 def parity_line(label: str, metrics: dict) -> tuple[str, bool | None]:
     """One target's line of the table and its verdict (True agrees, False differs, None no verdict)."""
     p = metrics["parity"]
@@ -77,7 +85,7 @@ def parity_line(label: str, metrics: dict) -> tuple[str, bool | None]:
     own = (metrics.get("pmemkit_own") or {}).get("p50")
     own_by = OWN_BY.get(p.get("own_method", "tracepoints")) if own is not None else "—"
     verdict = ratio.get("agrees")
-    words = {True: "agrees", False: "differs", None: "no verdict"}[verdict]
+    words = {True: "agrees", False: _not_within(ratio), None: "no verdict"}[verdict]
     line = (
         f"{label:44} {p['rounds']:>3}×{p['ios_per_round']:<5} {own_by:>7} {_us(own):>10} "
         f"{_us(metrics['fio_clat']['p50']):>10} "

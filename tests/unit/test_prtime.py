@@ -249,10 +249,13 @@ def test_bench_line_names_the_method_the_ratio_and_the_verdict():
     expected += ("20.00µs", "5.00µs")  # caller-side p50, caller overhead
     for text in expected:
         assert text in line, (text, line)
-    parity = {**metrics["parity"], "own_method": "tracepoints", "p50": {"agrees": False}}
-    traced = {**metrics, "parity": parity}
-    line, verdict = bench.parity_line("t", traced)
+    outside = {"ratio": 0.5, "lo": 0.45, "hi": 0.55, "agrees": False}
+    parity = {**metrics["parity"], "own_method": "tracepoints", "p50": outside}
+    line, verdict = bench.parity_line("t", {**metrics, "parity": parity})
     assert verdict is False and "traced" in line and "differs" in line
+    wide = {"ratio": 0.95, "lo": 0.5, "hi": 1.6, "agrees": False}  # reaches past the band: unclear
+    line, verdict = bench.parity_line("t", {**metrics, "parity": {**parity, "p50": wide}})
+    assert verdict is False and "unclear" in line and "differs" not in line
 
 
 @needs_gcc
