@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pmemkit.report.rundir import default_predictor
 from pmemkit.scenario import Observation
+from tests.vm import helpers
 
 pytestmark = pytest.mark.vm
 
@@ -33,18 +33,10 @@ WAYS = ("map-sync", "msync", "no-sync")
 @pytest.fixture(scope="module")
 def crash_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     runs = tmp_path_factory.mktemp("crash")
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--suite", "crash", "--fs", ",".join(FILESYSTEMS)]
+    argv = helpers.pmemkit_argv("run", runs, "--suite", "crash", "--fs", ",".join(FILESYSTEMS))
     for spec in PMEM:
         argv += ["--pmem", spec]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
-    return result, run_dir
-
-
-def _observations(run_dir: Path) -> list[Observation]:
-    lines = (run_dir / "observations.jsonl").read_text().splitlines()
-    return [Observation.from_dict(json.loads(line)) for line in lines if line.strip()]
+    return helpers.run_once(argv, runs, timeout=1800)
 
 
 def _cell(
@@ -60,7 +52,7 @@ def test_both_boots_left_their_files_and_an_observation_per_fs_and_way(crash_run
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("guest-console.log", "guest-console-2.log", "plan.json", "plan-verify.json", "report.html"):
         assert (run_dir / name).is_file(), name
-    seen = _observations(run_dir)
+    seen = helpers.observations(run_dir)
     for source, fs in DEVICES:
         for way in WAYS:
             wrote = _cell(seen, "crash-write", fs, way, source)
@@ -86,7 +78,7 @@ def test_boot_2_made_no_filesystem_and_recovered_the_journals(crash_run) -> None
     console = (run_dir / "guest-console-2.log").read_text(errors="replace")
     assert "mkfs" not in console.replace("(no mkfs)", "") and "init-labels" not in console
     assert json.loads((run_dir / "plan-verify.json").read_text())["crash"]["phase"] == "verify"
-    seen = _observations(run_dir)
+    seen = helpers.observations(run_dir)
     said = {
         fs: " ".join(_cell(seen, "crash-remount", fs, None).metrics["journal_messages"]) for fs in FILESYSTEMS
     }
@@ -98,7 +90,7 @@ def test_boot_2_made_no_filesystem_and_recovered_the_journals(crash_run) -> None
 
 def test_model_agrees_on_map_sync_and_msync(crash_run) -> None:
     _, run_dir = crash_run
-    seen = _observations(run_dir)
+    seen = helpers.observations(run_dir)
     predict = default_predictor()
     assert predict is not None
     rows = []

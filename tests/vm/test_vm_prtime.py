@@ -10,26 +10,24 @@ about 16 and 30 µs from one run to the next, so a single round can read 0.5× o
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pmemkit.vm.image import find_image
+from tests.vm import helpers
 
 pytestmark = pytest.mark.vm
 
 
 def test_the_fio_check_times_its_own_latency_with_the_image_helper(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    argv = [sys.executable, "-m", "pmemkit", "run", "--accel", "tcg", "--runs-dir", str(runs)]
-    argv += ["--pmem", "memmap:256M", "--fs", "ext4", "--suite", "fio", "--profile", "quick"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    argv = helpers.pmemkit_argv(
+        "run", runs, "--pmem", "memmap:256M", "--fs", "ext4", "--suite", "fio", "--profile", "quick"
+    )
+    done, run_dir = helpers.run_once(argv, runs, timeout=1800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
-    observations = [json.loads(line) for line in (run_dir / "observations.jsonl").read_text().splitlines()]
+    observations = helpers.records(run_dir)
     rand = [
         o for o in observations if o["operation"] == "fio-odirect-randread" and o["device"] == "/dev/pmem0"
     ]
