@@ -258,6 +258,32 @@ def test_bench_line_names_the_method_the_ratio_and_the_verdict():
     assert verdict is False and "unclear" in line and "differs" not in line
 
 
+def test_bench_second_comparison_takes_fio_null_engine_cost_off_clat():
+    """own / (clat - null): 15 / (16 - 1) = 1.0; the CI scaled alike; no null run, no estimate."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench-fio-parity.py"
+    spec = importlib.util.spec_from_file_location("bench_fio_parity", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    metrics = {
+        "fio_clat": {"p50": 16_000},
+        "fio_null_p50_ns": 1_000.0,
+        "parity": {"p50": {"ratio": 0.9375, "lo": 0.875, "hi": 1.0, "agrees": False}},
+    }
+    text, within = bench.net_of_fio_cost(metrics)
+    assert within is True and "1.000 [0.933, 1.067]" in text and "1.00µs" in text, text
+    wide = {**metrics, "parity": {"p50": {"ratio": 0.9375, "lo": 0.5, "hi": 1.0, "agrees": False}}}
+    text, within = bench.net_of_fio_cost(wide)
+    assert within is False and "not within" in text
+    text, within = bench.net_of_fio_cost({**metrics, "fio_null_p50_ns": None})
+    assert within is None and "no fio null-engine run" in text
+    text, within = bench.net_of_fio_cost({**metrics, "fio_null_p50_ns": 20_000.0})  # null above clat
+    assert within is None
+
+
 @needs_gcc
 def test_the_helper_source_compiles_without_warnings(tmp_path):
     import subprocess
