@@ -553,8 +553,10 @@ def fio_section(run: RunContents) -> list[str]:
     return [
         "## pmemkit beside fio (same file, same boot)",
         "",
-        "Target: within ±10 %. pmemkit times each pread from Python; under TCG the interpreter's own cost "
-        "per call is part of its figure (see each observation's detail), fio's loop is C.",
+        "Target: within ±10 %. pmemkit's figure is the I/O's own latency: the image's C helper `prtime` "
+        "(clock_gettime around each pread), or the raw_syscalls tracepoints where the helper is missing, "
+        "as each observation's detail says; the caller-side (Python) figure is beside it in the parity "
+        "table. fio's is its clat, which also spans fio's own work around each read.",
         "",
         *_table(["target", "measure", "pmemkit", "fio", "pmemkit / fio"], rows),
         "",

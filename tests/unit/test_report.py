@@ -120,6 +120,23 @@ def test_bandwidth_and_fio_sections():
     assert "## pmemkit beside fio" in text and "2.00×" in text
 
 
+def test_fio_headline_names_what_pmemkit_timed_not_a_python_loop():
+    """The headline's caption says whose latency stands beside fio's clat, from the observation."""
+    from pmemkit.report.headline import fio_agreement
+
+    side = {"pmemkit": 15000, "fio": 16000, "ratio": 0.9375, "within_10pct": True}
+    own = "own (prtime: a C loop, clock_gettime around pread)"
+    fio = _metric_obs(
+        "fio-odirect-randread",
+        experiment="fio",
+        metrics={"comparison": {"p50": side, "bw_bytes": side, "pmemkit_latency": own}},
+    )
+    headline = fio_agreement(_contents(observations=[fio]))
+    assert headline is not None
+    assert own in headline.provenance and "Python" not in headline.provenance, headline.provenance
+    assert "0.94×" in headline.text(), headline.values
+
+
 def test_run_dir_gets_plots_linked_from_the_report(tmp_path):
     from pmemkit.measure.stats import summarize
 
