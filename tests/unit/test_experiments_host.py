@@ -13,6 +13,7 @@ import pytest
 
 from pmemkit.guest.experiments import Target, get, load_all, runs_on
 from pmemkit.scenario import Scenario
+from tests.unit.direct_io import direct_io_works
 
 
 def _target(kind, tmp_path):
@@ -20,15 +21,6 @@ def _target(kind, tmp_path):
     scratch.mkdir(exist_ok=True)
     scenario = Scenario(kernel=os.uname().release, source="baseline", mode=kind)
     return Target(kind, str(tmp_path), kind, scenario, str(scratch), {"accel": "host"}, {"profile": "quick"})
-
-
-def _direct_io_works(path):
-    try:
-        fd = os.open(path / "probe", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
 
 
 def test_registry_lists_every_experiment_with_its_kinds():
@@ -52,7 +44,7 @@ def test_mmap_experiment_on_host(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", ["anon", "pagecache"])
 def test_odirect_experiment_on_host(kind, tmp_path):
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     obs = list(get("odirect")(_target(kind, tmp_path), {"profile": "quick"}))
     ops = {(o.operation, o.variant): o for o in obs}
@@ -134,7 +126,7 @@ def test_shared_helpers(tmp_path):
     assert (
         path == str(tmp_path / "scratch" / "pmemkit-unit.dat") and open(path, "rb").read() == data.tobytes()
     )
-    if _direct_io_works(tmp_path / "scratch"):
+    if direct_io_works(tmp_path / "scratch"):
         import hashlib
 
         whole, got = sha256_range(path, 3 << 20)
@@ -151,7 +143,7 @@ def test_observation_provenance_carries_real_repetitions():
 
 @pytest.mark.parametrize("kind", ["anon", "pagecache"])
 def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     buffer = "anon" if kind == "anon" else "pagecache-mmap"
     odirect = {o.shown(): o for o in get("odirect")(_target(kind, tmp_path), {"profile": "quick"})}
@@ -170,7 +162,7 @@ def test_repetitions_follow_what_the_profile_did(kind, tmp_path):
 
 
 def test_a_private_mapping_after_fork_is_verified_by_the_child(tmp_path):
-    if not _direct_io_works(tmp_path / "scratch" if (tmp_path / "scratch").exists() else tmp_path):
+    if not direct_io_works(tmp_path / "scratch" if (tmp_path / "scratch").exists() else tmp_path):
         pytest.skip("no O_DIRECT here")
     obs = {
         (o.operation, o.variant): o for o in get("odirect")(_target("anon", tmp_path), {"profile": "quick"})
@@ -194,7 +186,7 @@ def _fs_target_without_dax(tmp_path):
 
 
 def test_a_page_cache_fallback_keeps_operation_names_and_says_so(tmp_path):
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     target = _fs_target_without_dax(tmp_path)
     smoke = {o.operation: o for o in get("smoke")(target, {"profile": "quick"})}
@@ -220,7 +212,7 @@ def test_a_page_cache_fallback_keeps_operation_names_and_says_so(tmp_path):
 
 @pytest.mark.parametrize("kind", ["anon", "pagecache"])
 def test_baselines_name_their_mapping(kind, tmp_path):
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     expected = "anon" if kind == "anon" else "pagecache"
     for name in ("odirect", "kapi", "mmap"):
@@ -241,7 +233,7 @@ def _half_partner(real):
 
 
 def test_a_short_transfer_is_short_in_smoke_and_odirect_alike(tmp_path, monkeypatch):
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     from pmemkit.guest.experiments import odirect, smoke
 
@@ -256,7 +248,7 @@ def test_a_short_transfer_is_short_in_smoke_and_odirect_alike(tmp_path, monkeypa
 
 
 def test_a_short_write_to_the_dax_file_is_short_not_ok(tmp_path, monkeypatch):
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     from pmemkit.guest.experiments import odirect
 
@@ -270,7 +262,7 @@ def test_a_short_write_to_the_dax_file_is_short_not_ok(tmp_path, monkeypatch):
 
 def test_raid_roundtrip_compares_every_chunk_not_only_the_last(tmp_path, monkeypatch):
     """A chunk read back wrong anywhere in the range is a mismatch (the old check saw only the last MiB)."""
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     from pmemkit.guest.experiments import raid
 
@@ -316,7 +308,7 @@ def test_no_condition_in_pmemkit_chooses_between_two_equal_answers():
 @pytest.mark.parametrize("kind", ["anon", "pagecache"])
 def test_latencies_go_through_the_one_timing_loop(kind, tmp_path):
     """Issue 15: every latency summary says it came from measure.timing.time_each, with its overhead."""
-    if not _direct_io_works(tmp_path):
+    if not direct_io_works(tmp_path):
         pytest.skip(f"{tmp_path} does not support O_DIRECT on this host")
     from pmemkit.guest.experiments.mmap import PROFILES as MMAP_PROFILES
     from pmemkit.guest.experiments.odirect import LARGE_IO, PROFILES
@@ -383,7 +375,7 @@ def test_fio_check_runs_interleaved_on_the_same_offsets(tmp_path, monkeypatch):
     """Issue 15: fio and pmemkit alternate for R rounds over fio's own offsets, same I/O count."""
     import shutil
 
-    if shutil.which("fio") is None or not _direct_io_works(tmp_path):
+    if shutil.which("fio") is None or not direct_io_works(tmp_path):
         pytest.skip("fio or O_DIRECT missing on this host")
     from pmemkit.guest import prtime
     from pmemkit.guest.experiments import fiocheck
@@ -441,7 +433,7 @@ def _fio_file(tmp_path, size):
 def test_fio_check_gives_a_verdict_from_three_rounds(tmp_path, monkeypatch):
     import shutil
 
-    if shutil.which("fio") is None or not _direct_io_works(tmp_path):
+    if shutil.which("fio") is None or not direct_io_works(tmp_path):
         pytest.skip("fio or O_DIRECT missing on this host")
     from pmemkit.guest.experiments import fiocheck
 

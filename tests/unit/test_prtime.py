@@ -9,6 +9,7 @@ import pytest
 
 from pmemkit.guest import prtime
 from pmemkit.guest.experiments import fiocheck
+from tests.unit.direct_io import direct_io_works
 
 GOOD = (
     "prtime 1\nclock CLOCK_MONOTONIC\nclock_overhead_median_ns 31\nclock_overhead_min_ns 20\n"
@@ -149,19 +150,10 @@ def _target(tmp_path):
     return Target("pagecache", str(tmp_path), "pagecache", scenario, str(scratch), {"accel": "host"}, {})
 
 
-def _direct_io_works(path):
-    try:
-        fd = os.open(path / "probe", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
-
-
 @needs_gcc
 def test_fio_check_takes_the_own_latency_from_the_helper_pinned_beside_fio(helper, tmp_path, monkeypatch):
     """Issue 15: the helper's per-pread samples against fio's clat, the same CPU, the same count."""
-    if shutil.which("fio") is None or not _direct_io_works(tmp_path):
+    if shutil.which("fio") is None or not direct_io_works(tmp_path):
         pytest.skip("fio or O_DIRECT missing on this host")
     small = {"file_bytes": 4 << 20, "ios": 64, "rounds": 3, "loops": 1, "seq_rounds": 0, "null": 0}
     monkeypatch.setitem(fiocheck.PROFILES, "quick", small)
@@ -221,8 +213,8 @@ def test_fio_check_alternates_the_tools_in_abba_order(tmp_path, monkeypatch):
     assert np.isclose(obs.metrics["parity"]["p50"]["ratio"], 10_000 / 10_001.5)  # fio median 10 001.5
 
 
-def test_bench_line_names_the_method_the_ratio_and_the_verdict():
-    """scripts/bench-fio-parity.py prints one line per target; its verdict is what it counts."""
+def _bench_script():
+    """scripts/bench-fio-parity.py loaded as a module (it is a script, not part of the package)."""
     import importlib.util
     from pathlib import Path
 
@@ -231,6 +223,12 @@ def test_bench_line_names_the_method_the_ratio_and_the_verdict():
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_line_names_the_method_the_ratio_and_the_verdict():
+    """scripts/bench-fio-parity.py prints one line per target; its verdict is what it counts."""
+    bench = _bench_script()
     metrics = {
         "pmemkit_own": {"p50": 15_000},
         "pmemkit_caller": {"p50": 20_000},
@@ -260,14 +258,7 @@ def test_bench_line_names_the_method_the_ratio_and_the_verdict():
 
 def test_bench_second_comparison_takes_fio_null_engine_cost_off_clat():
     """own / (clat - null): 15 / (16 - 1) = 1.0; the CI scaled alike; no null run, no estimate."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "bench-fio-parity.py"
-    spec = importlib.util.spec_from_file_location("bench_fio_parity", script)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench_script()
     metrics = {
         "fio_clat": {"p50": 16_000},
         "fio_null_p50_ns": 1_000.0,
