@@ -338,7 +338,10 @@ def main() -> None:
     "timeout_s",
     default=None,
     metavar="SECONDS",
-    help="Seconds before the guest is killed, e.g. 600 [default: scaled to devices × filesystems × suites].",
+    help=(
+        "Seconds before the guest is killed, e.g. 600 "
+        "[default: scaled to devices × filesystems × suites, six times more for --profile full]."
+    ),
 )
 @click.option(
     "--memory",

@@ -42,6 +42,11 @@ PER_TARGET_S = 45.0  # one device × filesystem: mkfs, mount, smoke suite
 #: --trace-decisions: arming kprobes and rerunning the refusals, per target and per baseline (anon,
 #: page cache, /dev/mem); measured 7-30 s per target under TCG on a loaded 2-core host (issue 14).
 TRACE_DECISIONS_S = 25.0
+#: The full profile's work per target against the quick one's. Measured 2026-12-07 (6.1, TCG, the
+#: default six devices): the full fio suite took 47-61 s per target on a quiet host (load ~1) and
+#: 150-270 s per target under load 5-7, where 45 s covers the quick suites; 555 s killed a quiet
+#: full fio run at its ninth target.
+FULL_PROFILE_FACTOR = 6.0
 BASELINES = 3
 
 
@@ -62,10 +67,12 @@ class RunOptions:
     decisions: dict[str, Any] | None = None  # --trace-decisions: plan.Plan.decisions
 
     def default_timeout(self) -> float:
-        """Scaled to the work: a fixed boot budget plus a budget per device and filesystem."""
+        """Scaled to the work: a fixed boot budget plus a budget per device, filesystem and suite,
+        several times larger for the full profile."""
         targets = sum(len(self.filesystems) if p.mode != "devdax" else 1 for p in self.pmem)
         tracing = TRACE_DECISIONS_S * (targets + BASELINES) if self.decisions else 0.0
-        return BOOT_BUDGET_S + PER_TARGET_S * max(targets, 1) * max(len(self.suites), 1) + tracing
+        per_target = PER_TARGET_S * (FULL_PROFILE_FACTOR if self.profile == "full" else 1.0)
+        return BOOT_BUDGET_S + per_target * max(targets, 1) * max(len(self.suites), 1) + tracing
 
 
 @dataclass

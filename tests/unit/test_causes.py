@@ -231,3 +231,18 @@ def test_tracing_decisions_widens_the_default_timeout() -> None:
     off = RunOptions(pmem=pmem, suites=["kapi"], filesystems=["ext4"])
     on = RunOptions(pmem=pmem, suites=["kapi"], filesystems=["ext4"], decisions={"operations": {}})
     assert on.default_timeout() > off.default_timeout()
+
+
+def test_the_full_profile_gets_a_default_timeout_for_its_longer_suites() -> None:
+    """The bench's full fio run on the default six devices (nine targets) was killed at 555 s on a
+    quiet host while its ninth target ran; the full profile's budget covers 9 x 61 s and more."""
+    from pmemkit.scenario import PmemConfig
+    from pmemkit.vm.run import RunOptions
+
+    specs = [("memmap", None), ("nvdimm", "fsdax"), ("nvdimm", "fsdax"), ("nvdimm", "devdax")]
+    specs += [("nvdimm", "raw"), ("virtio-pmem", None)]
+    pmem = [PmemConfig.from_dict({"source": s, "size": 512 << 20, "mode": m}) for s, m in specs]
+    quick = RunOptions(pmem=pmem, suites=["fio"])
+    full = RunOptions(pmem=pmem, suites=["fio"], profile="full")
+    assert quick.default_timeout() == 555.0  # what killed it
+    assert full.default_timeout() >= 9 * 61 * 3  # room for a loaded host
