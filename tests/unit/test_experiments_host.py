@@ -433,8 +433,8 @@ def _fio_file(tmp_path, size):
 def test_fio_check_gives_a_verdict_from_three_rounds(tmp_path, monkeypatch):
     import shutil
 
-    if shutil.which("fio") is None or not direct_io_works(tmp_path):
-        pytest.skip("fio or O_DIRECT missing on this host")
+    if shutil.which("fio") is None or shutil.which("gcc") is None or not direct_io_works(tmp_path):
+        pytest.skip("fio, gcc (the timing helper) or O_DIRECT missing on this host")
     from pmemkit.guest.experiments import fiocheck
 
     small = {"file_bytes": 4 << 20, "ios": 64, "rounds": 3, "loops": 1, "seq_rounds": 3, "null": 1}
@@ -444,6 +444,11 @@ def test_fio_check_gives_a_verdict_from_three_rounds(tmp_path, monkeypatch):
     over_rounds = p50["rounds_ci"]  # the verdict's CI includes the spread between rounds
     assert p50["lo"] <= over_rounds["lo"] and over_rounds["hi"] <= p50["hi"]
     assert p50["agrees"] == (0.9 <= p50["lo"] and p50["hi"] <= 1.1)
-    assert obs["fio-odirect-randread"].metrics["fio_null_p50_ns"] > 0
+    rand = obs["fio-odirect-randread"]
+    assert rand.metrics["fio_null_p50_ns"] > 0 and rand.metrics["fio_null_clat"]["count"] == 3 * 64
+    net = rand.metrics["parity"].get("net_p50")  # null engine in every round: a CI over the 3 rounds
+    assert rand.metrics["pmemkit_own"] is not None, rand.detail  # the helper (gcc) or the tracepoints
+    assert net is not None and net["rounds"] == 3 and net["lo"] <= net["ratio"] <= net["hi"]
+    assert "net of fio's own per-I/O cost" in rand.detail
     ci = obs["fio-mmap-seqread"].metrics["bw_ratio_ci"]
     assert ci["rounds"] == 3 and ci["lo"] <= ci["ratio"] <= ci["hi"]

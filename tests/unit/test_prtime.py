@@ -273,6 +273,24 @@ def test_bench_second_comparison_takes_fio_null_engine_cost_off_clat():
     assert within is None and "no fio null-engine run" in text
     text, within = bench.net_of_fio_cost({**metrics, "fio_null_p50_ns": 20_000.0})  # null above clat
     assert within is None
+    measured = {"ratio": 0.97, "lo": 0.93, "hi": 1.02, "agrees": True}  # null run in every round
+    text, within = bench.net_of_fio_cost({**metrics, "parity": {**metrics["parity"], "net_p50": measured}})
+    assert within is True and "every round" in text and "0.970 [0.930, 1.020]" in text, text
+
+
+def test_net_ratio_takes_each_round_s_null_engine_cost_off_its_clat():
+    """Per round median(own) / (median(clat) - median(null)); CI over rounds; none from 2 rounds."""
+    own = [[15_000] * 5, [15_200] * 5, [14_900] * 5]
+    clat = [[17_000] * 5, [17_100] * 5, [16_800] * 5]
+    null = [[2_000] * 5, [1_900] * 5, [1_900] * 5]
+    net = fiocheck.net_ratio_ci(own, clat, null)
+    assert net is not None and net["rounds"] == 3
+    assert net["per_round"] == pytest.approx([1.0, 1.0, 14_900 / 14_900])
+    assert net["agrees"] is True and net["lo"] <= 1.0 <= net["hi"]
+    assert "null-engine" in net["method"]
+    assert fiocheck.net_ratio_ci(own[:2], clat[:2], null[:2]) is None
+    far = fiocheck.net_ratio_ci([[8_000] * 5] * 3, clat, null)  # the helper at about half: outside
+    assert far is not None and far["agrees"] is False and far["hi"] < 0.9
 
 
 @needs_gcc

@@ -60,7 +60,8 @@ NAME = "fio"
 #: keeps the three fio runs per target it always had: 2 interleaved randread rounds of 1 024 I/Os
 #: (p50/p99 CIs of a few per cent and the per-round spread, but no verdict, which needs >= 3
 #: rounds) and 1 mmap round (no CI); no null-engine run. full gives the verdicts: 5 rounds of
-#: 4 096 I/Os, 3 mmap rounds, and fio's null engine for fio's own per-I/O cost.
+#: 4 096 I/Os, 3 mmap rounds, and in every round a run of fio's null engine beside fio's real one
+#: (fio's own per-I/O cost, measured alike and interleaved: the net comparison's CI is over rounds).
 PROFILES: dict[str, dict[str, int]] = {
     "quick": {"file_bytes": 16 << 20, "ios": 1024, "rounds": 2, "loops": 2, "seq_rounds": 1, "null": 0},
     "full": {"file_bytes": 64 << 20, "ios": 4096, "rounds": 5, "loops": 4, "seq_rounds": 3, "null": 1},
@@ -134,6 +135,49 @@ def _fio_round(
     if len(clat) != ios:
         raise GuestError(f"fio logged {len(clat)} I/Os, {ios} were asked for")
     return result, clat, offsets
+
+
+def _null_round(path: str, size: int, ios: int, prefix: str, cpu: int) -> tuple[fiolib.FioResult, list[int]]:
+    """One run of fio's null engine (the same job shape, no I/O), pinned to `cpu`, with a per-I/O
+    log: fio's own cost per I/O in this round (result, clat samples ns)."""
+    job = fiolib.pinned(fiolib.with_lat_log(fiolib.null_randread_job(path, size, ios), prefix), cpu)
+    result = fiolib.run(job, FIO_TIMEOUT_S)
+    with open(fiolib.lat_log_path(prefix, "clat")) as f:
+        clat, _ = fiolib.parse_lat_log(f.read())
+    for kind in ("clat", "lat", "slat"):
+        if os.path.exists(fiolib.lat_log_path(prefix, kind)):
+            os.unlink(fiolib.lat_log_path(prefix, kind))
+    if len(clat) != ios:
+        raise GuestError(f"fio's null engine logged {len(clat)} I/Os, {ios} were asked for")
+    return result, clat
+
+
+def net_ratio_ci(
+    mine: list[list[int]], theirs: list[list[int]], null: list[list[int]]
+) -> dict[str, Any] | None:
+    """pmemkit's own p50 against fio's clat p50 less fio's own cost per I/O, round by round.
+
+    Why: fio's clat spans fio's bookkeeping around the engine call as well as the read; its null
+    engine, run in the same round on the same CPU, measures that bookkeeping alone. Per round the
+    ratio is median(own) / (median(clat) - median(null)); the CI is the Student-t interval over
+    the rounds (`rounds_ratio_ci`), "agrees" when it lies within 0.9...1.1. A named second
+    comparison beside `ratio_ci`'s verdict, never in its place. None with fewer than 3 usable rounds.
+    """
+    per_round = []
+    for own_r, clat_r, null_r in zip(mine, theirs, null, strict=False):
+        if own_r and clat_r and null_r:
+            net = float(np.median(clat_r)) - float(np.median(null_r))
+            if net > 0:
+                per_round.append(float(np.median(own_r)) / net)
+    if len(per_round) < 3:
+        return None
+    ci = rounds_ratio_ci(per_round)
+    ci["per_round"] = per_round
+    ci["method"] = (
+        "median(own) / (median(fio clat) - median(fio null-engine clat)) per round; " + ci["method"]
+    )
+    ci["agrees"] = agrees(ci, TOLERANCE)
+    return ci
 
 
 def _preader(fd: int, view: memoryview, offsets: list[int]) -> Callable[[int], int]:
@@ -226,6 +270,8 @@ def _randread(
     own: list[list[int]] = []
     caller: list[list[int]] = []
     results: list[fiolib.FioResult] = []
+    null_clat: list[list[int]] = []  # fio's null engine, one run per round right after fio's own
+    null: fiolib.FioResult | None = None
     helper_runs: list[prtime.PrtimeRun] = []
     offsets: list[int] | None = None
     same_offsets = True
@@ -247,6 +293,9 @@ def _randread(
             same_offsets = same_offsets and fio_offsets == offsets
             results.append(result)
             fio_clat.append(clat)
+            if profile["null"]:
+                null, samples = _null_round(path, size, ios, os.path.join(logs, f"null{r}"), cpu["cpu"])
+                null_clat.append(samples)
             if not pmemkit_first:
                 mine = _pmemkit_round(target, path, offsets, helper, cpu["cpu"])
             caller.append(mine["caller"].samples_ns.tolist())
@@ -255,9 +304,6 @@ def _randread(
                 helper_runs.append(mine["helper_run"])
             shorts += mine["short"]
             trace_info = mine["trace"]
-        null = (
-            fiolib.run(fiolib.null_randread_job(path, size, ios), FIO_TIMEOUT_S) if profile["null"] else None
-        )
         floor = _floor() if helper is None else None
     except OSError as exc:
         return target.observation(NAME, op, errno_name(exc.errno), detail=f"{exc.strerror}")
@@ -268,11 +314,38 @@ def _randread(
     timing = _timing_provenance(helper, helper_why, helper_runs, trace_info, cpu)
     try:
         obs = _randread_observation(
-            target, op, profile, results, fio_clat, own, caller, same_offsets, shorts, timing, null, floor
+            target, op, profile, results, fio_clat, own, caller, same_offsets, shorts, timing, floor
         )
+        if null is not None:
+            obs = _with_null(obs, null, null_clat, own, fio_clat)
     except MeasureError as exc:
         return target.observation(NAME, op, "skipped:no-samples", detail=str(exc))
     return dataclasses.replace(obs, provenance={**obs.provenance, "timing": timing})
+
+
+def _with_null(
+    obs: Observation,
+    null: fiolib.FioResult,
+    null_clat: list[list[int]],
+    own: list[list[int]],
+    fio_clat: list[list[int]],
+) -> Observation:
+    """`obs` with fio's null-engine rounds: their summary, and the net comparison (`net_ratio_ci`)
+    in the parity record and the detail when pmemkit's own latency is complete."""
+    metrics = dict(obs.metrics)
+    metrics["fio_null_engine"] = null.to_dict()  # the last round's run, as fio reported it
+    metrics["fio_null_clat"] = summarize(_pooled(null_clat))
+    metrics["fio_null_p50_ns"] = metrics["fio_null_clat"]["p50"]
+    detail = obs.detail
+    net = net_ratio_ci(own, fio_clat, null_clat) if metrics.get("pmemkit_own") else None
+    if net is not None:
+        metrics["parity"] = {**metrics["parity"], "net_p50": net}
+        verdict = "within" if net["agrees"] else "not within"
+        detail += (
+            f"; net of fio's own per-I/O cost (null engine p50 {metrics['fio_null_p50_ns'] / 1000:.2f} µs, "
+            f"interleaved): {_fmt(net['ratio'])} [{_fmt(net['lo'])}, {_fmt(net['hi'])}] {verdict} ±10 %"
+        )
+    return dataclasses.replace(obs, metrics=metrics, detail=detail)
 
 
 def _timing_provenance(
@@ -321,7 +394,6 @@ def _randread_observation(
     same_offsets: bool,
     shorts: int,
     timing: dict[str, Any],
-    null: fiolib.FioResult | None,
     floor: dict[str, Any] | None,
 ) -> Observation:
     ios, rounds = profile["ios"], profile["rounds"]
@@ -415,9 +487,6 @@ def _randread_observation(
         "parity": parity,
         "python_loop_overhead_ns": caller_overhead,
     }
-    if null is not None:
-        metrics["fio_null_engine"] = null.to_dict()
-        metrics["fio_null_p50_ns"] = null.percentile("p50")
     return target.observation(
         NAME,
         op,
