@@ -300,8 +300,9 @@ def _summary_line(c: Comparison) -> str:
     s = c.summary()
     return (
         f"{s['metrics_compared']} metrics in both runs; latency p50s: {s['latency_metrics']}, "
-        f"{s['latency_within_10pct_and_not_significant']} within ±10 % and not significant, "
-        f"{s['latency_significant']} significant; only in A: {s['only_in_a']}, only in B: {s['only_in_b']}"
+        f"{s['latency_within_10pct']} within ±10 % ({s['latency_within_10pct_and_not_significant']} of them "
+        f"not significant), {s['latency_significant']} significant; "
+        f"only in A: {s['only_in_a']}, only in B: {s['only_in_b']}"
     )
 
 

@@ -17,6 +17,7 @@ from pmemkit.compare import (
     load,
     metrics_of,
     render_markdown,
+    render_text,
 )
 
 RUNS = Path(__file__).parent / "fixtures" / "compare"
@@ -67,6 +68,9 @@ def test_a_run_compared_with_itself_is_never_significant(tmp_path):
     assert latency and all(r.ratio == 1 for r in latency)
     assert all(r.verdict in ("not significant", "n/a") for r in latency)
     assert same.summary()["latency_significant"] == 0
+    n = len([r for r in latency if r.verdict != "n/a"])
+    line = render_text(same).splitlines()[-1]
+    assert f"{n} within ±10 % ({n} of them not significant), 0 significant" in line, line
 
 
 def test_mismatched_kernel_exits_2_with_one_line_unless_forced(tmp_path):
