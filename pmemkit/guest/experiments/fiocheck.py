@@ -120,35 +120,34 @@ def _pinned_to_one_cpu() -> Iterator[dict[str, Any]]:
         os.sched_setaffinity(0, before)
 
 
-def _fio_round(
-    path: str, size: int, ios: int, prefix: str, cpu: int
+def _logged_run(
+    job: fiolib.FioJob, ios: int, prefix: str, cpu: int, who: str
 ) -> tuple[fiolib.FioResult, list[int], list[int]]:
-    """One fio run with a per-I/O log, pinned to `cpu`: (result, clat samples ns, offsets)."""
-    job = fiolib.pinned(fiolib.with_lat_log(fiolib.odirect_randread_job(path, size, ios), prefix), cpu)
-    result = fiolib.run(job, FIO_TIMEOUT_S)
-    clat_path = fiolib.lat_log_path(prefix, "clat")
-    with open(clat_path) as f:
+    """Run `job` pinned to `cpu` with a per-I/O log under `prefix`, then remove the logs:
+    (result, clat samples ns, offsets); fewer logged I/Os than `ios` is an error naming `who`."""
+    result = fiolib.run(fiolib.pinned(fiolib.with_lat_log(job, prefix), cpu), FIO_TIMEOUT_S)
+    with open(fiolib.lat_log_path(prefix, "clat")) as f:
         clat, offsets = fiolib.parse_lat_log(f.read())
     for kind in ("clat", "lat", "slat"):
         if os.path.exists(fiolib.lat_log_path(prefix, kind)):
             os.unlink(fiolib.lat_log_path(prefix, kind))
     if len(clat) != ios:
-        raise GuestError(f"fio logged {len(clat)} I/Os, {ios} were asked for")
+        raise GuestError(f"{who} logged {len(clat)} I/Os, {ios} were asked for")
     return result, clat, offsets
+
+
+def _fio_round(
+    path: str, size: int, ios: int, prefix: str, cpu: int
+) -> tuple[fiolib.FioResult, list[int], list[int]]:
+    """One fio run with a per-I/O log, pinned to `cpu`: (result, clat samples ns, offsets)."""
+    return _logged_run(fiolib.odirect_randread_job(path, size, ios), ios, prefix, cpu, "fio")
 
 
 def _null_round(path: str, size: int, ios: int, prefix: str, cpu: int) -> tuple[fiolib.FioResult, list[int]]:
     """One run of fio's null engine (the same job shape, no I/O), pinned to `cpu`, with a per-I/O
     log: fio's own cost per I/O in this round (result, clat samples ns)."""
-    job = fiolib.pinned(fiolib.with_lat_log(fiolib.null_randread_job(path, size, ios), prefix), cpu)
-    result = fiolib.run(job, FIO_TIMEOUT_S)
-    with open(fiolib.lat_log_path(prefix, "clat")) as f:
-        clat, _ = fiolib.parse_lat_log(f.read())
-    for kind in ("clat", "lat", "slat"):
-        if os.path.exists(fiolib.lat_log_path(prefix, kind)):
-            os.unlink(fiolib.lat_log_path(prefix, kind))
-    if len(clat) != ios:
-        raise GuestError(f"fio's null engine logged {len(clat)} I/Os, {ios} were asked for")
+    job = fiolib.null_randread_job(path, size, ios)
+    result, clat, _ = _logged_run(job, ios, prefix, cpu, "fio's null engine")
     return result, clat
 
 
