@@ -12,6 +12,20 @@ ratio's CI is the conservative interval [lo_B / hi_A, hi_B / lo_A]; the differen
 at well under 5 % for independent runs). A p50 without a two-sided CI (too few samples, or a
 summary from before CIs were recorded) gets "n/a".
 
+The machine's speed, said plainly: those CIs describe one burst of samples, so they cannot see
+the machine itself running slower while the burst was taken (on the shared 2-core development VM
+the whole guest runs 1.5-2x slower for 0.5-2 s at a time). Every `time_each` summary records a
+speed reference (`timing.speed_reference_ns`: a timed no-op of the same loop just before and after
+its samples). When both runs have it, `speed` is B's reference over A's; outside 1 ± 5 %
+(`SPEED_TOLERANCE`) the row also gets a **speed-adjusted** ratio and CI (the ratio divided by
+`speed`, inferred: it assumes the operation slowed as the loop did). A significant difference in
+the same direction as the speed's is then called "machine speed differed" instead of "significant"
+unless its whole adjusted CI still lies beyond ±10 %: the runs differ, but the machine ran at a
+different speed while the two bursts were taken, so the difference cannot be put on what was
+measured. (Across the 161 p50s of two quick runs on the development VM, the log of the latency
+ratio followed the log of the speed ratio with a correlation of 0.80 and a slope of 0.75.)
+Metrics from fio or the compiled helper carry no reference and keep the plain test.
+
 Runs whose provenance differs in a way that makes the comparison meaningless — a different guest
 kernel release, different pmem devices (source, mode, map), a different accelerator — are
 refused (`ProvenanceMismatch`, exit 2 in the CLI) unless `force`; a different profile is only noted.
@@ -35,7 +49,17 @@ SIGNIFICANCE_TEST = (
     "significant when the ratio's conservative 95 % CI [lo_B/hi_A, hi_B/lo_A] excludes 1 "
     "(the two p50 order-statistic CIs do not overlap)"
 )
+SPEED_TEST = (
+    "where both p50s carry a speed reference differing by more than 5 %, the ratio is also divided by "
+    "B's reference / A's (inferred: the operation slowed as the timing loop did); a significant "
+    "difference in the speed's direction is called 'machine speed differed' unless its whole adjusted "
+    "CI lies beyond ±10 %"
+)
 TOLERANCE = 0.10
+#: Speed references within 1 ± this of each other are taken as the same speed (the reference's own
+#: run-to-run spread at a steady speed is a few %).
+SPEED_TOLERANCE = 0.05
+SPEED_DIFFERED = "machine speed differed"
 
 
 class CompareError(ValueError):
@@ -57,6 +81,8 @@ class Metric:
     lo: float | None = None
     hi: float | None = None
     count: int | None = None
+    #: The mean of the burst's speed references (ns, `timing.speed_reference_ns`), None without one.
+    speed_ref: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,10 +95,16 @@ class Row:
     ratio: float | None
     lo: float | None
     hi: float | None
-    verdict: str  # "significant" | "not significant" | "n/a"
+    verdict: str  # "significant" | "not significant" | SPEED_DIFFERED | "n/a"
+    speed: float | None = None  # B's speed reference / A's, when both have one
+    adjusted: tuple[float, float, float] | None = None  # ratio, lo, hi divided by `speed` (inferred)
 
     def within(self, tolerance: float = TOLERANCE) -> bool | None:
         return None if self.ratio is None else abs(self.ratio - 1) <= tolerance
+
+    def within_adjusted(self, tolerance: float = TOLERANCE) -> bool | None:
+        """`within` on the speed-adjusted ratio where there is one, else on the ratio."""
+        return abs(self.adjusted[0] - 1) <= tolerance if self.adjusted else self.within(tolerance)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +121,9 @@ class Row:
             "ratio_ci": [self.lo, self.hi],
             "verdict": self.verdict,
             "within_10pct": self.within(),
+            "speed_b_over_a": self.speed,
+            "speed_adjusted_ratio": self.adjusted[0] if self.adjusted else None,
+            "speed_adjusted_ci": list(self.adjusted[1:]) if self.adjusted else None,
         }
 
 
@@ -113,6 +148,9 @@ class Comparison:
             "latency_within_10pct_and_not_significant": sum(
                 bool(r.within()) and r.verdict == "not significant" for r in latency
             ),
+            "latency_with_speed_reference": sum(r.speed is not None for r in latency),
+            "latency_speed_differed": sum(r.verdict == SPEED_DIFFERED for r in latency),
+            "latency_within_10pct_speed_adjusted": sum(bool(r.within_adjusted()) for r in latency),
             "only_in_a": self.only_a,
             "only_in_b": self.only_b,
         }
@@ -122,6 +160,7 @@ class Comparison:
             "a": self.a,
             "b": self.b,
             "test": SIGNIFICANCE_TEST,
+            "speed_test": SPEED_TEST,
             "provenance": self.provenance,
             "notes": self.notes,
             "summary": self.summary(),
@@ -189,10 +228,23 @@ def metrics_of(run: RunFiles) -> dict[str, Metric]:
                     _float(ci.get("lo")),
                     _float(ci.get("hi")),
                     value.get("count"),
+                    _speed_ref(value),
                 )
             else:
                 found[key] = Metric(key, "bandwidth", "B/s", float(value["bytes_per_s"]))
     return found
+
+
+def _speed_ref(summary: dict[str, Any]) -> float | None:
+    """The mean of a summary's two speed references (ns), None when it has none usable."""
+    timing = summary.get("timing")
+    refs = timing.get("speed_reference_ns") if isinstance(timing, dict) else None
+    if not isinstance(refs, list) or not refs:
+        return None
+    values = [_float(r) for r in refs]
+    if any(v is None or v <= 0 for v in values):
+        return None
+    return sum(values) / len(values)  # type: ignore[arg-type]
 
 
 def _float(value: Any) -> float | None:
@@ -238,10 +290,18 @@ def compare_metric(a: Metric, b: Metric) -> Row:
     ratio = b.value / a.value if a.value else None
     lo = hi = None
     verdict = "n/a"
+    speed = b.speed_ref / a.speed_ref if a.speed_ref and b.speed_ref else None
+    adjusted = None
     if a.kind == "latency p50" and None not in (a.lo, a.hi, b.lo, b.hi) and a.lo and a.hi:
         lo, hi = b.lo / a.hi, b.hi / a.lo  # type: ignore[operator]
         verdict = "significant" if lo > 1 or hi < 1 else "not significant"
-    return Row(a.key, a.kind, a.unit, a, b, ratio, lo, hi, verdict)
+        if speed is not None and abs(speed - 1) > SPEED_TOLERANCE and ratio is not None:
+            adjusted = (ratio / speed, lo / speed, hi / speed)
+            same_way = (ratio - 1) * (speed - 1) > 0
+            beyond = adjusted[1] > 1 + TOLERANCE or adjusted[2] < 1 - TOLERANCE
+            if verdict == "significant" and same_way and not beyond:
+                verdict = SPEED_DIFFERED
+    return Row(a.key, a.kind, a.unit, a, b, ratio, lo, hi, verdict, speed, adjusted)
 
 
 def compare_runs(run_a: RunFiles, run_b: RunFiles, *, force: bool = False) -> Comparison:
@@ -301,15 +361,28 @@ def _summary_line(c: Comparison) -> str:
     return (
         f"{s['metrics_compared']} metrics in both runs; latency p50s: {s['latency_metrics']}, "
         f"{s['latency_within_10pct']} within ±10 % ({s['latency_within_10pct_and_not_significant']} of them "
-        f"not significant), {s['latency_significant']} significant; "
+        f"not significant), {s['latency_significant']} significant, "
+        f"{s['latency_speed_differed']} where the machine's speed differed as much "
+        f"({s['latency_within_10pct_speed_adjusted']} within ±10 % once adjusted for speed, inferred; "
+        f"{s['latency_with_speed_reference']} carry a speed reference); "
         f"only in A: {s['only_in_a']}, only in B: {s['only_in_b']}"
     )
 
 
+def _speed(row: Row) -> str:
+    if row.speed is None:
+        return "—"
+    text = f"{row.speed:.2f}×"
+    if row.adjusted:
+        text += f" → {row.adjusted[0]:.3f}× [{row.adjusted[1]:.3f}, {row.adjusted[2]:.3f}]"
+    return text
+
+
 def render_text(c: Comparison) -> str:
-    lines = [f"A: {c.a}", f"B: {c.b}", f"test: {SIGNIFICANCE_TEST}", *c.notes, ""]
+    lines = [f"A: {c.a}", f"B: {c.b}", f"test: {SIGNIFICANCE_TEST}", f"speed: {SPEED_TEST}", *c.notes, ""]
     for r in c.rows:
-        lines.append(f"{r.key} ({r.kind}): {_value(r.a)} -> {_value(r.b)}: {_ratio(r)} {r.verdict}")
+        speed = f" (speed {_speed(r)})" if r.speed is not None else ""
+        lines.append(f"{r.key} ({r.kind}): {_value(r.a)} -> {_value(r.b)}: {_ratio(r)} {r.verdict}{speed}")
     lines += ["", _summary_line(c)]
     return "\n".join(lines) + "\n"
 
@@ -317,14 +390,16 @@ def render_text(c: Comparison) -> str:
 def render_markdown(c: Comparison) -> str:
     from pmemkit.report.tables import table
 
-    rows = [[r.key, r.kind, _value(r.a), _value(r.b), _ratio(r), r.verdict] for r in c.rows]
+    rows = [[r.key, r.kind, _value(r.a), _value(r.b), _ratio(r), r.verdict, _speed(r)] for r in c.rows]
     lines = [
         f"## pmemkit compare: {c.a} → {c.b}",
         "",
-        f"Ratio B / A with its 95 % CI; {SIGNIFICANCE_TEST}.",
+        f"Ratio B / A with its 95 % CI; {SIGNIFICANCE_TEST}. Speed: {SPEED_TEST}.",
         *[f"Note: {n}" for n in c.notes],
         "",
-        *table(["metric", "kind", "A", "B", "B / A [95 % CI]", "verdict"], rows),
+        *table(
+            ["metric", "kind", "A", "B", "B / A [95 % CI]", "verdict", "speed B / A → adjusted ratio"], rows
+        ),
         "",
         _summary_line(c) + ".",
     ]

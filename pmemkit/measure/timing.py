@@ -23,6 +23,15 @@ purpose:
   and (under TCG) translation-block flushes that make the tail; several batches guard against a
   one-off disturbance.
 
+The machine's speed is not constant, so every `time_each` also takes a **speed reference** just
+before and just after its samples (`speed_reference_ns`: the median of 200 timed no-op calls of
+the same loop, about a millisecond under TCG). On a shared host the whole VM can run 1.5-2x slower
+for 0.5-2 s at a time (measured on the 2-core development VM: a Python loop on the host and a C
+loop inside the guest both slow down, `steal` stays 0), so a burst of samples taken in such an
+episode reads up to twice the latency of the same burst a second later. The reference does not
+correct anything here; it is recorded (`Timed.metadata`) so that `pmemkit compare` can tell a
+difference between two runs from a difference in the machine's speed while each burst was taken.
+
 `time_calls(fn, repetitions, warmup)` is the same loop for an argument-less `fn`, kept for callers
 that time one call repeated unchanged.
 
@@ -182,6 +191,19 @@ def overhead_for(key: str, *, clock: Clock | None = None) -> OverheadCalibration
     return found
 
 
+#: The speed reference around every timed loop: the calibration's no-op loop, short (about 1 ms
+#: under TCG, tens of µs natively), so it can be taken twice per `time_each` call.
+REFERENCE = {"repetitions": 200, "warmup": 20}
+REFERENCE_METHOD = "median of 200 timed no-op calls of time_each's loop, just before and after the samples"
+
+
+def speed_reference_ns(*, clock: Clock | None = None) -> int:
+    """What a timed no-op reads right now (ns): the loop's current speed, for `Timed.speed_reference_ns`."""
+    count, warmup = REFERENCE["repetitions"], REFERENCE["warmup"]
+    taken = _indexed_samples(_noop_indexed, count, warmup, _reader(clock), None)
+    return int(statistics.median_low(taken))
+
+
 def forget_calibrations() -> None:
     """Drop every cached calibration (tests; a new run in the same process)."""
     _CALIBRATIONS.clear()
@@ -196,6 +218,8 @@ class Timed:
     overhead: OverheadCalibration
     key: str
     results: tuple[object, ...] | None = None
+    #: `speed_reference_ns()` just before and just after the samples (None when not taken).
+    speed_reference_ns: tuple[int, int] | None = None
 
     @property
     def count(self) -> int:
@@ -217,6 +241,14 @@ class Timed:
             "overhead_method": self.overhead.method,
             "overhead_calibrated_for": self.key,
             "overhead_subtracted": False,
+            **(
+                {
+                    "speed_reference_ns": list(self.speed_reference_ns),
+                    "speed_reference_method": REFERENCE_METHOD,
+                }
+                if self.speed_reference_ns
+                else {}
+            ),
         }
 
     def summary(self, *, keep_samples: bool = False) -> dict[str, Any]:
@@ -247,11 +279,14 @@ def time_each(
     _check_count("warmup", warmup, 0)
     calibration = overhead_for(key, clock=clock)
     results: list[object] | None = [] if collect else None
+    before = speed_reference_ns(clock=clock)
     taken = _indexed_samples(op, samples, warmup, _reader(clock), results)
+    after = speed_reference_ns(clock=clock)
     return Timed(
         samples_ns=np.asarray(taken, dtype=np.int64),
         warmup=warmup,
         overhead=calibration,
         key=key,
         results=None if results is None else tuple(results),
+        speed_reference_ns=(before, after),
     )

@@ -345,3 +345,7 @@ def render_html(run: RunContents, predictor: Predictor | None, plots: list[Plot]
 from pmemkit.report.crash import crash_section  # noqa: E402 (issue 12: the crash suite's section)
 
 section(crash_section)
+
+from pmemkit.report.speed import speed_section  # noqa: E402 (issue 15: the machine's speed per burst)
+
+section(speed_section)

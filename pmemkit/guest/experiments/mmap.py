@@ -356,7 +356,13 @@ def _bandwidth(target: Target, profile: dict[str, Any]) -> Observation:
 
 def _half(timed: Timed, samples: np.ndarray) -> Timed:
     """One side of an interleaved loop, as its own `Timed` (the same loop metadata and overhead)."""
-    return Timed(samples_ns=samples, warmup=timed.warmup // 2, overhead=timed.overhead, key=timed.key)
+    return Timed(
+        samples_ns=samples,
+        warmup=timed.warmup // 2,
+        overhead=timed.overhead,
+        key=timed.key,
+        speed_reference_ns=timed.speed_reference_ns,
+    )
 
 
 def _smaps_of(address: int, anon_address: int | None) -> dict[str, Any]:
