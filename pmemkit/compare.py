@@ -236,8 +236,10 @@ def metrics_of(run: RunFiles) -> dict[str, Metric]:
 
 
 def _speed_ref(summary: dict[str, Any]) -> float | None:
-    """The mean of a summary's two speed references (ns), None when it has none usable."""
+    """A summary's speed reference (ns): the median over its burst, else the mean of before and after."""
     timing = summary.get("timing")
+    if isinstance(timing, dict) and (median := _float(timing.get("speed_reference_median_ns"))):
+        return median if median > 0 else None
     refs = timing.get("speed_reference_ns") if isinstance(timing, dict) else None
     if not isinstance(refs, list) or not refs:
         return None

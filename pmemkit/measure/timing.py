@@ -86,29 +86,43 @@ def time_calls(
 
 
 def _indexed_samples(
-    op: Callable[[int], object], samples: int, warmup: int, read: Clock, results: list[object] | None
+    op: Callable[[int], object],
+    samples: int,
+    warmup: int,
+    read: Clock,
+    results: list[object] | None,
+    *,
+    between: Callable[[], object] | None = None,
+    every: int = 0,
 ) -> list[int]:
     """The loop itself: `op(i)` for i < warmup untimed, then for i < samples timed (one sample each).
 
     Warm-up indices wrap modulo `samples`, so an `op` indexing a list of `samples` offsets stays in
     range. Kept minimal: every line inside the timed bracket is part of the calibrated overhead.
+    With `every` > 0, `between()` is called untimed after every `every` samples (the speed
+    reference inside a long burst); the timed bracket is the same either way.
     """
     for i in range(warmup):
         op(i % samples)
     out: list[int] = []
     append = out.append
-    if results is None:
-        for i in range(samples):
-            start = read()
-            op(i)
-            append(read() - start)
-    else:
-        keep = results.append
-        for i in range(samples):
-            start = read()
-            value = op(i)
-            append(read() - start)
-            keep(value)
+    step = every if every > 0 and between is not None else samples
+    for low in range(0, samples, step):
+        if low and between is not None:
+            between()
+        high = min(low + step, samples)
+        if results is None:
+            for i in range(low, high):
+                start = read()
+                op(i)
+                append(read() - start)
+        else:
+            keep = results.append
+            for i in range(low, high):
+                start = read()
+                value = op(i)
+                append(read() - start)
+                keep(value)
     return out
 
 
@@ -194,13 +208,20 @@ def overhead_for(key: str, *, clock: Clock | None = None) -> OverheadCalibration
 #: The speed reference around every timed loop: the calibration's no-op loop, short (about 1 ms
 #: under TCG, tens of µs natively), so it can be taken twice per `time_each` call.
 REFERENCE = {"repetitions": 200, "warmup": 20}
-REFERENCE_METHOD = "median of 200 timed no-op calls of time_each's loop, just before and after the samples"
+#: Inside a burst, a shorter reference after every `every` samples: the machine's speed changes
+#: within 100 ms bursts too (measured: slow runs of one 1.3 ms batch up to 14 s on the dev VM).
+CHUNK_REFERENCE = {"repetitions": 32, "warmup": 4, "every": 64}
+REFERENCE_METHOD = (
+    "median of 200 timed no-op calls of time_each's loop just before and after the samples, and of 32 "
+    "after every 64 samples (untimed, between samples); speed_reference_median_ns is the median of all"
+)
 
 
-def speed_reference_ns(*, clock: Clock | None = None) -> int:
+def speed_reference_ns(*, clock: Clock | None = None, repetitions: int = 0, warmup: int = -1) -> int:
     """What a timed no-op reads right now (ns): the loop's current speed, for `Timed.speed_reference_ns`."""
-    count, warmup = REFERENCE["repetitions"], REFERENCE["warmup"]
-    taken = _indexed_samples(_noop_indexed, count, warmup, _reader(clock), None)
+    count = repetitions or REFERENCE["repetitions"]
+    warm = warmup if warmup >= 0 else REFERENCE["warmup"]
+    taken = _indexed_samples(_noop_indexed, count, warm, _reader(clock), None)
     return int(statistics.median_low(taken))
 
 
@@ -220,6 +241,8 @@ class Timed:
     results: tuple[object, ...] | None = None
     #: `speed_reference_ns()` just before and just after the samples (None when not taken).
     speed_reference_ns: tuple[int, int] | None = None
+    #: The shorter references taken between chunks of a long burst, in order.
+    speed_chunks_ns: tuple[int, ...] = ()
 
     @property
     def count(self) -> int:
@@ -244,6 +267,10 @@ class Timed:
             **(
                 {
                     "speed_reference_ns": list(self.speed_reference_ns),
+                    "speed_reference_chunks_ns": list(self.speed_chunks_ns),
+                    "speed_reference_median_ns": statistics.median(
+                        [*self.speed_reference_ns, *self.speed_chunks_ns]
+                    ),
                     "speed_reference_method": REFERENCE_METHOD,
                 }
                 if self.speed_reference_ns
@@ -279,8 +306,18 @@ def time_each(
     _check_count("warmup", warmup, 0)
     calibration = overhead_for(key, clock=clock)
     results: list[object] | None = [] if collect else None
+    chunks: list[int] = []
+    chunk = CHUNK_REFERENCE
+
+    def between() -> None:
+        chunks.append(
+            speed_reference_ns(clock=clock, repetitions=chunk["repetitions"], warmup=chunk["warmup"])
+        )
+
     before = speed_reference_ns(clock=clock)
-    taken = _indexed_samples(op, samples, warmup, _reader(clock), results)
+    taken = _indexed_samples(
+        op, samples, warmup, _reader(clock), results, between=between, every=chunk["every"]
+    )
     after = speed_reference_ns(clock=clock)
     return Timed(
         samples_ns=np.asarray(taken, dtype=np.int64),
@@ -289,4 +326,5 @@ def time_each(
         key=key,
         results=None if results is None else tuple(results),
         speed_reference_ns=(before, after),
+        speed_chunks_ns=tuple(chunks),
     )

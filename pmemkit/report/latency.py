@@ -317,9 +317,21 @@ def fio_parity_rows(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[list
                 _verdict_cell(parity.get("p50"), parity.get("rounds")),
                 percentile_cell(caller, "p50", scale) if caller else MISSING,
                 _in_unit(parity.get("caller_overhead_p50_ns"), scale),
+                _speed_cell(parity),
             ]
         )
     return rows
+
+
+def _speed_cell(parity: Mapping[str, Any]) -> str:
+    """How many rounds ran both sides at the same machine speed, and those rounds' own ratios."""
+    speed = parity.get("speed")
+    if not isinstance(speed, Mapping):
+        return MISSING
+    ratios = speed.get("matched_rounds_p50_ratios") or []
+    known = sum(x is not None for x in speed.get("own_over_fio_per_round") or [])
+    shown = ", ".join(f"{x:.3f}" for x in ratios)
+    return f"{len(ratios)} of {known}" + (f" ({shown})" if shown else "")
 
 
 #: How pmemkit's own latency was measured, as the parity table says it.
@@ -334,6 +346,7 @@ FIO_PARITY_HEADERS = [
     "±10 %",
     "pmemkit caller-side p50 (µs)",
     "caller overhead p50 (µs)",
+    "rounds at the same machine speed (their ratios)",
 ]
 FIO_PARITY_NOTE = (
     "O_DIRECT 4 KiB random reads, fio psync and pmemkit interleaved (fio, pmemkit, fio, pmemkit, ...) on "
@@ -345,7 +358,10 @@ FIO_PARITY_NOTE = (
     "timed from Python, and the difference of the p50s is the caller overhead. Ratio CI: percentile "
     "bootstrap of the ratio of medians over all "
     "rounds' I/Os, widened to the Student-t interval over per-round ratios; 'agrees' when the whole CI "
-    "lies within 0.9…1.1 (needs >= 3 rounds)."
+    "lies within 0.9…1.1 (needs >= 3 rounds). The last column counts the rounds whose two sides ran at "
+    "the same machine speed (time_each's speed reference before and after each side's run within "
+    "±10 %): a round outside it was taken while the shared host ran slower for one side, which "
+    "explains a round's ratio that stands apart; those rounds stay in the verdict."
 )
 
 

@@ -65,8 +65,8 @@ def speed_lines(run: RunContents) -> list[str]:
         "## Machine speed during the latency bursts",
         "",
         f"Before and after each of the {len(found)} latency bursts timed by `time_each`, its loop timed 200 "
-        f"no-op calls (the speed reference): {refs[0]:.0f} ns at the fastest, {refs[-1]:.0f} ns at the "
-        "slowest, "
+        "no-op calls, and 32 after every 64 samples of a longer burst (the speed reference, the median "
+        f"per burst): {refs[0]:.0f} ns at the fastest, {refs[-1]:.0f} ns at the slowest, "
         f"median {median:.2f}× the fastest. **{len(slow)} of {len(found)} bursts "
         f"({100 * len(slow) / len(found):.0f} %) ran at least {SLOW}× slower than the fastest**; their p50s "
         "probably read high by about that factor (inferred: it assumes the operation slowed as the loop "

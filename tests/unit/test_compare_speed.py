@@ -60,6 +60,30 @@ def test_time_each_records_a_speed_reference_before_and_after_its_samples():
     forget_calibrations()
 
 
+def test_a_long_burst_takes_a_short_reference_between_chunks_outside_the_samples():
+    forget_calibrations()
+    ticks = iter(range(0, 10**9, 7))
+    seen = []
+    timed = time_each(seen.append, 130, key="speed-chunks", clock=lambda: next(ticks))
+    assert seen == list(range(130)) and timed.samples_ns.tolist() == [7] * 130  # the op's samples alone
+    assert timed.speed_chunks_ns == (7, 7)  # after samples 64 and 128, none after the last
+    meta = timed.metadata()
+    assert meta["speed_reference_chunks_ns"] == [7, 7] and meta["speed_reference_median_ns"] == 7
+    short = time_each(lambda i: None, 64, key="speed-chunks", clock=lambda: next(ticks))
+    assert short.speed_chunks_ns == ()  # one chunk: only the references before and after
+    forget_calibrations()
+
+
+def test_compare_reads_the_burst_s_median_reference_first():
+    from pmemkit.compare import _speed_ref
+
+    assert _speed_ref({"timing": {"speed_reference_ns": [1000, 3000]}}) == 2000
+    both = {"timing": {"speed_reference_ns": [1000, 3000], "speed_reference_median_ns": 1100}}
+    assert _speed_ref(both) == 1100
+    assert _speed_ref({"timing": {"speed_reference_ns": [0, 3000]}}) is None
+    assert _speed_ref({"p50": 5}) is None
+
+
 def _slowed(src: Path, dst: Path, latency_factor: float, speed_ns: float) -> Path:
     """A copy of a recorded run whose caller-side p50s (and CIs) are scaled, with a speed reference."""
     shutil.copytree(src, dst)

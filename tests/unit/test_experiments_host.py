@@ -450,5 +450,11 @@ def test_fio_check_gives_a_verdict_from_three_rounds(tmp_path, monkeypatch):
     assert rand.metrics["pmemkit_own"] is not None, rand.detail  # the helper (gcc) or the tracepoints
     assert net is not None and net["rounds"] == 3 and net["lo"] <= net["ratio"] <= net["hi"]
     assert "net of fio's own per-I/O cost" in rand.detail
+    speed = rand.metrics["parity"]["speed"]  # the machine's speed around both sides of every round
+    assert len(speed["per_round_ns"]) == 3 and len(speed["own_over_fio_per_round"]) == 3
+    for entry, ratio in zip(speed["per_round_ns"], speed["own_over_fio_per_round"], strict=True):
+        assert len(entry["fio"]) == 2 and len(entry["own"]) == 2 and min(entry["fio"] + entry["own"]) > 0
+        assert ratio == pytest.approx(sum(entry["own"]) / sum(entry["fio"]))
+    assert len(speed["matched_rounds_p50_ratios"]) == len(speed["matched_rounds"])
     ci = obs["fio-mmap-seqread"].metrics["bw_ratio_ci"]
     assert ci["rounds"] == 3 and ci["lo"] <= ci["ratio"] <= ci["hi"]

@@ -303,3 +303,18 @@ def test_the_helper_source_compiles_without_warnings(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_round_speeds_name_the_rounds_taken_at_matching_machine_speed():
+    from pmemkit.guest.experiments.fiocheck import round_speeds
+
+    speeds = [
+        {"fio": [1000, 1000], "own": [1050, 1050]},  # 1.05: matched
+        {"fio": [1000, 1000], "own": [2500, 2300]},  # 2.4: pmemkit's side ran on a slower machine
+        {"fio": [1200, 1000], "own": [1100, 1100]},  # 1.0: matched
+        {"fio": [], "own": [1000, 1000]},  # no reference: neither matched nor mismatched
+    ]
+    out = round_speeds(speeds, {"per_round": [0.91, 1.7, 0.93, 0.9]})
+    assert out["own_over_fio_per_round"] == pytest.approx([1.05, 2.4, 1.0, None])
+    assert out["matched_rounds"] == [0, 2] and out["matched_rounds_p50_ratios"] == [0.91, 0.93]
+    assert round_speeds([], None)["matched_rounds"] == []

@@ -201,6 +201,19 @@ def test_fio_parity_table_shows_both_latencies_the_ratio_ci_and_the_verdict():
     assert render_fio_parity([]) == ""
 
 
+def test_fio_parity_table_counts_the_rounds_taken_at_the_same_machine_speed():
+    from pmemkit.report.latency import FIO_PARITY_HEADERS, render_fio_parity
+
+    speed = {"own_over_fio_per_round": [1.02, 2.4, 0.97, None], "matched_rounds_p50_ratios": [0.912, 0.934]}
+    parity = {"rounds": 4, "ios_per_round": 512, "p50": {"ratio": 1.0, "lo": 0.5, "hi": 1.6, "agrees": False}}
+    column = FIO_PARITY_HEADERS.index("rounds at the same machine speed (their ratios)")
+    text = render_fio_parity([("t", {"parity": {**parity, "speed": speed}}), ("older", {"parity": parity})])
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()[2:4]]
+    assert rows[0][column] == "2 of 3 (0.912, 0.934)"  # the round without a reference is not counted
+    assert rows[1][column] == "—"  # a run from before the references
+    assert "same machine speed" in text and "stay in the verdict" in text
+
+
 def test_fio_parity_table_says_how_the_own_latency_was_measured():
     from pmemkit.report.latency import FIO_PARITY_HEADERS, render_fio_parity
 

@@ -163,6 +163,31 @@ def test_every_observation_carries_provenance(full_run):
             assert o.provenance["mount_options"] == expected
 
 
+def _timed_summaries(value):
+    """Every summary `time_each` produced in an observation's metrics (it names its loop)."""
+    if isinstance(value, dict):
+        timing = value.get("timing")
+        if isinstance(timing, dict) and timing.get("loop", "").endswith("time_each"):
+            yield value
+        for inner in value.values():
+            yield from _timed_summaries(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _timed_summaries(inner)
+
+
+def test_every_timed_burst_carries_the_machine_s_speed_and_the_report_shows_it(full_run):
+    """The guest's `time_each` takes a speed reference before and after each burst (what `compare`
+    and the report's machine-speed section read): two positive ns figures on every one."""
+    summaries = [s for o in observations(full_run[1]) for s in _timed_summaries(o.metrics)]
+    assert len(summaries) >= 50, len(summaries)
+    for s in summaries:
+        refs = s["timing"].get("speed_reference_ns")
+        assert isinstance(refs, list) and len(refs) == 2 and all(r > 0 for r in refs), s["timing"]
+    html = (full_run[1] / "report.html").read_text()
+    assert '<details id="speed"><summary>Machine speed during the latency bursts' in html
+
+
 def test_model_agrees_with_every_predicted_observation(full_run):
     predictor = default_predictor()
     compared = 0

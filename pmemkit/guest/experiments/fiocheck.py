@@ -51,7 +51,7 @@ from pmemkit.guest.syscalltrace import SYSCALLS, SyscallLatency
 from pmemkit.measure.bandwidth import bytes_per_s, ratio, within
 from pmemkit.measure.errors import MeasureError
 from pmemkit.measure.stats import agrees, bootstrap_ratio_ci, rounds_ratio_ci, summarize
-from pmemkit.measure.timing import time_each
+from pmemkit.measure.timing import speed_reference_ns, time_each
 from pmemkit.scenario import Observation
 
 NAME = "fio"
@@ -198,8 +198,11 @@ def _pmemkit_round(
     own: list[int] = []
     helper_run: prtime.PrtimeRun | None = None
     trace_info: dict[str, Any] = {}
+    speed: list[int] = []
     if helper is not None:
+        speed.append(speed_reference_ns())
         helper_run = prtime.run(helper, path, offsets, BLOCK, direct=True, cpu=cpu)
+        speed.append(speed_reference_ns())
         own = helper_run.samples_ns
     buf = mmap.mmap(-1, BLOCK)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
@@ -219,7 +222,16 @@ def _pmemkit_round(
         os.close(fd)
         buf.close()
     short = sum(1 for n in results if n != BLOCK) + (helper_run.short if helper_run else 0)
-    return {"caller": timed, "own": own, "helper_run": helper_run, "trace": trace_info, "short": short}
+    if not speed:  # no helper: the own figure comes from the traced loop, whose burst has references
+        speed = list(timed.speed_reference_ns or ())
+    return {
+        "caller": timed,
+        "own": own,
+        "helper_run": helper_run,
+        "trace": trace_info,
+        "short": short,
+        "speed": speed,
+    }
 
 
 def _floor() -> dict[str, Any]:
@@ -259,6 +271,31 @@ def ratio_ci(mine: list[list[int]], theirs: list[list[int]]) -> dict[str, Any] |
     return ci
 
 
+#: Rounds whose two sides' speed references differ by more than this were taken at different
+#: machine speeds (the shared host's slow episodes): named, never dropped.
+SPEED_MATCH = 0.10
+
+
+def round_speeds(speeds: list[dict[str, list[int]]], p50: dict[str, Any] | None) -> dict[str, Any]:
+    """Per round, the machine's speed around fio's run and around pmemkit's (`time_each`'s
+    speed reference, ns, before and after each), their ratio, and the rounds taken at matching
+    speed with their own ratios: what explains a round whose ratio stands apart."""
+    per_round = (p50 or {}).get("per_round") or []
+    ratios: list[float | None] = []
+    for entry in speeds:
+        fio, own = entry.get("fio") or [], entry.get("own") or []
+        ratios.append(float(np.mean(own) / np.mean(fio)) if fio and own and min(fio) > 0 else None)
+    matched = [i for i, x in enumerate(ratios) if x is not None and abs(x - 1) <= SPEED_MATCH]
+    return {
+        "reference": "timing.speed_reference_ns (200 timed no-op calls) before and after each side's run",
+        "per_round_ns": speeds,
+        "own_over_fio_per_round": ratios,
+        "match_within": SPEED_MATCH,
+        "matched_rounds": matched,
+        "matched_rounds_p50_ratios": [per_round[i] for i in matched if i < len(per_round)],
+    }
+
+
 def _randread(
     target: Target, path: str, profile: dict[str, int], logs: str, cpu: dict[str, Any]
 ) -> Observation:
@@ -272,6 +309,7 @@ def _randread(
     null_clat: list[list[int]] = []  # fio's null engine, one run per round right after fio's own
     null: fiolib.FioResult | None = None
     helper_runs: list[prtime.PrtimeRun] = []
+    speeds: list[dict[str, list[int]]] = []  # the machine's speed around each side, per round
     offsets: list[int] | None = None
     same_offsets = True
     shorts = 0
@@ -284,9 +322,11 @@ def _randread(
             pmemkit_first = r % 2 == 1
             if pmemkit_first:
                 mine = _pmemkit_round(target, path, offsets or [], helper, cpu["cpu"])
+            fio_speed = [speed_reference_ns()]
             result, clat, fio_offsets = _fio_round(
                 path, size, ios, os.path.join(logs, f"round{r}"), cpu["cpu"]
             )
+            fio_speed.append(speed_reference_ns())
             if offsets is None:
                 offsets = fio_offsets  # pmemkit replays fio's own sequence, in every round
             same_offsets = same_offsets and fio_offsets == offsets
@@ -297,6 +337,7 @@ def _randread(
                 null_clat.append(samples)
             if not pmemkit_first:
                 mine = _pmemkit_round(target, path, offsets, helper, cpu["cpu"])
+            speeds.append({"fio": fio_speed, "own": mine.get("speed") or []})
             caller.append(mine["caller"].samples_ns.tolist())
             own.append(mine["own"])
             if mine["helper_run"] is not None:
@@ -315,6 +356,8 @@ def _randread(
         obs = _randread_observation(
             target, op, profile, results, fio_clat, own, caller, same_offsets, shorts, timing, floor
         )
+        parity = {**obs.metrics["parity"], "speed": round_speeds(speeds, obs.metrics["parity"]["p50"])}
+        obs = dataclasses.replace(obs, metrics={**obs.metrics, "parity": parity})
         if null is not None:
             obs = _with_null(obs, null, null_clat, own, fio_clat)
     except MeasureError as exc:

@@ -362,6 +362,7 @@ def _half(timed: Timed, samples: np.ndarray) -> Timed:
         overhead=timed.overhead,
         key=timed.key,
         speed_reference_ns=timed.speed_reference_ns,
+        speed_chunks_ns=timed.speed_chunks_ns,
     )
 
 
