@@ -46,6 +46,12 @@ def test_the_fio_check_times_its_own_latency_with_the_image_helper(tmp_path: Pat
     assert (
         metrics["pmemkit_own"]["count"] == metrics["fio_clat"]["count"] == metrics["pmemkit_caller"]["count"]
     )
+    speed = metrics["parity"]["speed"]  # the machine's speed around both sides of every round, in the guest
+    rounds = metrics["parity"]["rounds"]
+    assert len(speed["per_round_ns"]) == rounds and all(
+        len(r["fio"]) == 2 and len(r["own"]) == 2 and min(r["fio"] + r["own"]) > 0
+        for r in speed["per_round_ns"]
+    ), speed
     ratio = metrics["pmemkit_own"]["p50"] / metrics["fio_clat"]["p50"]
     assert 1 / 3 <= ratio <= 3.0, f"helper p50 / fio clat p50 = {ratio:.2f}: {obs['detail']}"
     print(f"own/fio p50 {ratio:.3f}; {obs['detail']}")
