@@ -12,6 +12,12 @@ batches into windows by start time, takes each window's median batch over the fa
 whole series (the window's slowdown factor), and finds the episodes: runs of consecutive windows
 whose factor is >= the threshold. `probe` runs a fixed interpreter work unit for a while, times
 each batch with `time.perf_counter_ns`, and summarises.
+
+Given each batch's thread CPU time too, it says how much of the wall time the probe was on a CPU,
+overall and in the slow windows: a slow window on CPU ~100 % of its time is the CPU itself running
+slower (a slow episode), one well below is the probe waiting for a CPU (other work on the host).
+On the development host, 10 s of batches gave 99.6 % overall and 99.3 % in batches >= 1.5x the
+fastest: its episodes are not descheduling.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ DEFAULT_THRESHOLD = 1.25
 #: pmemkit's development host, an AMD EPYC microVM, and about 4.2 ms in its slow episodes; a few
 #: ms anywhere, so a 0.5 s window holds a hundred-odd batches and the clock's resolution is moot.
 UNIT_ITERATIONS = 20_000
+#: Below this share of wall time on a CPU, the slow windows were the probe waiting for a CPU.
+BUSY_ON_CPU = 0.9
 #: Batches run and thrown away before timing starts (the dict's first fill, caches).
 WARMUP_BATCHES = 5
 
@@ -66,6 +74,8 @@ class Steadiness:
 
     `factors[i]` is window i's median batch / the fastest batch of the series, or None when no
     batch started in that window (the process did not run: a gap, which also ends an episode).
+    `on_cpu` and `on_cpu_slow` are thread CPU time / wall time over all batches and over the slow
+    windows' batches (None when CPU time was not given, or no window was slow).
     """
 
     window_s: float
@@ -75,6 +85,8 @@ class Steadiness:
     factors: tuple[float | None, ...]
     episodes: tuple[Episode, ...]
     source: str = ""
+    on_cpu: float | None = None
+    on_cpu_slow: float | None = None
 
     @property
     def measured(self) -> tuple[float, ...]:
@@ -112,15 +124,21 @@ class Steadiness:
 
     def describe(self) -> str:
         """One line: the verdict, its threshold, how many windows were slow, the worst, the episodes."""
-        slow = f"{self.slow} ({self.slow_fraction:.0%})".replace("%", " %") if self.slow else "none"
+        slow = f"{self.slow} ({_pct(self.slow_fraction)})" if self.slow else "none"
         episodes = f"{len(self.episodes)} episode{'' if len(self.episodes) == 1 else 's'}"
         if self.episodes:
             episodes += f", longest {self.longest_s:.1f} s"
-        return (
+        line = (
             f"host steadiness: {self.verdict}: {self.windows} windows of {self.window_s:g} s, "
             f"{slow} ran >= {self.threshold:g}x slower than the fastest batch, "
             f"median {self.median:.2f}x, worst {self.worst:.2f}x; {episodes}"
         )
+        if self.on_cpu is not None:
+            line += f"; probe on CPU {_pct(self.on_cpu)} of the time"
+            if self.on_cpu_slow is not None:
+                line += f" ({_pct(self.on_cpu_slow)} in slow windows"
+                line += ": other work took the CPU)" if self.on_cpu_slow < BUSY_ON_CPU else ")"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the summary, the per-window timeline and the episodes."""
@@ -138,9 +156,15 @@ class Steadiness:
             "fastest_batch_ns": self.fastest_ns,
             "factors": [None if f is None else round(f, 4) for f in self.factors],
             "episodes": [e.to_dict() for e in self.episodes],
+            "on_cpu": None if self.on_cpu is None else round(self.on_cpu, 4),
+            "on_cpu_slow": None if self.on_cpu_slow is None else round(self.on_cpu_slow, 4),
             "source": self.source,
             "describe": self.describe(),
         }
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}".replace("%", " %")
 
 
 def _positive(name: str, value: float, fix: str) -> float:
@@ -175,11 +199,14 @@ def summarise(
     window_s: float = DEFAULT_WINDOW_S,
     threshold: float = DEFAULT_THRESHOLD,
     source: str = "",
+    cpu_ns: Sequence[int] | None = None,
 ) -> Steadiness:
     """Batches (start, duration in ns) grouped into windows of `window_s` by start time (from the
     earliest start), each window's median batch over the fastest batch overall, and the runs of
-    consecutive windows whose factor is >= `threshold`. Raises MeasureError for no batches, a
-    length mismatch, a non-positive duration, or a bad window or threshold."""
+    consecutive windows whose factor is >= `threshold`; with `cpu_ns` (each batch's thread CPU
+    time), the share of wall time on a CPU, overall and in the slow windows. Raises MeasureError
+    for no batches, a length mismatch, a non-positive duration, a negative CPU time, or a bad
+    window or threshold."""
     window_s = check_window(window_s)
     threshold = check_threshold(threshold)
     if len(starts_ns) != len(durations_ns):
@@ -194,11 +221,18 @@ def summarise(
     for s in starts_ns:
         if isinstance(s, bool) or not isinstance(s, int):
             raise MeasureError(f"batch start times must be integer ns, not {s!r}")
+    if cpu_ns is not None:
+        if len(cpu_ns) != len(durations_ns):
+            raise MeasureError(f"{len(cpu_ns)} CPU times but {len(durations_ns)} durations: one of each")
+        for c in cpu_ns:
+            if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+                raise MeasureError(f"batch CPU times must be non-negative integer ns, not {c!r}")
     window_ns = window_s * NS_PER_S
     first = min(starts_ns)
+    index = [int((s - first) // window_ns) for s in starts_ns]
     by_window: dict[int, list[int]] = {}
-    for s, d in zip(starts_ns, durations_ns, strict=True):
-        by_window.setdefault(int((s - first) // window_ns), []).append(d)
+    for i, d in zip(index, durations_ns, strict=True):
+        by_window.setdefault(i, []).append(d)
     fastest = min(durations_ns)
     factors: list[float | None] = [None] * (max(by_window) + 1)
     for i, ds in by_window.items():
@@ -213,8 +247,22 @@ def summarise(
             peak = max(f for f in factors[run_start:i] if f is not None)
             episodes.append(Episode(run_start * window_s, i - run_start, window_s, peak))
             run_start = None
+    on_cpu = on_cpu_slow = None
+    if cpu_ns is not None:
+        on_cpu = sum(cpu_ns) / sum(durations_ns)
+        slow_windows = {i for i, f in enumerate(factors) if f is not None and f >= threshold}
+        slow = [(c, d) for i, c, d in zip(index, cpu_ns, durations_ns, strict=True) if i in slow_windows]
+        on_cpu_slow = sum(c for c, _ in slow) / sum(d for _, d in slow) if slow else None
     return Steadiness(
-        window_s, threshold, len(durations_ns), fastest, tuple(factors), tuple(episodes), source
+        window_s,
+        threshold,
+        len(durations_ns),
+        fastest,
+        tuple(factors),
+        tuple(episodes),
+        source,
+        on_cpu,
+        on_cpu_slow,
     )
 
 
@@ -249,21 +297,24 @@ def probe(
         raise MeasureError(f"window {window_s:g} s is longer than the probe's {seconds:g} s: shorten it")
     for _ in range(WARMUP_BATCHES):
         work_unit()
-    clock = time.perf_counter_ns
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     starts: list[int] = []
     durations: list[int] = []
-    begin = clock()
+    cpu: list[int] = []
+    begin = t = clock()
     deadline = begin + int(seconds * NS_PER_S)
-    t = begin
     while t < deadline:
+        c = cpu_clock()
         work_unit()
+        c_end = cpu_clock()
         end = clock()
         starts.append(t)
         durations.append(end - t)
+        cpu.append(c_end - c)
         t = end
     source = (
         f"{platform.python_implementation()} {platform.python_version()} interpreter loop of "
-        f"{UNIT_ITERATIONS} dict stores per batch, timed with time.perf_counter_ns, "
-        f"{len(durations)} batches over {(t - begin) / NS_PER_S:.1f} s"
+        f"{UNIT_ITERATIONS} dict stores per batch, timed with time.perf_counter_ns (CPU time: "
+        f"time.thread_time_ns), {len(durations)} batches over {(t - begin) / NS_PER_S:.1f} s"
     )
-    return summarise(starts, durations, window_s, threshold, source)
+    return summarise(starts, durations, window_s, threshold, source, cpu)

@@ -112,6 +112,27 @@ def test_to_dict_is_json_with_the_summary_keys():
     assert d["describe"].startswith("host steadiness: unsteady")
 
 
+def test_on_cpu_share_tells_a_slow_cpu_from_a_busy_host():
+    """A slow block on CPU all its time is an episode; on CPU half its time, other work ran."""
+    starts, durations = series((3.0, 5 * MS), (1.0, 10 * MS), (1.0, 5 * MS))
+    fast = len(series((3.0, 5 * MS))[0])
+    slow_cpu = list(durations)  # the CPU itself ran slower: on CPU throughout
+    episode = summarise(starts, durations, cpu_ns=slow_cpu)
+    assert episode.on_cpu == 1.0 and episode.on_cpu_slow == 1.0
+    assert episode.describe().endswith("; probe on CPU 100 % of the time (100 % in slow windows)")
+    busy_cpu = [5 * MS if d == 10 * MS else d for d in durations]  # waited half of each slow batch
+    busy = summarise(starts, durations, cpu_ns=busy_cpu)
+    assert busy.on_cpu_slow == 0.5 and busy.on_cpu == pytest.approx(
+        (fast + 100 + 200) * 5 * MS / ((fast + 200) * 5 * MS + 100 * 10 * MS)
+    )
+    assert busy.describe().endswith("(50 % in slow windows: other work took the CPU)")
+    assert busy.to_dict()["on_cpu_slow"] == 0.5
+    calm = summarise(*series((2.0, 5 * MS)), cpu_ns=[4 * MS] * 400)
+    assert calm.on_cpu == 0.8 and calm.on_cpu_slow is None
+    assert calm.describe().endswith("; probe on CPU 80 % of the time")
+    assert "on CPU" not in summarise(starts, durations).describe()
+
+
 @pytest.mark.parametrize(
     ("starts", "durations", "kwargs", "says"),
     [
@@ -125,6 +146,8 @@ def test_to_dict_is_json_with_the_summary_keys():
         ([0], [5], {"threshold": 1.0}, "threshold must be above 1"),
         ([0], [5], {"threshold": 0.8}, "threshold must be above 1"),
         ([0], [5], {"threshold": math.nan}, "threshold must be a number"),
+        ([0, 5], [5, 5], {"cpu_ns": [5]}, "1 CPU times but 2 durations"),
+        ([0], [5], {"cpu_ns": [-1]}, "non-negative integer ns"),
     ],
 )
 def test_bad_input_is_a_measure_error(starts, durations, kwargs, says):
@@ -154,6 +177,7 @@ def test_probe_times_the_interpreter_loop_for_the_time_asked():
     assert s.windows == 3 and s.batches >= 3 and s.fastest_ns > 0
     assert all(f >= 1.0 for f in s.measured)
     assert "perf_counter_ns" in s.source and f"{s.batches} batches" in s.source
+    assert s.on_cpu is not None and 0.2 < s.on_cpu <= 1.01
     assert steadiness.work_unit(2048) == 1024
 
 
@@ -182,7 +206,15 @@ def test_script_json_is_the_summary():
     assert done.returncode == 0, done.stderr
     d = json.loads(done.stdout)
     assert d["windows"] == 1 and d["window_s"] == 0.5 and d["verdict"] in ("steady", "unsteady")
-    for key in ("slow_fraction", "worst_factor", "median_factor", "episodes", "factors", "describe"):
+    for key in (
+        "slow_fraction",
+        "worst_factor",
+        "median_factor",
+        "episodes",
+        "factors",
+        "describe",
+        "on_cpu",
+    ):
         assert key in d
 
 
