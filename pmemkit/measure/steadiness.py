@@ -15,7 +15,8 @@ each batch with `time.perf_counter_ns`, and summarises.
 
 Given each batch's thread CPU time too, it says how much of the wall time the probe was on a CPU,
 overall and in the slow windows: a slow window on CPU ~100 % of its time is the CPU itself running
-slower (a slow episode), one well below is the probe waiting for a CPU (other work on the host).
+slower (a slow episode); below that, waiting for a CPU (other work on the host) accounts for
+wall / CPU time of its slowdown and the CPU's own slowness for the rest.
 On the development host, 10 s of batches gave 99.6 % overall and 99.3 % in batches >= 1.5x the
 fastest: its episodes are not descheduling.
 """
@@ -39,7 +40,8 @@ DEFAULT_THRESHOLD = 1.25
 #: pmemkit's development host, an AMD EPYC microVM, and about 4.2 ms in its slow episodes; a few
 #: ms anywhere, so a 0.5 s window holds a hundred-odd batches and the clock's resolution is moot.
 UNIT_ITERATIONS = 20_000
-#: Below this share of wall time on a CPU, the slow windows were the probe waiting for a CPU.
+#: Below this share of wall time on a CPU in the slow windows, `describe` says how much of their
+#: slowdown waiting for a CPU (other work on the host) accounts for: wall / CPU time.
 BUSY_ON_CPU = 0.9
 #: Batches run and thrown away before timing starts (the dict's first fill, caches).
 WARMUP_BATCHES = 5
@@ -137,7 +139,9 @@ class Steadiness:
             line += f"; probe on CPU {_pct(self.on_cpu)} of the time"
             if self.on_cpu_slow is not None:
                 line += f" ({_pct(self.on_cpu_slow)} in slow windows"
-                line += ": other work took the CPU)" if self.on_cpu_slow < BUSY_ON_CPU else ")"
+                if self.on_cpu_slow < BUSY_ON_CPU:
+                    line += f": waiting for a CPU accounts for {1 / self.on_cpu_slow:.2f}x of their slowdown"
+                line += ")"
         return line
 
     def to_dict(self) -> dict[str, Any]:

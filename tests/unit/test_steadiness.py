@@ -125,7 +125,9 @@ def test_on_cpu_share_tells_a_slow_cpu_from_a_busy_host():
     assert busy.on_cpu_slow == 0.5 and busy.on_cpu == pytest.approx(
         (fast + 100 + 200) * 5 * MS / ((fast + 200) * 5 * MS + 100 * 10 * MS)
     )
-    assert busy.describe().endswith("(50 % in slow windows: other work took the CPU)")
+    assert busy.describe().endswith(
+        "(50 % in slow windows: waiting for a CPU accounts for 2.00x of their slowdown)"
+    )
     assert busy.to_dict()["on_cpu_slow"] == 0.5
     calm = summarise(*series((2.0, 5 * MS)), cpu_ns=[4 * MS] * 400)
     assert calm.on_cpu == 0.8 and calm.on_cpu_slow is None
