@@ -55,7 +55,7 @@ def test_a_steady_series_is_steady_with_no_episode():
     assert s.factors == (1.0, 1.024) * 10 and s.worst == 1.024 and s.median == pytest.approx(1.012)
     line = s.describe()
     assert line.startswith("host steadiness: steady: 20 windows of 0.5 s, none ran >= 1.25x"), line
-    assert "0 episodes" in line and "longest" not in line
+    assert "0 episodes" in line and "longest" not in line and "fastest batch (3.91 ms)" in line
 
 
 def test_a_one_second_block_at_twice_the_time_is_one_episode():
