@@ -103,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    if args.json:
-        print(json.dumps({**result.to_dict(), "loadavg_end": os.getloadavg()}, indent=2))
-    else:
-        print("\n".join(report(result)))
+    text = json.dumps({**result.to_dict(), "loadavg_end": os.getloadavg()}, indent=2)
+    try:
+        print(text if args.json else "\n".join(report(result)), flush=True)
+    except BrokenPipeError:  # `| head -1`: the reader left; the verdict's exit status still stands
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if args.fail_unsteady and result.verdict != "steady" else 0
 
 

@@ -220,6 +220,16 @@ def test_script_json_is_the_summary():
         assert key in d
 
 
+def test_script_reader_leaving_early_is_no_traceback():
+    """`host-steadiness.py --fail-unsteady | head -1`: the pipe closes; exit status 0 or 1, no traceback."""
+    script = [sys.executable, str(SCRIPTS / "host-steadiness.py"), "--seconds", "0.5", "--fail-unsteady"]
+    with subprocess.Popen(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        child.stdout.close()
+        stderr = child.stderr.read()
+        child.wait(timeout=30)
+    assert child.returncode in (0, 1) and stderr == "", stderr
+
+
 def _canned(factors: tuple[float | None, ...], episodes: tuple[Episode, ...] = ()) -> Steadiness:
     return Steadiness(0.5, 1.25, 100, 2 * MS, factors, episodes, "canned")
 
