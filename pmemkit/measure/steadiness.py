@@ -290,15 +290,18 @@ def probe(
     """Run the interpreter work unit back to back for `seconds`, time each batch, and summarise.
 
     Why an interpreter loop and not a tight C loop: on pmemkit's development host (a microVM on
-    shared AMD EPYC, 2 vCPUs) a tight ALU loop in C runs at the same speed through the slow
+    shared AMD EPYC, 2 vCPUs) a tight ALU loop in C runs at nearly the same speed through the slow
     episodes, while a Python interpreter loop and QEMU's TCG-translated code (front-end heavy:
     many branches, indirect jumps, a large instruction footprint) run 1.5-2.1x slower in them.
     This loop of dict stores measured per-0.5 s-window medians of 1.05-1.15x the fastest batch
     most of the time and 1.9-2.3x in about a third of the windows over 40 s, with `vmstat` steal
-    at 0. The guest's latency numbers follow the same episodes, so this is the code to time.
+    at 0. Interleaved batch by batch with a tight C loop (gcc -O2 via ctypes, a multiply-xor
+    recurrence, about 2 ms a batch) for 30 s: this loop had 25 of 60 windows >= 1.25x (worst
+    2.40x), the C loop none (median 1.03x, worst 1.19x in the same episodes). The guest's latency
+    numbers follow the same episodes, so this is the code to time.
 
     Occupies one core for `seconds`: do not run it while a guest runs. The work unit is fixed
-    (`UNIT_ITERATIONS`), not calibrated, so the factors compare across machines and runs.
+    (`UNIT_ITERATIONS`), not calibrated, so the fastest batch's time compares across runs.
     """
     seconds = _positive("seconds", seconds, "probe for at least a few windows, e.g. 20")
     window_s = check_window(window_s)
