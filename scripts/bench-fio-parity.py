@@ -10,6 +10,9 @@ around each pread in C; the raw_syscalls tracepoints where the helper was missin
 "own by" column) and fio's clat p50 for O_DIRECT 4 KiB random reads, interleaved rounds on the same
 CPU, with the ratio's 95 % CI and whether it lies within 0.9…1.1; then how many DAX targets agree,
 the helper's sha256 and compiler, and the host's load average (a loaded host makes ratios noisy).
+Beside them, the host's steadiness right before and right after each guest run (a short probe of
+pmemkit.measure.steadiness, --steadiness-seconds, 0 to skip; never while the guest runs): slow
+episodes of the host slow the guest's reads about twofold and widen the ratios' intervals.
 Under each target, a second comparison named as such: the ratio against fio's clat less fio's own
 per-I/O cost (its null engine's clat p50, full profile), since fio's clat spans fio's bookkeeping
 around the read and the helper's span is the read alone.
@@ -20,6 +23,7 @@ the numbers (it measures, it does not assert); non-zero only when a run itself f
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -50,7 +54,20 @@ def newest_run(runs_dir: Path) -> Path:
     return runs[-1]
 
 
-def make_run(runs_dir: Path, profile: str, suites: str | None, timeout: str | None) -> Path:
+def host_steadiness(seconds: float, when: str) -> list[str]:
+    """A short host probe right `when` ("before"/"after") a guest run, never during one (it keeps
+    one core busy): its one-line summary, or nothing when `seconds` is 0."""
+    if seconds <= 0:
+        return []
+    from pmemkit.measure.steadiness import probe
+
+    print(f"bench: {seconds:g} s host steadiness probe {when} the guest run", flush=True)
+    return [f"{when} the guest run, {probe(seconds).describe()}"]
+
+
+def make_run(
+    runs_dir: Path, profile: str, suites: str | None, timeout: str | None, steadiness_s: float = 0.0
+) -> tuple[Path, list[str]]:
     args = ["run", "--profile", profile, "--runs-dir", str(runs_dir)]
     for spec in DEFAULT_PMEM:
         args += ["--pmem", spec]
@@ -58,12 +75,14 @@ def make_run(runs_dir: Path, profile: str, suites: str | None, timeout: str | No
         args += ["--suite", suites]
     if timeout:
         args += ["--timeout", timeout]
+    steadiness = host_steadiness(steadiness_s, "before")
     print("bench: " + " ".join(pmemkit(*args)), flush=True)
     done = subprocess.run(pmemkit(*args), check=False)
+    steadiness += host_steadiness(steadiness_s, "after")
     run = newest_run(runs_dir)
     if done.returncode != 0:
         print(f"bench: pmemkit run exited {done.returncode}; ratios below are what {run} kept", flush=True)
-    return run
+    return run, steadiness
 
 
 def _us(ns: float | None) -> str:
@@ -131,7 +150,7 @@ def net_of_fio_cost(metrics: dict) -> tuple[str, bool | None]:
     return text, within
 
 
-def print_parity(run: Path) -> None:
+def print_parity(run: Path, steadiness: list[str] | tuple[str, ...] = ()) -> None:
     from pmemkit.compare import load
 
     files = load(run)
@@ -169,6 +188,8 @@ def print_parity(run: Path) -> None:
         f"{net_agree} of {dax}"
     )
     print("timing helper: " + ("; ".join(sorted(helpers)) if helpers else "none (own latency traced)"))
+    for line in steadiness:
+        print(line)
 
 
 def main() -> int:
@@ -178,18 +199,34 @@ def main() -> int:
     parser.add_argument("--profile", default="full", choices=("quick", "full"))
     parser.add_argument("--timeout", help="seconds before the guest is killed (pmemkit run --timeout)")
     parser.add_argument("--repeat", action="store_true", help="also two quick default runs + pmemkit compare")
+    parser.add_argument(
+        "--steadiness-seconds",
+        type=float,
+        default=10.0,
+        help="host steadiness probe before and after each guest run, in seconds (default 10; 0 skips it)",
+    )
     args = parser.parse_args()
+    if not math.isfinite(args.steadiness_seconds) or not (
+        args.steadiness_seconds == 0 or args.steadiness_seconds >= 0.5
+    ):
+        parser.error(
+            f"--steadiness-seconds must be 0 (skip) or at least 0.5, not {args.steadiness_seconds:g}"
+        )
     if args.run:
         print_parity(args.run)
         return 0
     args.runs_dir.mkdir(parents=True, exist_ok=True)
-    print_parity(make_run(args.runs_dir / "fio", args.profile, "fio", args.timeout))
+    steady = args.steadiness_seconds
+    print_parity(*make_run(args.runs_dir / "fio", args.profile, "fio", args.timeout, steady))
     if args.repeat:
-        first = make_run(args.runs_dir / "repeat-a", "quick", None, args.timeout)
-        second = make_run(args.runs_dir / "repeat-b", "quick", None, args.timeout)
+        first, first_steadiness = make_run(args.runs_dir / "repeat-a", "quick", None, args.timeout, steady)
+        second, second_steadiness = make_run(args.runs_dir / "repeat-b", "quick", None, args.timeout, steady)
         print(f"\nrepeatability: pmemkit compare {first} {second}")
         done = subprocess.run(pmemkit("compare", str(first), str(second)), capture_output=True, text=True)
         print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr.strip())
+        for run, lines in ((first, first_steadiness), (second, second_steadiness)):
+            for line in lines:
+                print(f"{run.parent.name}: {line}")
     return 0
 
 
