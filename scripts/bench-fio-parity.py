@@ -150,6 +150,26 @@ def net_of_fio_cost(metrics: dict) -> tuple[str, bool | None]:
     return text, within
 
 
+def speed_line(metrics: dict) -> str:
+    """The machine's speed around pmemkit's side of each round over that around fio's, and the
+    rounds where the two matched (within ±10 %) with their p50 ratios; empty for older runs."""
+    parity = metrics.get("parity") or {}
+    speed = parity.get("speed")
+    if not speed:
+        return ""
+    per_round = (parity.get("p50") or {}).get("per_round") or []
+    pairs = " ".join(
+        f"{s:.2f}→{r:.3f}" if s is not None else f"—→{r:.3f}"
+        for s, r in zip(speed["own_over_fio_per_round"], per_round, strict=False)
+    )
+    matched = speed.get("matched_rounds_p50_ratios") or []
+    return (
+        f"machine speed own/fio → p50 ratio, per round: {pairs}; at the same speed (±10 %): "
+        f"{len(matched)} of {len(speed['own_over_fio_per_round'])}"
+        + (f", ratios {', '.join(f'{r:.3f}' for r in matched)}" if matched else "")
+    )
+
+
 def print_parity(run: Path, steadiness: list[str] | tuple[str, ...] = ()) -> None:
     from pmemkit.compare import load
 
@@ -178,6 +198,8 @@ def print_parity(run: Path, steadiness: list[str] | tuple[str, ...] = ()) -> Non
         print(line)
         net, net_within = net_of_fio_cost(o.metrics)
         print(f"  {net}")
+        if speed := speed_line(o.metrics):
+            print(f"  {speed}")
         if o.metrics.get("mapping", "dax") == "dax" and o.scenario.mode != "pagecache":
             dax += 1
             agree += verdict is True

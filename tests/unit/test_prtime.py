@@ -318,3 +318,20 @@ def test_round_speeds_name_the_rounds_taken_at_matching_machine_speed():
     assert out["own_over_fio_per_round"] == pytest.approx([1.05, 2.4, 1.0, None])
     assert out["matched_rounds"] == [0, 2] and out["matched_rounds_p50_ratios"] == [0.91, 0.93]
     assert round_speeds([], None)["matched_rounds"] == []
+
+
+def test_bench_prints_each_round_s_machine_speed_beside_its_ratio():
+    bench = _bench_script()
+    metrics = {
+        "parity": {
+            "p50": {"per_round": [0.91, 0.37, 0.93]},
+            "speed": {
+                "own_over_fio_per_round": [1.02, 0.69, None],
+                "matched_rounds_p50_ratios": [0.91],
+            },
+        }
+    }
+    line = bench.speed_line(metrics)
+    assert line.startswith("machine speed own/fio → p50 ratio, per round: 1.02→0.910 0.69→0.370 —→0.930;")
+    assert line.endswith("at the same speed (±10 %): 1 of 3, ratios 0.910")
+    assert bench.speed_line({"parity": {"p50": {}}}) == ""  # a run from before the references
