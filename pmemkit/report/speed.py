@@ -88,6 +88,22 @@ def speed_lines(run: RunContents) -> list[str]:
     return lines
 
 
+def speed_summary(run: RunContents) -> str:
+    """One line for report.md: how many bursts a slow moment of the machine took; "" without references."""
+    found = bursts(run)
+    if not found:
+        return ""
+    slow = [b for b in found if b.factor >= SLOW]
+    factors = sorted(b.factor for b in found)
+    return (
+        f"- **The machine's speed during the latency bursts**: {len(slow)} of {len(found)} bursts "
+        f"({100 * len(slow) / len(found):.0f} %) were taken while pmemkit's timing loop ran at least {SLOW}× "
+        f"slower than its fastest in this run (median {factors[len(factors) // 2]:.2f}×, worst "
+        f"{factors[-1]:.2f}×); their p50s probably read high by about that factor. report.html lists them "
+        '("Machine speed during the latency bursts").'
+    )
+
+
 def speed_section(run: RunContents, found: list[Verdict]) -> Section | None:
     """report.html's machine-speed section (folded like the other details); None without references."""
     lines = speed_lines(run)

@@ -17,6 +17,7 @@ from pmemkit.report.markdown import (
     provenance_rows,
 )
 from pmemkit.report.plots import Plot
+from pmemkit.report.speed import speed_summary
 from pmemkit.report.tables import table
 from pmemkit.report.verdict import Matrix, Verdict, matrix, verdicts
 
@@ -91,10 +92,12 @@ def render_summary(run: RunContents, predictor: Predictor | None, plots: list[Pl
     else:
         lines += ["No observations were recorded.", ""]
     found_headlines = headlines(run)
-    if found_headlines:
+    speed = speed_summary(run)
+    if found_headlines or speed:
         lines += ["## Headline numbers", ""]
         for h in found_headlines:
             lines += [f"- **{h.what}**: {h.text()} — _{h.provenance}_"]
+        lines += [speed] if speed else []
         lines += [""]
     if plots:
         lines += ["## Plots", ""]

@@ -156,9 +156,17 @@ def test_the_report_names_the_bursts_a_slow_machine_took(tmp_path):
     assert "1800 ns" in text and "1.80×" in text and "not corrected" in text
     html = render_html(_contents(run), None, [])
     assert '<details id="speed"><summary>Machine speed during the latency bursts' in html
+    from pmemkit.report.summary import render_summary
+
+    summary = render_summary(_contents(run), None, [])
+    assert "**The machine's speed during the latency bursts**: 1 of 2 bursts (50 %)" in summary
+    assert "worst 1.80×" in summary
 
 
 def test_a_run_without_speed_references_has_no_speed_section():
     from pmemkit.report.speed import speed_lines
 
     assert speed_lines(_contents(RUNS / "fio-a")) == []
+    from pmemkit.report.speed import speed_summary
+
+    assert speed_summary(_contents(RUNS / "fio-a")) == ""

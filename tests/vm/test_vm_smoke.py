@@ -186,6 +186,8 @@ def test_every_timed_burst_carries_the_machine_s_speed_and_the_report_shows_it(f
         assert isinstance(refs, list) and len(refs) == 2 and all(r > 0 for r in refs), s["timing"]
     html = (full_run[1] / "report.html").read_text()
     assert '<details id="speed"><summary>Machine speed during the latency bursts' in html
+    summary = (full_run[1] / "report.md").read_text()
+    assert "**The machine's speed during the latency bursts**:" in summary
 
 
 def test_model_agrees_with_every_predicted_observation(full_run):
