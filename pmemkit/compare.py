@@ -12,18 +12,19 @@ ratio's CI is the conservative interval [lo_B / hi_A, hi_B / lo_A]; the differen
 at well under 5 % for independent runs). A p50 without a two-sided CI (too few samples, or a
 summary from before CIs were recorded) gets "n/a".
 
-The machine's speed, said plainly: those CIs describe one burst of samples, so they cannot see
-the machine itself running slower while the burst was taken (on the shared 2-core development VM
-the whole guest runs 1.5-2x slower for 0.5-2 s at a time). Every `time_each` summary records a
-speed reference (`timing.speed_reference_ns`: a timed no-op of the same loop just before and after
-its samples). When both runs have it, `speed` is B's reference over A's; outside 1 ± 5 %
-(`SPEED_TOLERANCE`) the row also gets a **speed-adjusted** ratio and CI (the ratio divided by
-`speed`, inferred: it assumes the operation slowed as the loop did). A significant difference in
+The machine's speed, said plainly: those CIs describe one burst of samples, so they cannot see the
+machine itself running slower while the burst was taken (on the shared 2-core development VM the
+whole guest runs 1.5-2x slower for 0.5-2 s at a time). Every `time_each` summary records a speed
+reference (a timed no-op of the same loop just before and after its samples and between chunks of a
+long burst; `timing.speed_reference_median_ns`, or for summaries recorded before the chunks the mean
+of `timing.speed_reference_ns`). When both runs have it, `speed` is B's reference over A's; outside
+1 ± 5 % (`SPEED_TOLERANCE`) the row also gets a **speed-adjusted** ratio and CI (the ratio divided
+by `speed`, inferred: it assumes the operation slowed as the loop did). A significant difference in
 the same direction as the speed's is then called "machine speed differed" instead of "significant"
 unless its whole adjusted CI still lies beyond ±10 %: the runs differ, but the machine ran at a
 different speed while the two bursts were taken, so the difference cannot be put on what was
-measured. (Across the 161 p50s of two quick runs on the development VM, the log of the latency
-ratio followed the log of the speed ratio with a correlation of 0.80 and a slope of 0.75.)
+measured. (Across the 161 p50s of two quick runs on the development VM, the log of the latency ratio
+followed the log of the speed ratio with a correlation of 0.80 and a slope of 0.75.)
 Metrics from fio or the compiled helper carry no reference and keep the plain test.
 
 Runs whose provenance differs in a way that makes the comparison meaningless — a different guest
@@ -81,7 +82,7 @@ class Metric:
     lo: float | None = None
     hi: float | None = None
     count: int | None = None
-    #: The mean of the burst's speed references (ns, `timing.speed_reference_ns`), None without one.
+    #: The burst's speed reference (ns, `_speed_ref`: the median over the burst), None without one.
     speed_ref: float | None = None
 
 

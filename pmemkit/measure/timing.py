@@ -217,11 +217,14 @@ REFERENCE_METHOD = (
 )
 
 
-def speed_reference_ns(*, clock: Clock | None = None, repetitions: int = 0, warmup: int = -1) -> int:
+def speed_reference_ns(
+    *,
+    clock: Clock | None = None,
+    repetitions: int = REFERENCE["repetitions"],
+    warmup: int = REFERENCE["warmup"],
+) -> int:
     """What a timed no-op reads right now (ns): the loop's current speed, for `Timed.speed_reference_ns`."""
-    count = repetitions or REFERENCE["repetitions"]
-    warm = warmup if warmup >= 0 else REFERENCE["warmup"]
-    taken = _indexed_samples(_noop_indexed, count, warm, _reader(clock), None)
+    taken = _indexed_samples(_noop_indexed, repetitions, warmup, _reader(clock), None)
     return int(statistics.median_low(taken))
 
 

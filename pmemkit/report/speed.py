@@ -52,14 +52,18 @@ def bursts(run: RunContents) -> list[Burst]:
     return sorted(out, key=lambda b: (-b.factor, b.key))
 
 
+def _slow_and_median(found: list[Burst]) -> tuple[list[Burst], float]:
+    """The bursts at least `SLOW` times the fastest, and the median burst's factor."""
+    factors = sorted(b.factor for b in found)
+    return [b for b in found if b.factor >= SLOW], factors[len(factors) // 2]
+
+
 def speed_lines(run: RunContents) -> list[str]:
     """The section's Markdown lines (`## title` first); empty when no p50 carries a speed reference."""
     found = bursts(run)
     if not found:
         return []
-    slow = [b for b in found if b.factor >= SLOW]
-    factors = sorted(b.factor for b in found)
-    median = factors[len(factors) // 2]
+    slow, median = _slow_and_median(found)
     refs = sorted(b.reference_ns for b in found)
     lines = [
         "## Machine speed during the latency bursts",
@@ -93,13 +97,12 @@ def speed_summary(run: RunContents) -> str:
     found = bursts(run)
     if not found:
         return ""
-    slow = [b for b in found if b.factor >= SLOW]
-    factors = sorted(b.factor for b in found)
+    slow, median = _slow_and_median(found)
     return (
         f"- **The machine's speed during the latency bursts**: {len(slow)} of {len(found)} bursts "
         f"({100 * len(slow) / len(found):.0f} %) were taken while pmemkit's timing loop ran at least {SLOW}× "
-        f"slower than its fastest in this run (median {factors[len(factors) // 2]:.2f}×, worst "
-        f"{factors[-1]:.2f}×); their p50s probably read high by about that factor. report.html lists them "
+        f"slower than its fastest in this run (median {median:.2f}×, worst {found[0].factor:.2f}×); "
+        "their p50s probably read high by about that factor. report.html lists them "
         '("Machine speed during the latency bursts").'
     )
 

@@ -222,7 +222,7 @@ def _pmemkit_round(
         os.close(fd)
         buf.close()
     short = sum(1 for n in results if n != BLOCK) + (helper_run.short if helper_run else 0)
-    if not speed:  # no helper: the own figure comes from the traced loop, whose burst has references
+    if not speed:  # no helper: the caller-side loop's references (the traced loop runs right after it)
         speed = list(timed.speed_reference_ns or ())
     return {
         "caller": timed,
